@@ -1,0 +1,17 @@
+//! BERT (Devlin et al. 2019) as in Hugging Face `transformers/models/bert/modeling_bert.py`.
+
+mod checkpoint;
+mod config;
+mod hf;
+mod model;
+mod optim;
+
+pub use checkpoint::{CONFIG_FILE, WEIGHTS_FILE};
+pub use config::{BertClassifierConfig, BertConfig};
+pub use hf::{BERT_IGNORED_KEYS, BERT_KEY_MAP, LoadReport, map_hf_key};
+pub use model::{
+    BertAttention, BertEmbeddings, BertEncoder, BertForSequenceClassification, BertInput,
+    BertIntermediate, BertLayer, BertModel, BertModelOutput, BertOutput, BertPooler,
+    BertSelfAttention, BertSelfOutput, Labels,
+};
+pub use optim::{AdamWGroupsConfig, NO_DECAY_PATTERN};
