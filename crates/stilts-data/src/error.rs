@@ -100,6 +100,8 @@ pub enum DataError {
     Download { url: String, message: String },
     #[error("{}: {message}", path.display())]
     Archive { path: PathBuf, message: String },
+    #[error("{task}: the data does not match the official release: {}", problems.join("; "))]
+    Verify { task: String, problems: Vec<String> },
 }
 
 impl DataError {
