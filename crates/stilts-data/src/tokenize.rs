@@ -1,1 +1,682 @@
-//! (in progress)
+//! BERT WordPiece tokenization on top of the `tokenizers` crate.
+//!
+//! A [`BertTokenizer`] is built either from a BERT `vocab.txt` with an explicit [`Casing`]
+//! (the same normalizer, pre-tokenizer and WordPiece model as Hugging Face's `BertTokenizerFast`)
+//! or from a Hugging Face `tokenizer.json`, whose own padding and truncation are switched off.
+//! Special tokens, truncation and padding are always ours:
+//!
+//! * a single text becomes `[CLS] a [SEP]`, a pair `[CLS] a [SEP] b [SEP]` with token type 0 for
+//!   `[CLS] a [SEP]` and 1 for `b [SEP]`;
+//! * an empty second text (`Some("")`) is a single sequence, as in BERT's `run_classifier.py`
+//!   (`if example.text_b:`) and in `transformers`;
+//! * sequences longer than [`EncodeOptions::max_seq_len`] are cut with BERT's `_truncate_seq_pair`
+//!   ([`TruncationStyle::Bert`], the default) or with the arithmetic of Hugging Face's
+//!   `longest_first` ([`TruncationStyle::HuggingFace`]); the two differ only when the token
+//!   budget of a pair is odd, both parts must be cut and the second part is at least as long as
+//!   the first: BERT leaves the extra token to the first part, Hugging Face to the second;
+//! * a [`Batch`] is padded with `[PAD]` to its longest row, or to a fixed length.
+//!
+//! ```no_run
+//! use stilts_data::tokenize::{BertTokenizer, Casing, EncodeOptions};
+//! # fn main() -> Result<(), stilts_data::tokenize::TokenizeError> {
+//! let tokenizer = BertTokenizer::from_vocab("models/bert-base-uncased/vocab.txt", Casing::Uncased)?
+//!     .with_options(EncodeOptions { max_seq_len: 128, ..EncodeOptions::default() })?;
+//! let batch = tokenizer.encode_batch(&[
+//!     ("The cat sat on the mat.", Some("A cat was sitting.")),
+//!     ("A single sentence.", None),
+//! ])?;
+//! assert_eq!(batch.input_ids.len(), batch.batch_size * batch.seq_len);
+//! # Ok(()) }
+//! ```
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use tokenizers::decoders::wordpiece::WordPiece as WordPieceDecoder;
+use tokenizers::models::wordpiece::WordPiece;
+use tokenizers::normalizers::BertNormalizer;
+use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
+use tokenizers::{AddedToken, NormalizerWrapper, Tokenizer};
+
+/// The classification token that starts every sequence.
+pub const CLS: &str = "[CLS]";
+/// The separator after each part.
+pub const SEP: &str = "[SEP]";
+/// The padding token.
+pub const PAD: &str = "[PAD]";
+/// The token for words WordPiece cannot split.
+pub const UNK: &str = "[UNK]";
+/// The masked-language-model token; optional in a vocabulary.
+pub const MASK: &str = "[MASK]";
+/// The prefix WordPiece puts on word continuations.
+pub const CONTINUING_SUBWORD_PREFIX: &str = "##";
+/// Words longer than this many characters become `[UNK]`, as in BERT.
+pub const MAX_INPUT_CHARS_PER_WORD: usize = 100;
+/// BERT's default `max_seq_length` for fine-tuning.
+pub const DEFAULT_MAX_SEQ_LEN: usize = 128;
+
+/// Errors from building a tokenizer or encoding text.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenizeError {
+    /// The vocabulary or `tokenizer.json` could not be read (for instance, it does not exist).
+    #[error("{}: cannot read: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The `vocab.txt` is not valid UTF-8, is empty, or has blank or repeated tokens.
+    #[error("{}: malformed vocabulary: {reason}", path.display())]
+    MalformedVocab { path: PathBuf, reason: String },
+    /// The `tokenizer.json` could not be parsed as a tokenizer.
+    #[error("{}: malformed tokenizer.json: {reason}", path.display())]
+    MalformedTokenizerJson { path: PathBuf, reason: String },
+    /// One of `[CLS]`, `[SEP]`, `[PAD]`, `[UNK]` is not in the vocabulary.
+    #[error("{}: special token {token} is missing from the vocabulary", path.display())]
+    MissingSpecialToken { path: PathBuf, token: &'static str },
+    /// `max_seq_len` cannot hold `[CLS] [SEP] [SEP]`.
+    #[error("max_seq_len {max_seq_len} is too small: it must be at least 3")]
+    MaxSeqLenTooSmall { max_seq_len: usize },
+    /// A fixed padding length shorter than `max_seq_len` could not hold every encoding.
+    #[error("fixed padding length {len} is shorter than max_seq_len {max_seq_len}")]
+    FixedPaddingTooShort { len: usize, max_seq_len: usize },
+    /// The `tokenizers` pipeline failed on a text.
+    #[error("tokenization failed: {source}")]
+    Encode {
+        #[source]
+        source: tokenizers::Error,
+    },
+}
+
+/// Whether the vocabulary keeps case (and accents) or was built from lowercased,
+/// accent-stripped text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Casing {
+    /// Keep case and accents (`bert-base-cased`, `do_lower_case=False`).
+    Cased,
+    /// Lowercase and strip accents (`bert-base-uncased`, `do_lower_case=True`).
+    Uncased,
+}
+
+impl Casing {
+    /// Whether text is lowercased (and accents stripped) before WordPiece.
+    pub fn lowercase(self) -> bool {
+        matches!(self, Casing::Uncased)
+    }
+
+    /// Guesses the casing of a `vocab.txt`; see [`Casing::guess_from_tokens`].
+    pub fn guess_from_vocab(path: impl AsRef<Path>) -> Result<Casing, TokenizeError> {
+        let text = read_vocab(path.as_ref())?;
+        Ok(Casing::guess_from_tokens(text.lines().map(str::trim_end)))
+    }
+
+    /// Guesses the casing of a vocabulary: [`Casing::Cased`] when at least one in a thousand of
+    /// its ordinary tokens (those not written `[LIKE_THIS]`) changes under lowercasing.
+    pub fn guess_from_tokens<'a>(tokens: impl IntoIterator<Item = &'a str>) -> Casing {
+        let (mut ordinary, mut with_upper) = (0usize, 0usize);
+        for token in tokens {
+            if token.len() > 2 && token.starts_with('[') && token.ends_with(']') {
+                continue;
+            }
+            ordinary += 1;
+            if token.to_lowercase() != token {
+                with_upper += 1;
+            }
+        }
+        if with_upper > 0 && with_upper * 1000 >= ordinary {
+            Casing::Cased
+        } else {
+            Casing::Uncased
+        }
+    }
+}
+
+/// How a pair longer than the budget is cut.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum TruncationStyle {
+    /// BERT's `_truncate_seq_pair`: pop the last token of the longer part until the pair fits;
+    /// on a tie, pop from the second part.
+    #[default]
+    Bert,
+    /// Hugging Face `tokenizers`' `longest_first`: keep the shorter part whole if the longer can
+    /// absorb the cut, otherwise give each part half the budget, the odd token to the longer part
+    /// (to the second on a tie).
+    HuggingFace,
+}
+
+impl TruncationStyle {
+    /// Cuts `a` and `b` from the end until together they hold at most `budget` items, and returns
+    /// how many were removed.
+    pub fn truncate_pair<T>(self, a: &mut Vec<T>, b: &mut Vec<T>, budget: usize) -> usize {
+        let total = a.len() + b.len();
+        if total <= budget {
+            return 0;
+        }
+        match self {
+            TruncationStyle::Bert => {
+                while a.len() + b.len() > budget {
+                    if a.len() > b.len() {
+                        a.pop();
+                    } else {
+                        b.pop();
+                    }
+                }
+            }
+            TruncationStyle::HuggingFace => {
+                let swap = a.len() > b.len();
+                let mut n1 = a.len().min(b.len());
+                let mut n2 = if n1 > budget { n1 } else { n1.max(budget - n1) };
+                if n1 + n2 > budget {
+                    n1 = budget / 2;
+                    n2 = n1 + budget % 2;
+                }
+                if swap {
+                    std::mem::swap(&mut n1, &mut n2);
+                }
+                a.truncate(n1);
+                b.truncate(n2);
+            }
+        }
+        total - a.len() - b.len()
+    }
+}
+
+/// How a [`Batch`] is padded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Padding {
+    /// To the longest row of the batch (dynamic padding).
+    #[default]
+    Longest,
+    /// To this many tokens; must be at least `max_seq_len`.
+    Fixed(usize),
+}
+
+/// Sequence length, truncation and padding for encoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct EncodeOptions {
+    /// The most tokens in an encoding, special tokens included (at least 3).
+    pub max_seq_len: usize,
+    /// How pairs are truncated.
+    pub truncation: TruncationStyle,
+    /// How batches are padded.
+    pub padding: Padding,
+}
+
+impl Default for EncodeOptions {
+    fn default() -> Self {
+        EncodeOptions {
+            max_seq_len: DEFAULT_MAX_SEQ_LEN,
+            truncation: TruncationStyle::default(),
+            padding: Padding::default(),
+        }
+    }
+}
+
+impl EncodeOptions {
+    /// Checks that `max_seq_len` holds `[CLS] [SEP] [SEP]` and a fixed padding length holds
+    /// `max_seq_len` tokens.
+    pub fn validate(&self) -> Result<(), TokenizeError> {
+        if self.max_seq_len < 3 {
+            return Err(TokenizeError::MaxSeqLenTooSmall {
+                max_seq_len: self.max_seq_len,
+            });
+        }
+        if let Padding::Fixed(len) = self.padding
+            && len < self.max_seq_len
+        {
+            return Err(TokenizeError::FixedPaddingTooShort {
+                len,
+                max_seq_len: self.max_seq_len,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The ids of the special tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpecialTokens {
+    pub cls: u32,
+    pub sep: u32,
+    pub pad: u32,
+    pub unk: u32,
+    /// `[MASK]`, when the vocabulary has it.
+    pub mask: Option<u32>,
+}
+
+/// One encoded example, unpadded: every position is attended to.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Encoding {
+    /// `[CLS] a [SEP]` or `[CLS] a [SEP] b [SEP]`.
+    pub ids: Vec<u32>,
+    /// 0 for `[CLS] a [SEP]`, 1 for `b [SEP]`.
+    pub type_ids: Vec<u32>,
+    /// How many WordPiece tokens truncation removed.
+    pub tokens_removed: usize,
+}
+
+impl Encoding {
+    /// The number of tokens.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Whether there are no tokens (never true for an encoding made by [`BertTokenizer`]).
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// Whether truncation removed any token.
+    pub fn truncated(&self) -> bool {
+        self.tokens_removed > 0
+    }
+
+    /// All ones, one per token.
+    pub fn attention_mask(&self) -> Vec<u32> {
+        vec![1; self.ids.len()]
+    }
+}
+
+/// A padded batch in flat row-major buffers of `batch_size * seq_len` values.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Batch {
+    pub input_ids: Vec<u32>,
+    pub token_type_ids: Vec<u32>,
+    /// 1 for real tokens, 0 for padding.
+    pub attention_mask: Vec<u32>,
+    pub batch_size: usize,
+    pub seq_len: usize,
+    /// The unpadded length of each row.
+    pub lengths: Vec<usize>,
+    /// How many tokens truncation removed from each row.
+    pub tokens_removed: Vec<usize>,
+}
+
+/// One row of a [`Batch`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchRow<'a> {
+    pub input_ids: &'a [u32],
+    pub token_type_ids: &'a [u32],
+    pub attention_mask: &'a [u32],
+}
+
+impl Batch {
+    /// Row `i`, or `None` past the end.
+    pub fn row(&self, i: usize) -> Option<BatchRow<'_>> {
+        if i >= self.batch_size {
+            return None;
+        }
+        let span = i * self.seq_len..(i + 1) * self.seq_len;
+        Some(BatchRow {
+            input_ids: &self.input_ids[span.clone()],
+            token_type_ids: &self.token_type_ids[span.clone()],
+            attention_mask: &self.attention_mask[span],
+        })
+    }
+
+    /// `input_ids` widened to `i64`, as PyTorch-style models take them.
+    pub fn input_ids_i64(&self) -> Vec<i64> {
+        widen(&self.input_ids)
+    }
+
+    /// `token_type_ids` widened to `i64`.
+    pub fn token_type_ids_i64(&self) -> Vec<i64> {
+        widen(&self.token_type_ids)
+    }
+
+    /// `attention_mask` widened to `i64`.
+    pub fn attention_mask_i64(&self) -> Vec<i64> {
+        widen(&self.attention_mask)
+    }
+}
+
+fn widen(values: &[u32]) -> Vec<i64> {
+    values.iter().map(|&v| i64::from(v)).collect()
+}
+
+/// A BERT tokenizer: WordPiece from the `tokenizers` crate, BERT's special tokens, truncation
+/// and padding.
+#[derive(Debug, Clone)]
+pub struct BertTokenizer {
+    inner: Tokenizer,
+    special: SpecialTokens,
+    casing: Option<Casing>,
+    options: EncodeOptions,
+}
+
+impl BertTokenizer {
+    /// Builds BERT's pipeline over a `vocab.txt` (one token per line, id = line number): the
+    /// BERT normalizer (clean text, space around CJK characters, and for [`Casing::Uncased`]
+    /// lowercasing and accent stripping), the BERT pre-tokenizer, and WordPiece with `[UNK]`,
+    /// the `##` prefix and words of at most 100 characters. `[CLS]`, `[SEP]`, `[PAD]`, `[UNK]`
+    /// and `[MASK]` (when present) are matched whole in the input text, as by `BertTokenizerFast`.
+    pub fn from_vocab(path: impl AsRef<Path>, casing: Casing) -> Result<Self, TokenizeError> {
+        let path = path.as_ref();
+        let text = read_vocab(path)?;
+        let vocab =
+            WordPiece::read_bytes(text.as_bytes()).map_err(|e| TokenizeError::MalformedVocab {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            })?;
+        let lookup = |token: &'static str| {
+            vocab
+                .get(token)
+                .copied()
+                .ok_or_else(|| TokenizeError::MissingSpecialToken {
+                    path: path.to_path_buf(),
+                    token,
+                })
+        };
+        let special = SpecialTokens {
+            cls: lookup(CLS)?,
+            sep: lookup(SEP)?,
+            pad: lookup(PAD)?,
+            unk: lookup(UNK)?,
+            mask: vocab.get(MASK).copied(),
+        };
+        let added: Vec<AddedToken> = [PAD, UNK, CLS, SEP, MASK]
+            .into_iter()
+            .filter(|token| vocab.contains_key(*token))
+            .map(|token| AddedToken::from(token, true))
+            .collect();
+        let model = WordPiece::builder()
+            .vocab(vocab)
+            .unk_token(UNK.to_string())
+            .continuing_subword_prefix(CONTINUING_SUBWORD_PREFIX.to_string())
+            .max_input_chars_per_word(MAX_INPUT_CHARS_PER_WORD)
+            .build()
+            .map_err(|e| TokenizeError::MalformedVocab {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            })?;
+        let mut inner = Tokenizer::new(model);
+        inner
+            .with_normalizer(Some(BertNormalizer::new(
+                true,
+                true,
+                None,
+                casing.lowercase(),
+            )))
+            .with_pre_tokenizer(Some(BertPreTokenizer))
+            .with_decoder(Some(WordPieceDecoder::new(
+                CONTINUING_SUBWORD_PREFIX.to_string(),
+                true,
+            )));
+        inner.add_special_tokens(&added);
+        Ok(BertTokenizer {
+            inner,
+            special,
+            casing: Some(casing),
+            options: EncodeOptions::default(),
+        })
+    }
+
+    /// Loads a Hugging Face `tokenizer.json` and keeps its normalizer, pre-tokenizer, model and
+    /// added tokens, but disables its padding and truncation (MiniLM's, for one, pads to 128)
+    /// and never runs its post-processor: special tokens, truncation and padding follow
+    /// [`EncodeOptions`].
+    pub fn from_tokenizer_json(path: impl AsRef<Path>) -> Result<Self, TokenizeError> {
+        let path = path.as_ref();
+        let bytes = fs::read(path).map_err(|source| TokenizeError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let malformed = |e: tokenizers::Error| TokenizeError::MalformedTokenizerJson {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        };
+        let mut inner = Tokenizer::from_bytes(&bytes).map_err(malformed)?;
+        inner.with_padding(None);
+        inner.with_truncation(None).map_err(malformed)?;
+        let lookup = |token: &'static str| {
+            inner
+                .token_to_id(token)
+                .ok_or_else(|| TokenizeError::MissingSpecialToken {
+                    path: path.to_path_buf(),
+                    token,
+                })
+        };
+        let special = SpecialTokens {
+            cls: lookup(CLS)?,
+            sep: lookup(SEP)?,
+            pad: lookup(PAD)?,
+            unk: lookup(UNK)?,
+            mask: inner.token_to_id(MASK),
+        };
+        let casing = match inner.get_normalizer() {
+            Some(NormalizerWrapper::BertNormalizer(n)) if n.lowercase => Some(Casing::Uncased),
+            Some(NormalizerWrapper::BertNormalizer(_)) => Some(Casing::Cased),
+            _ => None,
+        };
+        Ok(BertTokenizer {
+            inner,
+            special,
+            casing,
+            options: EncodeOptions::default(),
+        })
+    }
+
+    /// Replaces the encoding options after checking them with [`EncodeOptions::validate`].
+    pub fn with_options(mut self, options: EncodeOptions) -> Result<Self, TokenizeError> {
+        options.validate()?;
+        self.options = options;
+        Ok(self)
+    }
+
+    /// The encoding options.
+    pub fn options(&self) -> &EncodeOptions {
+        &self.options
+    }
+
+    /// The casing the tokenizer was built with; for a `tokenizer.json`, read from its BERT
+    /// normalizer (`None` when it has another normalizer).
+    pub fn casing(&self) -> Option<Casing> {
+        self.casing
+    }
+
+    /// The ids of `[CLS]`, `[SEP]`, `[PAD]`, `[UNK]` and `[MASK]`.
+    pub fn special_tokens(&self) -> SpecialTokens {
+        self.special
+    }
+
+    /// The number of ids, added tokens included.
+    pub fn vocab_size(&self) -> usize {
+        self.inner.get_vocab_size(true)
+    }
+
+    /// The id of a token, if it is in the vocabulary.
+    pub fn token_to_id(&self, token: &str) -> Option<u32> {
+        self.inner.token_to_id(token)
+    }
+
+    /// The token with an id, if any.
+    pub fn id_to_token(&self, id: u32) -> Option<String> {
+        self.inner.id_to_token(id)
+    }
+
+    /// The underlying `tokenizers` pipeline (without padding or truncation).
+    pub fn inner(&self) -> &Tokenizer {
+        &self.inner
+    }
+
+    /// The WordPiece tokens of a text, without special tokens or truncation.
+    pub fn tokenize(&self, text: &str) -> Result<Vec<String>, TokenizeError> {
+        let encoding = self
+            .inner
+            .encode(text, false)
+            .map_err(|source| TokenizeError::Encode { source })?;
+        Ok(encoding.get_tokens().to_vec())
+    }
+
+    /// The WordPiece ids of a text, without special tokens or truncation.
+    pub fn wordpiece_ids(&self, text: &str) -> Result<Vec<u32>, TokenizeError> {
+        let encoding = self
+            .inner
+            .encode_fast(text, false)
+            .map_err(|source| TokenizeError::Encode { source })?;
+        Ok(encoding.get_ids().to_vec())
+    }
+
+    /// Encodes `[CLS] a [SEP]`, or `[CLS] a [SEP] b [SEP]` when `b` is a non-empty text,
+    /// truncated to `max_seq_len`.
+    pub fn encode(&self, a: &str, b: Option<&str>) -> Result<Encoding, TokenizeError> {
+        let ids_a = self.wordpiece_ids(a)?;
+        let ids_b = match b.filter(|b| !b.is_empty()) {
+            Some(b) => Some(self.wordpiece_ids(b)?),
+            None => None,
+        };
+        Ok(self.assemble(ids_a, ids_b))
+    }
+
+    /// Encodes many examples (in parallel, through `tokenizers`), each as [`BertTokenizer::encode`].
+    pub fn encode_all(
+        &self,
+        inputs: &[(&str, Option<&str>)],
+    ) -> Result<Vec<Encoding>, TokenizeError> {
+        let mut texts = Vec::with_capacity(inputs.len() * 2);
+        for &(a, b) in inputs {
+            texts.push(a);
+            if let Some(b) = b.filter(|b| !b.is_empty()) {
+                texts.push(b);
+            }
+        }
+        let mut pieces = self
+            .inner
+            .encode_batch_fast(texts, false)
+            .map_err(|source| TokenizeError::Encode { source })?
+            .into_iter()
+            .map(|encoding| encoding.get_ids().to_vec());
+        let mut encodings = Vec::with_capacity(inputs.len());
+        for &(_, b) in inputs {
+            let ids_a = pieces.next().unwrap_or_default();
+            let ids_b = b
+                .filter(|b| !b.is_empty())
+                .map(|_| pieces.next().unwrap_or_default());
+            encodings.push(self.assemble(ids_a, ids_b));
+        }
+        Ok(encodings)
+    }
+
+    /// Encodes many examples and pads them into a [`Batch`].
+    pub fn encode_batch(&self, inputs: &[(&str, Option<&str>)]) -> Result<Batch, TokenizeError> {
+        Ok(self.collate(&self.encode_all(inputs)?))
+    }
+
+    /// Pads encodings with `[PAD]` (type 0, attention 0) to the longest one, or to the fixed
+    /// length of [`Padding::Fixed`] (or the longest encoding, if that is longer).
+    pub fn collate(&self, encodings: &[Encoding]) -> Batch {
+        let longest = encodings.iter().map(Encoding::len).max().unwrap_or(0);
+        let seq_len = match self.options.padding {
+            Padding::Longest => longest,
+            Padding::Fixed(len) => len.max(longest),
+        };
+        let cells = encodings.len() * seq_len;
+        let mut batch = Batch {
+            input_ids: vec![self.special.pad; cells],
+            token_type_ids: vec![0; cells],
+            attention_mask: vec![0; cells],
+            batch_size: encodings.len(),
+            seq_len,
+            lengths: Vec::with_capacity(encodings.len()),
+            tokens_removed: Vec::with_capacity(encodings.len()),
+        };
+        for (row, encoding) in encodings.iter().enumerate() {
+            let start = row * seq_len;
+            let span = start..start + encoding.len();
+            batch.input_ids[span.clone()].copy_from_slice(&encoding.ids);
+            batch.token_type_ids[span.clone()].copy_from_slice(&encoding.type_ids);
+            batch.attention_mask[span].fill(1);
+            batch.lengths.push(encoding.len());
+            batch.tokens_removed.push(encoding.tokens_removed);
+        }
+        batch
+    }
+
+    fn assemble(&self, mut a: Vec<u32>, b: Option<Vec<u32>>) -> Encoding {
+        let SpecialTokens { cls, sep, .. } = self.special;
+        let max_seq_len = self.options.max_seq_len;
+        match b {
+            None => {
+                let budget = max_seq_len.saturating_sub(2);
+                let tokens_removed = a.len().saturating_sub(budget);
+                a.truncate(budget);
+                let mut ids = Vec::with_capacity(a.len() + 2);
+                ids.push(cls);
+                ids.extend_from_slice(&a);
+                ids.push(sep);
+                Encoding {
+                    type_ids: vec![0; ids.len()],
+                    ids,
+                    tokens_removed,
+                }
+            }
+            Some(mut b) => {
+                let budget = max_seq_len.saturating_sub(3);
+                let tokens_removed = self
+                    .options
+                    .truncation
+                    .truncate_pair(&mut a, &mut b, budget);
+                let mut ids = Vec::with_capacity(a.len() + b.len() + 3);
+                ids.push(cls);
+                ids.extend_from_slice(&a);
+                ids.push(sep);
+                ids.extend_from_slice(&b);
+                ids.push(sep);
+                let mut type_ids = vec![0; a.len() + 2];
+                type_ids.resize(ids.len(), 1);
+                Encoding {
+                    ids,
+                    type_ids,
+                    tokens_removed,
+                }
+            }
+        }
+    }
+}
+
+fn read_vocab(path: &Path) -> Result<String, TokenizeError> {
+    let bytes = fs::read(path).map_err(|source| TokenizeError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let malformed = |reason: String| TokenizeError::MalformedVocab {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let text = String::from_utf8(bytes).map_err(|e| {
+        malformed(format!(
+            "not valid UTF-8 at byte {}",
+            e.utf8_error().valid_up_to()
+        ))
+    })?;
+    let mut count = 0usize;
+    let mut first_line: HashMap<&str, usize> = HashMap::new();
+    for (index, line) in text.lines().enumerate() {
+        let token = line.trim_end();
+        if token.is_empty() {
+            return Err(malformed(format!("line {} is blank", index + 1)));
+        }
+        match first_line.entry(token) {
+            Entry::Occupied(first) => {
+                return Err(malformed(format!(
+                    "token `{token}` on line {} repeats line {}",
+                    index + 1,
+                    first.get()
+                )));
+            }
+            Entry::Vacant(slot) => {
+                slot.insert(index + 1);
+            }
+        }
+        count += 1;
+    }
+    if count == 0 {
+        return Err(malformed("no tokens".to_string()));
+    }
+    if u32::try_from(count).is_err() {
+        return Err(malformed(format!("{count} tokens do not fit u32 ids")));
+    }
+    Ok(text)
+}
