@@ -23,6 +23,18 @@
 //!
 //! Dropout is active only when the model lives on an autodiff device
 //! (`Device::flex().autodiff()`); on a plain device every forward pass is deterministic.
+//! Fine-tune with [`bert::AdamWGroupsConfig`], which leaves biases and LayerNorm weights
+//! undecayed as Hugging Face's recipe does.
+//!
+//! # Backends and features
+//!
+//! The default build runs on burn's `flex` backend (pure Rust, rayon and SIMD through burn's
+//! default features) and needs no system library. The opt-in `x86-v4` feature adds AVX-512
+//! matrix kernels to flex (gemm's `x86-v4`), 1.2-1.6x faster on CPUs with AVX-512. gemm picks
+//! them at run time only where `avx512f` is detected and falls back to its FMA/AVX2 or scalar
+//! kernels elsewhere, so a binary built with it still runs on older CPUs; it is off by default
+//! because it changes burn's feature set (a full rebuild) and the parity fixtures are checked
+//! without it (`cargo build --features stilts-models/x86-v4`).
 
 pub mod bert;
 mod error;

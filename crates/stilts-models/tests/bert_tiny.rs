@@ -376,3 +376,32 @@ fn dropout_only_on_autodiff_devices() {
     let valid = train.valid();
     assert_eq!(values(valid.forward(input(&fixture, &device))), eval_a);
 }
+
+#[test]
+fn any_size_from_config() {
+    let (h, i, layers, vocab) = (256, 1024, 4, 30522);
+    let config = BertClassifierConfig::new(BertConfig::new(vocab, h, layers, 4, i), 2);
+    let device = Device::flex();
+    let model = config.init(&device);
+    let layer = 4 * (h * h + h) + (h * i + i) + (i * h + h) + 2 * 2 * h;
+    let embeddings = (vocab + 512 + 2) * h + 2 * h;
+    assert_eq!(
+        model.num_params(),
+        embeddings + layers * layer + (h * h + h) + (h * 2 + 2)
+    );
+    let ids = Tensor::<2, burn::tensor::Int>::from_data(
+        [[101, 2023, 102, 0], [101, 7592, 2088, 102]],
+        &device,
+    );
+    let mask = Tensor::<2, burn::tensor::Int>::from_data([[1, 1, 1, 0], [1, 1, 1, 1]], &device);
+    let types = Tensor::<2, burn::tensor::Int>::zeros([2, 4], &device);
+    let out = model
+        .bert
+        .forward(BertInput::new(ids.clone(), types.clone(), mask.clone()));
+    assert_eq!(out.last_hidden_state.dims(), [2, 4, h]);
+    assert_eq!(out.pooled_output.dims(), [2, h]);
+    assert_eq!(
+        model.forward(BertInput::new(ids, types, mask)).dims(),
+        [2, 2]
+    );
+}

@@ -122,12 +122,12 @@ fn one_adamw_step_matches_pytorch() {
             rel < REL_TOL,
             "gradient of {path}: max abs diff {abs:e}, relative {rel:e}"
         );
-        if rel > worst_grad.0 {
+        if rel > worst_grad.0 && !path.ends_with("key.bias") {
             worst_grad = (rel, path.clone());
         }
     }
     println!(
-        "worst gradient relative diff {:e} ({})",
+        "worst gradient relative diff, key biases aside: {:e} ({})",
         worst_grad.0, worst_grad.1
     );
 
