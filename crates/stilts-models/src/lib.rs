@@ -32,9 +32,10 @@
 //! default features) and needs no system library. The opt-in `x86-v4` feature adds AVX-512
 //! matrix kernels to flex (gemm's `x86-v4`), 1.2-1.6x faster on CPUs with AVX-512. gemm picks
 //! them at run time only where `avx512f` is detected and falls back to its FMA/AVX2 or scalar
-//! kernels elsewhere, so a binary built with it still runs on older CPUs; it is off by default
-//! because it changes burn's feature set (a full rebuild) and the parity fixtures are checked
-//! without it (`cargo build --features stilts-models/x86-v4`).
+//! kernels elsewhere, so a binary built with it still runs on older CPUs (the parity tests pass
+//! with it on an AVX2-only CPU, with identical numbers). It is off by default because it changes
+//! burn's feature set (a full rebuild) and its AVX-512 path has not been parity-checked; enable
+//! it with `cargo build --release --features stilts-models/x86-v4`.
 
 pub mod bert;
 mod error;

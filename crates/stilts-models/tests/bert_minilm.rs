@@ -28,7 +28,14 @@ fn minilm_matches_hf() {
     let (encoder, report) = BertModel::from_pretrained(&dir, &device).expect("MiniLM loads");
     assert_eq!(report.loaded.len(), 5 + 6 * 16 + 2, "{report}");
     assert_eq!(report.ignored, ["embeddings.position_ids"]);
+    let start = std::time::Instant::now();
     let out = encoder.forward(input());
+    common::values(out.pooled_output.clone());
+    println!(
+        "MiniLM forward, batch {:?}: {:.1} ms",
+        fixture.shape("input_ids"),
+        start.elapsed().as_secs_f64() * 1e3
+    );
     let hidden = max_abs_diff(
         out.last_hidden_state,
         &fixture.f32("last_hidden_state"),
