@@ -1,5 +1,8 @@
 //! Developer tasks: `cargo xtask bench`, later `cargo xtask reproduce`.
 
+mod bench_data;
+
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
@@ -30,7 +33,18 @@ fn main() -> Result<()> {
     }
 }
 
+/// The workspace root (xtask lives one level below it).
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
 fn bench(suite: &str, rest: &[String]) -> Result<()> {
+    if suite == "data" {
+        return bench_data::run(&root(), rest);
+    }
     let (package, bench) = match suite {
         "data" => ("stilts-data", "load_tokenize"),
         other => bail!("unknown benchmark suite `{other}`; known: data"),

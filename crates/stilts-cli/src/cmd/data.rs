@@ -1,18 +1,30 @@
-//! `stilts data ...`: check a task's files, download GLUE, generate Real/Fake.
+//! `stilts data ...`: check a task's files, download GLUE, generate Real/Fake, draw subsets.
 
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use stilts_train::data::custom::TaskRef;
+use stilts_train::data::download::{self, DownloadConfig, Verification};
+use stilts_train::data::realfake::{self, RealFakeConfig};
+use stilts_train::data::sample;
 use stilts_train::data::{BuiltinTask, Dataset, Label, LoadOptions, Task};
 
 #[derive(Subcommand)]
 pub enum DataCommand {
     /// Read every split of a task found in a directory; print rows and label counts.
     Check(CheckArgs),
+    /// Fetch GLUE tasks (and SNLI) into the official layout, as the GLUE download script does.
+    Download(DownloadArgs),
+    /// Generate the Real/Fake word-swap task from a sentence-per-line corpus.
+    Realfake(RealfakeArgs),
+    /// Draw a seeded subset of a split (the 1k/5k regimes) and write its manifest.
+    Sample(SampleArgs),
 }
 
 /// Which task: a built-in name or a TOML definition.
@@ -52,9 +64,86 @@ pub struct CheckArgs {
     skip_malformed: bool,
 }
 
+#[derive(Args)]
+pub struct DownloadArgs {
+    /// Comma-separated tasks (CoLA,SST-2,MRPC,QQP,STS-B,MNLI,QNLI,RTE,WNLI,AX,SNLI); default:
+    /// every GLUE task.
+    #[arg(long, value_delimiter = ',')]
+    tasks: Vec<String>,
+    /// The data root; task folders (`RTE`, `diagnostic`, ...) are created in it.
+    #[arg(long, default_value = "glue_data")]
+    dir: PathBuf,
+    /// Fetch every file from `<URL>/<name>` (a mirror) instead of the official locations.
+    #[arg(long, value_name = "URL")]
+    mirror: Option<String>,
+    /// Fetch even when a task folder is already complete.
+    #[arg(long)]
+    force: bool,
+    /// Fail when row counts differ from the official release (instead of warning).
+    #[arg(long)]
+    strict: bool,
+    /// Skip loading the splits after unpacking.
+    #[arg(long)]
+    no_verify: bool,
+    /// Extra attempts after a transient network failure.
+    #[arg(long, default_value_t = 3)]
+    retries: u32,
+}
+
+#[derive(Args)]
+pub struct RealfakeArgs {
+    /// A sentence-per-line file, or a directory of them (`.gz` is read transparently).
+    #[arg(long)]
+    corpus: PathBuf,
+    /// Output directory: `train.tsv`, `dev.tsv`, `report.json`.
+    #[arg(long)]
+    out: PathBuf,
+    /// Examples over train and dev together (half real, half fake); default: one per usable
+    /// sentence.
+    #[arg(long)]
+    num_examples: Option<usize>,
+    /// Share of the examples in the dev split.
+    #[arg(long, default_value_t = 0.1)]
+    dev_fraction: f64,
+    /// Shortest usable sentence in tokens (at least 4: a fake swaps 2-4 pairs).
+    #[arg(long, default_value_t = 4)]
+    min_tokens: usize,
+    /// Longest usable sentence in tokens.
+    #[arg(long)]
+    max_tokens: Option<usize>,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+#[derive(Args)]
+pub struct SampleArgs {
+    #[command(flatten)]
+    task: TaskArg,
+    /// The task's directory, or a data root holding it.
+    #[arg(long)]
+    dir: PathBuf,
+    /// The split to draw from.
+    #[arg(long, default_value = "train")]
+    split: String,
+    /// Keep at most this many examples (1000 and 5000 in the paper).
+    #[arg(long)]
+    n: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// The restart index: each restart draws its own subset.
+    #[arg(long, default_value_t = 0)]
+    stream: u64,
+    /// Where to write the manifest (JSON with the chosen ids and their hash).
+    #[arg(long)]
+    out: PathBuf,
+}
+
 pub fn run(cmd: DataCommand) -> Result<()> {
     match cmd {
         DataCommand::Check(args) => check(&args),
+        DataCommand::Download(args) => download_cmd(&args),
+        DataCommand::Realfake(args) => realfake_cmd(&args),
+        DataCommand::Sample(args) => sample_cmd(&args),
     }
 }
 
@@ -209,4 +298,155 @@ fn print_table(report: &CheckReport) {
     }
     println!("{} in {}", report.task, report.dir.display());
     println!("{table}");
+}
+
+/// Download progress on stderr: one bar per file, notes printed above the bars.
+struct BarProgress {
+    bar: RefCell<Option<ProgressBar>>,
+}
+
+impl BarProgress {
+    fn new() -> Self {
+        BarProgress {
+            bar: RefCell::new(None),
+        }
+    }
+}
+
+impl download::Progress for BarProgress {
+    fn start(&self, what: &str, total: Option<u64>) {
+        let bar = match total {
+            Some(n) => ProgressBar::new(n).with_style(
+                ProgressStyle::with_template(
+                    "{msg:>20} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            ),
+            None => ProgressBar::new_spinner().with_style(
+                ProgressStyle::with_template("{msg:>20} {spinner} {bytes} {bytes_per_sec}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            ),
+        };
+        bar.set_message(what.to_owned());
+        bar.enable_steady_tick(Duration::from_millis(200));
+        *self.bar.borrow_mut() = Some(bar);
+    }
+
+    fn advance(&self, bytes: u64) {
+        if let Some(bar) = &*self.bar.borrow() {
+            bar.inc(bytes);
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = self.bar.borrow_mut().take() {
+            bar.finish_and_clear();
+        }
+    }
+
+    fn note(&self, message: &str) {
+        match &*self.bar.borrow() {
+            Some(bar) => bar.println(message),
+            None => eprintln!("{message}"),
+        }
+    }
+}
+
+fn download_cmd(args: &DownloadArgs) -> Result<()> {
+    let mut cfg = DownloadConfig::new(&args.dir);
+    if !args.tasks.is_empty() {
+        cfg.tasks = args
+            .tasks
+            .iter()
+            .map(|t| BuiltinTask::parse(t.trim()))
+            .collect::<Result<_, _>>()?;
+    }
+    cfg.base_url = args.mirror.clone();
+    cfg.force = args.force;
+    cfg.strict = args.strict;
+    cfg.verify = !args.no_verify;
+    cfg.retries = args.retries;
+    let reports = download::download(&cfg, &BarProgress::new())?;
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED);
+    table.set_header(["task", "dir", "fetched", "rows", "verification"]);
+    for r in &reports {
+        let fetched = if r.downloaded {
+            format!("{:.1} MB", r.bytes as f64 / 1e6)
+        } else {
+            "already complete".to_owned()
+        };
+        let rows = r
+            .splits
+            .iter()
+            .map(|s| format!("{} {}", s.split, s.examples))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let verification = match &r.verification {
+            Verification::Matched => "official counts".to_owned(),
+            Verification::Mismatch(lines) => lines.join("\n"),
+            Verification::NotChecked => "not checked".to_owned(),
+        };
+        table.add_row([
+            r.task.name().to_owned(),
+            r.dir.display().to_string(),
+            fetched,
+            rows,
+            verification,
+        ]);
+    }
+    println!("{table}");
+    Ok(())
+}
+
+fn realfake_cmd(args: &RealfakeArgs) -> Result<()> {
+    let cfg = RealFakeConfig {
+        num_examples: args.num_examples,
+        dev_fraction: args.dev_fraction,
+        min_tokens: args.min_tokens,
+        max_tokens: args.max_tokens,
+        seed: args.seed,
+    };
+    let bar = ProgressBar::new(0).with_style(
+        ProgressStyle::with_template("reading corpus [{bar:30}] {bytes}/{total_bytes}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    let tick = |done: u64, total: u64| {
+        bar.set_length(total);
+        bar.set_position(done);
+    };
+    let report = realfake::generate(&args.corpus, &args.out, &cfg, Some(&tick))?;
+    bar.finish_and_clear();
+    println!(
+        "wrote {} train and {} dev examples to {} ({})",
+        report.train.examples,
+        report.dev.examples,
+        args.out.display(),
+        report.counts
+    );
+    Ok(())
+}
+
+fn sample_cmd(args: &SampleArgs) -> Result<()> {
+    let task = args.task.task_ref()?.resolve()?;
+    let dir = task_dir(&task, &args.dir);
+    let data = task
+        .load(&dir, &args.split, LoadOptions::default())
+        .with_context(|| format!("loading {} split `{}`", task.name, args.split))?;
+    let (subset, manifest) = sample::downsample(&data, args.n, args.seed, args.stream)?;
+    manifest.write(&args.out)?;
+    println!(
+        "{} of {} {} `{}` examples (seed {}, stream {}), ids sha256 {}; manifest in {}",
+        subset.len(),
+        data.len(),
+        task.name,
+        args.split,
+        args.seed,
+        args.stream,
+        manifest.ids_sha256,
+        args.out.display()
+    );
+    Ok(())
 }
