@@ -65,6 +65,9 @@ pub enum ModelError {
         /// The model directory.
         dir: PathBuf,
     },
+    /// A model named by a hub id could not be resolved or downloaded.
+    #[error(transparent)]
+    Hub(#[from] crate::hub::HubError),
     /// The checkpoint's tensors do not match the model built from its configuration.
     #[error("checkpoint {path} does not match the model: {report}")]
     Mismatch {

@@ -26,6 +26,22 @@
 //! Fine-tune with [`bert::AdamWGroupsConfig`], which leaves biases and LayerNorm weights
 //! undecayed as Hugging Face's recipe does.
 //!
+//! # Models on the Hugging Face hub
+//!
+//! [`resolve_model`] accepts a local directory or a hub id (`org/name[@revision]`) and returns
+//! a directory for `from_pretrained`, downloading into the standard Hugging Face cache when
+//! needed (see [`hub`]; `HF_ENDPOINT`, `HF_HUB_OFFLINE`, `HF_HOME` are honoured):
+//!
+//! ```no_run
+//! # use burn::prelude::*;
+//! # use stilts_models::bert::BertForSequenceClassification;
+//! # fn main() -> Result<(), stilts_models::ModelError> {
+//! let dir = stilts_models::resolve_model("sentence-transformers/all-MiniLM-L6-v2")?;
+//! let (model, _) = BertForSequenceClassification::from_pretrained(dir, 2, &Device::flex())?;
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Backends and features
 //!
 //! The default build runs on burn's `flex` backend (pure Rust, rayon and SIMD through burn's
@@ -39,5 +55,7 @@
 
 pub mod bert;
 mod error;
+pub mod hub;
 
 pub use error::ModelError;
+pub use hub::resolve_model;

@@ -1,0 +1,927 @@
+//! Models named by a local directory or a Hugging Face hub id, and downloads into the standard
+//! Hugging Face cache.
+//!
+//! A model name is either a directory holding `config.json` and the weights, or a hub id
+//! `org/name` with an optional `@revision` (a branch, tag or commit hash; `main` when absent).
+//! [`resolve_model`] turns either into a local directory; for a hub id it downloads
+//! `config.json`, `model.safetensors` (or, when the repository has none, `pytorch_model.bin`) and
+//! whichever of `vocab.txt`, `tokenizer.json` and `tokenizer_config.json` exist, into the cache
+//! layout `huggingface_hub` uses, so the two share downloads:
+//!
+//! ```text
+//! $HF_HUB_CACHE (default $HF_HOME/hub, default ~/.cache/huggingface/hub)
+//! └── models--org--name
+//!     ├── blobs/<etag>                      file contents, named by their ETag
+//!     ├── refs/main                         the commit hash `main` pointed at
+//!     └── snapshots/<commit>/config.json -> ../../blobs/<etag>
+//! ```
+//!
+//! Environment (read by [`HubOptions::from_env`]): `HF_ENDPOINT` (default
+//! `https://huggingface.co`; tests point it at a local server), `HF_HUB_OFFLINE=1` (use the
+//! cache only), `HF_HUB_CACHE` / `HF_HOME` (where the cache is) and `HF_TOKEN` (sent as a bearer
+//! token, for gated or private repositories).
+//!
+//! Every file is written to a temporary name in `blobs/` and renamed into place once complete
+//! (and, for LFS files whose ETag is a SHA-256, once its digest matches), so an interrupted
+//! download never leaves a truncated file under its final name.
+//!
+//! ```no_run
+//! # fn main() -> Result<(), stilts_models::hub::HubError> {
+//! let dir = stilts_models::hub::resolve_model("sentence-transformers/all-MiniLM-L6-v2")?;
+//! assert!(dir.join("config.json").is_file());
+//! # Ok(()) }
+//! ```
+
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+/// The public hub, used when `HF_ENDPOINT` is unset.
+pub const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
+/// The revision used when a hub id has no `@revision`.
+pub const DEFAULT_REVISION: &str = "main";
+/// Weights files, in order of preference.
+pub const WEIGHTS_FILES: &[&str] = &["model.safetensors", "pytorch_model.bin"];
+/// Files fetched when the repository has them (tokenizer tables).
+pub const OPTIONAL_FILES: &[&str] = &["vocab.txt", "tokenizer.json", "tokenizer_config.json"];
+
+/// Everything that can go wrong while resolving or downloading a model.
+#[derive(Debug, thiserror::Error)]
+pub enum HubError {
+    /// The name is neither an existing directory nor a hub id.
+    #[error("{name:?} is not a model directory or a hub id (org/name[@revision]): {reason}")]
+    InvalidName {
+        /// The name as given.
+        name: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A request failed before an HTTP status came back.
+    #[error("request to {url} failed: {message}")]
+    Request {
+        /// The URL.
+        url: String,
+        /// The transport error.
+        message: String,
+    },
+    /// The server answered with an error status.
+    #[error("{url}: HTTP {status}{hint}")]
+    Http {
+        /// The URL.
+        url: String,
+        /// The HTTP status.
+        status: u16,
+        /// A hint for common statuses (401/403: gated or private repository).
+        hint: String,
+    },
+    /// The server's answer lacks a header the hub protocol requires.
+    #[error("{url}: the response has no {header} header (is HF_ENDPOINT a Hugging Face hub?)")]
+    MissingHeader {
+        /// The URL.
+        url: String,
+        /// The missing header.
+        header: &'static str,
+    },
+    /// A download ended early or its contents do not match its ETag.
+    #[error("{url}: corrupt download: {message}")]
+    Corrupt {
+        /// The URL.
+        url: String,
+        /// What differed.
+        message: String,
+    },
+    /// A repository has none of [`WEIGHTS_FILES`].
+    #[error("{repo_id}@{revision} has no weights: tried {}", WEIGHTS_FILES.join(", "))]
+    NoWeights {
+        /// The repository.
+        repo_id: String,
+        /// The revision.
+        revision: String,
+    },
+    /// Offline (`HF_HUB_OFFLINE=1`, or the hub unreachable) and the cache lacks a file.
+    #[error("{file} of {repo_id}@{revision} is not in the cache {} and downloads are off{}",
+        cache.display(), offline_reason(.cause))]
+    NotCached {
+        /// The repository.
+        repo_id: String,
+        /// The revision.
+        revision: String,
+        /// The missing file (or `refs/<revision>`).
+        file: String,
+        /// The cache folder of the repository.
+        cache: PathBuf,
+        /// Why downloading was not possible, when it was tried.
+        cause: Option<Box<HubError>>,
+    },
+    /// No cache directory: none of `HF_HUB_CACHE`, `HF_HOME`, `XDG_CACHE_HOME`, `HOME` is set.
+    #[error(
+        "cannot find the Hugging Face cache: set HF_HUB_CACHE, HF_HOME, XDG_CACHE_HOME or HOME"
+    )]
+    NoCacheDir,
+    /// A file in the cache could not be read, written or linked.
+    #[error("cannot access {path}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+fn offline_reason(cause: &Option<Box<HubError>>) -> String {
+    match cause {
+        None => " (HF_HUB_OFFLINE=1)".to_owned(),
+        Some(cause) => format!(" (the hub is unreachable: {cause})"),
+    }
+}
+
+fn io_error(path: &Path) -> impl FnOnce(io::Error) -> HubError + '_ {
+    move |source| HubError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Progress of downloads. Each file is announced by `start`, grows by `advance` and ends with
+/// `finish` (also when it failed). The CLI draws progress bars with it; the library draws
+/// nothing.
+pub trait DownloadProgress {
+    /// A download of `file` begins; `total` in bytes when known.
+    fn start(&self, file: &str, total: Option<u64>);
+    /// `bytes` more of the current file arrived.
+    fn advance(&self, bytes: u64);
+    /// The current file is over.
+    fn finish(&self);
+    /// A one-line status message (a cached file, a fallback).
+    fn note(&self, _message: &str) {}
+}
+
+/// A [`DownloadProgress`] that shows nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoProgress;
+
+impl DownloadProgress for NoProgress {
+    fn start(&self, _file: &str, _total: Option<u64>) {}
+    fn advance(&self, _bytes: u64) {}
+    fn finish(&self) {}
+}
+
+/// Where to download from, where to cache, and whether to go online.
+#[derive(Clone)]
+pub struct HubOptions {
+    /// Base URL of the hub, without a trailing slash.
+    pub endpoint: String,
+    /// The hub cache (the folder holding `models--org--name`).
+    pub cache_dir: PathBuf,
+    /// Use the cache only.
+    pub offline: bool,
+    /// Bearer token for gated or private repositories.
+    pub token: Option<String>,
+    /// Limit for connecting, for the response to start and for each read of the body.
+    pub timeout: Duration,
+}
+
+impl std::fmt::Debug for HubOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HubOptions")
+            .field("endpoint", &self.endpoint)
+            .field("cache_dir", &self.cache_dir)
+            .field("offline", &self.offline)
+            .field("token", &self.token.as_ref().map(|_| "<hidden>"))
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+impl HubOptions {
+    /// Options for `endpoint` and `cache_dir`: online, no token, 60 s timeouts.
+    pub fn new(endpoint: impl Into<String>, cache_dir: impl Into<PathBuf>) -> Self {
+        HubOptions {
+            endpoint: endpoint.into().trim_end_matches('/').to_owned(),
+            cache_dir: cache_dir.into(),
+            offline: false,
+            token: None,
+            timeout: Duration::from_secs(60),
+        }
+    }
+
+    /// Options from the environment, as `huggingface_hub` reads it: `HF_ENDPOINT`,
+    /// `HF_HUB_CACHE` (else `$HF_HOME/hub`, `$XDG_CACHE_HOME/huggingface/hub`,
+    /// `~/.cache/huggingface/hub`), `HF_HUB_OFFLINE` (`1`, `true`, `yes`, `on`) and `HF_TOKEN`.
+    pub fn from_env() -> Result<Self, HubError> {
+        let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+        let cache_dir = if let Some(dir) = var("HF_HUB_CACHE") {
+            PathBuf::from(dir)
+        } else if let Some(home) = var("HF_HOME") {
+            PathBuf::from(home).join("hub")
+        } else if let Some(xdg) = var("XDG_CACHE_HOME") {
+            PathBuf::from(xdg).join("huggingface/hub")
+        } else if let Some(home) = var("HOME") {
+            PathBuf::from(home).join(".cache/huggingface/hub")
+        } else {
+            return Err(HubError::NoCacheDir);
+        };
+        let endpoint = std::env::var("HF_ENDPOINT")
+            .ok()
+            .filter(|e| !e.is_empty())
+            .unwrap_or_else(|| DEFAULT_ENDPOINT.to_owned());
+        let mut options = HubOptions::new(endpoint, cache_dir);
+        options.offline = std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| {
+            matches!(
+                v.trim().to_ascii_lowercase().as_str(),
+                "1" | "true" | "yes" | "on"
+            )
+        });
+        options.token = std::env::var("HF_TOKEN").ok().filter(|t| !t.is_empty());
+        Ok(options)
+    }
+
+    fn agent(&self, follow_redirects: bool) -> ureq::Agent {
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(if follow_redirects { 10 } else { 0 })
+            .timeout_connect(Some(self.timeout))
+            .timeout_recv_response(Some(self.timeout))
+            .timeout_per_read(Some(self.timeout))
+            .user_agent(format!("stilts/{}", env!("CARGO_PKG_VERSION")))
+            .build()
+            .into()
+    }
+}
+
+/// A repository on the hub at a revision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HubModel {
+    /// `org/name`.
+    pub repo_id: String,
+    /// Branch, tag or commit hash.
+    pub revision: String,
+}
+
+impl HubModel {
+    /// The repository's folder in a hub cache: `models--org--name`.
+    pub fn cache_dir(&self, cache: &Path) -> PathBuf {
+        cache.join(format!("models--{}", self.repo_id.replace('/', "--")))
+    }
+}
+
+/// How a model is named.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelName {
+    /// A local directory.
+    Dir(PathBuf),
+    /// A hub repository.
+    Hub(HubModel),
+}
+
+impl ModelName {
+    /// An existing directory is [`ModelName::Dir`]; otherwise the name must be a hub id
+    /// `org/name[@revision]` (letters, digits, `-`, `_`, `.`; no `..`).
+    pub fn parse(name: &str) -> Result<Self, HubError> {
+        let path = Path::new(name);
+        if path.is_dir() {
+            return Ok(ModelName::Dir(path.to_path_buf()));
+        }
+        let invalid = |reason: &str| HubError::InvalidName {
+            name: name.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let (repo_id, revision) = match name.split_once('@') {
+            Some((repo, revision)) => (repo, revision),
+            None => (name, DEFAULT_REVISION),
+        };
+        let parts: Vec<&str> = repo_id.split('/').collect();
+        let part_ok = |p: &str| {
+            !p.is_empty()
+                && !p.starts_with(['.', '-'])
+                && !p.contains("..")
+                && p.len() <= 96
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        };
+        if parts.len() != 2 || !parts.iter().all(|p| part_ok(p)) {
+            return Err(invalid(
+                "no such directory, and not of the form org/name with letters, digits, '-', '_', '.'",
+            ));
+        }
+        let revision_ok = !revision.is_empty()
+            && !revision.contains("..")
+            && !revision.starts_with('/')
+            && revision
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'));
+        if !revision_ok {
+            return Err(invalid(
+                "the revision must be a branch, tag or commit (letters, digits, '-', '_', '.', '/')",
+            ));
+        }
+        Ok(ModelName::Hub(HubModel {
+            repo_id: repo_id.to_owned(),
+            revision: revision.to_owned(),
+        }))
+    }
+}
+
+/// Resolves a model name to a local directory with the options of [`HubOptions::from_env`] and
+/// no progress display; see [`resolve_model_with`].
+pub fn resolve_model(name: &str) -> Result<PathBuf, HubError> {
+    let parsed = ModelName::parse(name)?;
+    match parsed {
+        ModelName::Dir(dir) => Ok(dir),
+        ModelName::Hub(model) => download_model(&model, &HubOptions::from_env()?, &NoProgress),
+    }
+}
+
+/// Resolves a model name to a local directory: a directory is returned as it is, a hub id is
+/// downloaded (see [`download_model`]).
+pub fn resolve_model_with(
+    name: &str,
+    options: &HubOptions,
+    progress: &dyn DownloadProgress,
+) -> Result<PathBuf, HubError> {
+    match ModelName::parse(name)? {
+        ModelName::Dir(dir) => Ok(dir),
+        ModelName::Hub(model) => download_model(&model, options, progress),
+    }
+}
+
+/// Downloads a BERT-style model into the cache and returns its snapshot directory: `config.json`,
+/// `model.safetensors` or else `pytorch_model.bin`, and those of [`OPTIONAL_FILES`] the
+/// repository has. Files already in the snapshot are not fetched again.
+///
+/// Offline ([`HubOptions::offline`]), the revision is looked up in `refs/` and every file must
+/// already be cached. Online, when the hub cannot be reached at all, the cache is used if it
+/// holds the revision, as `huggingface_hub` does.
+pub fn download_model(
+    model: &HubModel,
+    options: &HubOptions,
+    progress: &dyn DownloadProgress,
+) -> Result<PathBuf, HubError> {
+    if options.offline {
+        return cached_snapshot(model, options, None);
+    }
+    let repo = model.cache_dir(&options.cache_dir);
+    let config = match fetch_meta(model, &model.revision, "config.json", options) {
+        Ok(Some(meta)) => meta,
+        Ok(None) => {
+            return Err(HubError::Http {
+                url: resolve_url(options, model, &model.revision, "config.json"),
+                status: 404,
+                hint: " (no config.json: not a transformers model, or a wrong revision)".into(),
+            });
+        }
+        Err(e @ HubError::Request { .. }) => {
+            let snapshot = cached_snapshot(model, options, Some(Box::new(e)))?;
+            progress.note(&format!(
+                "{}: hub unreachable, using the cached snapshot {}",
+                model.repo_id,
+                snapshot.display()
+            ));
+            return Ok(snapshot);
+        }
+        Err(e) => return Err(e),
+    };
+    let commit = config.commit.clone();
+    if commit != model.revision {
+        write_ref(&repo, &model.revision, &commit)?;
+    }
+    let snapshot = repo.join("snapshots").join(&commit);
+    fetch_file(model, &commit, "config.json", config, options, progress)?;
+
+    let mut weights = false;
+    for name in WEIGHTS_FILES {
+        if snapshot.join(name).is_file() {
+            weights = true;
+            break;
+        }
+        if let Some(meta) = fetch_meta(model, &commit, name, options)? {
+            fetch_file(model, &commit, name, meta, options, progress)?;
+            weights = true;
+            break;
+        }
+    }
+    if !weights {
+        return Err(HubError::NoWeights {
+            repo_id: model.repo_id.clone(),
+            revision: model.revision.clone(),
+        });
+    }
+    for name in OPTIONAL_FILES {
+        if snapshot.join(name).is_file() {
+            continue;
+        }
+        if let Some(meta) = fetch_meta(model, &commit, name, options)? {
+            fetch_file(model, &commit, name, meta, options, progress)?;
+        }
+    }
+    Ok(snapshot)
+}
+
+/// Downloads one file of a repository at a revision into the cache and returns its path in the
+/// snapshot (a symlink into `blobs/` on Unix). `Ok(None)` when the repository has no such file.
+pub fn download_file(
+    model: &HubModel,
+    filename: &str,
+    options: &HubOptions,
+    progress: &dyn DownloadProgress,
+) -> Result<Option<PathBuf>, HubError> {
+    if options.offline {
+        let commit = cached_commit(model, options, &mut None)?;
+        let snapshot = model
+            .cache_dir(&options.cache_dir)
+            .join("snapshots")
+            .join(commit);
+        let path = snapshot.join(filename);
+        return Ok(path.is_file().then_some(path));
+    }
+    let Some(meta) = fetch_meta(model, &model.revision, filename, options)? else {
+        return Ok(None);
+    };
+    let commit = meta.commit.clone();
+    if commit != model.revision {
+        write_ref(
+            &model.cache_dir(&options.cache_dir),
+            &model.revision,
+            &commit,
+        )?;
+    }
+    fetch_file(model, &commit, filename, meta, options, progress).map(Some)
+}
+
+fn is_commit_hash(revision: &str) -> bool {
+    revision.len() == 40 && revision.chars().all(|c| c.is_ascii_hexdigit())
+}
+
+fn cached_commit(
+    model: &HubModel,
+    options: &HubOptions,
+    cause: &mut Option<Box<HubError>>,
+) -> Result<String, HubError> {
+    if is_commit_hash(&model.revision) {
+        return Ok(model.revision.clone());
+    }
+    let repo = model.cache_dir(&options.cache_dir);
+    let ref_path = repo.join("refs").join(&model.revision);
+    match fs::read_to_string(&ref_path) {
+        Ok(commit) if is_commit_hash(commit.trim()) => Ok(commit.trim().to_owned()),
+        Ok(_) => Err(HubError::Corrupt {
+            url: ref_path.display().to_string(),
+            message: "not a commit hash".to_owned(),
+        }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(HubError::NotCached {
+            repo_id: model.repo_id.clone(),
+            revision: model.revision.clone(),
+            file: format!("refs/{}", model.revision),
+            cache: repo,
+            cause: cause.take(),
+        }),
+        Err(e) => Err(io_error(&ref_path)(e)),
+    }
+}
+
+fn cached_snapshot(
+    model: &HubModel,
+    options: &HubOptions,
+    cause: Option<Box<HubError>>,
+) -> Result<PathBuf, HubError> {
+    let mut cause = cause;
+    let commit = cached_commit(model, options, &mut cause)?;
+    let repo = model.cache_dir(&options.cache_dir);
+    let snapshot = repo.join("snapshots").join(&commit);
+    let missing = if !snapshot.join("config.json").is_file() {
+        Some("config.json".to_owned())
+    } else if !WEIGHTS_FILES.iter().any(|f| snapshot.join(f).is_file()) {
+        Some(WEIGHTS_FILES.join(" or "))
+    } else {
+        None
+    };
+    match missing {
+        Some(file) => Err(HubError::NotCached {
+            repo_id: model.repo_id.clone(),
+            revision: model.revision.clone(),
+            file,
+            cache: repo,
+            cause,
+        }),
+        None => Ok(snapshot),
+    }
+}
+
+fn write_ref(repo: &Path, revision: &str, commit: &str) -> Result<(), HubError> {
+    let path = repo.join("refs").join(revision);
+    if fs::read_to_string(&path).is_ok_and(|c| c.trim() == commit) {
+        return Ok(());
+    }
+    write_atomic(&path, commit.as_bytes())
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), HubError> {
+    let parent = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(parent).map_err(io_error(parent))?;
+    let tmp = temp_name(path);
+    let result = (|| {
+        let mut file = File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result.map_err(io_error(path))
+}
+
+fn temp_name(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".{}.incomplete", std::process::id()));
+    path.with_file_name(name)
+}
+
+/// What a `HEAD` on a `resolve` URL tells.
+#[derive(Debug, Clone)]
+struct FileMeta {
+    commit: String,
+    etag: String,
+    size: Option<u64>,
+    /// Where to `GET` the contents (the CDN for LFS files).
+    location: String,
+}
+
+fn encode_revision(revision: &str) -> String {
+    revision.replace('/', "%2F")
+}
+
+fn resolve_url(options: &HubOptions, model: &HubModel, revision: &str, file: &str) -> String {
+    format!(
+        "{}/{}/resolve/{}/{}",
+        options.endpoint,
+        model.repo_id,
+        encode_revision(revision),
+        file
+    )
+}
+
+/// `scheme://host[:port]` of a URL.
+fn origin(url: &str) -> &str {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    match url[after_scheme..].find('/') {
+        Some(i) => &url[..after_scheme + i],
+        None => url,
+    }
+}
+
+fn absolute(base: &str, location: &str) -> String {
+    if location.contains("://") {
+        location.to_owned()
+    } else if location.starts_with('/') {
+        format!("{}{location}", origin(base))
+    } else {
+        let dir = base.rsplit_once('/').map_or(base, |(dir, _)| dir);
+        format!("{dir}/{location}")
+    }
+}
+
+fn header(response: &ureq::http::Response<ureq::Body>, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+fn normalize_etag(etag: &str) -> String {
+    etag.trim()
+        .trim_start_matches("W/")
+        .trim_matches('"')
+        .to_owned()
+}
+
+fn with_auth<B>(request: ureq::RequestBuilder<B>, options: &HubOptions) -> ureq::RequestBuilder<B> {
+    match &options.token {
+        Some(token) => request.header("Authorization", format!("Bearer {token}")),
+        None => request,
+    }
+}
+
+fn status_error(url: &str, status: u16) -> HubError {
+    let hint = match status {
+        401 | 403 => " (gated or private repository: set HF_TOKEN)".to_owned(),
+        404 => " (no such repository, revision or file)".to_owned(),
+        _ => String::new(),
+    };
+    HubError::Http {
+        url: url.to_owned(),
+        status,
+        hint,
+    }
+}
+
+/// `HEAD` of a file without following redirects, as `huggingface_hub` does: commit and ETag
+/// come from the hub's own answer (`X-Linked-Etag` on an LFS redirect to the CDN); relative
+/// redirects (renamed repositories) are followed. `Ok(None)` on 404.
+fn fetch_meta(
+    model: &HubModel,
+    revision: &str,
+    file: &str,
+    options: &HubOptions,
+) -> Result<Option<FileMeta>, HubError> {
+    let agent = options.agent(false);
+    let mut url = resolve_url(options, model, revision, file);
+    for _ in 0..5 {
+        let response = with_auth(agent.head(&url), options)
+            .header("Accept-Encoding", "identity")
+            .call()
+            .map_err(|e| HubError::Request {
+                url: url.clone(),
+                message: e.to_string(),
+            })?;
+        let status = response.status().as_u16();
+        if status == 404 {
+            return Ok(None);
+        }
+        let location = header(&response, "location");
+        let linked_etag = header(&response, "x-linked-etag");
+        if (300..400).contains(&status) && linked_etag.is_none() {
+            let Some(location) = location else {
+                return Err(HubError::MissingHeader {
+                    url,
+                    header: "Location",
+                });
+            };
+            let next = absolute(&url, &location);
+            if origin(&next) != origin(&url) {
+                // A redirect away from the hub without LFS headers: not something we know.
+                return Err(status_error(&url, status));
+            }
+            url = next;
+            continue;
+        }
+        if !(200..400).contains(&status) {
+            return Err(status_error(&url, status));
+        }
+        let commit = header(&response, "x-repo-commit").ok_or_else(|| HubError::MissingHeader {
+            url: url.clone(),
+            header: "X-Repo-Commit",
+        })?;
+        if !is_commit_hash(&commit) {
+            return Err(HubError::Corrupt {
+                url,
+                message: format!("X-Repo-Commit {commit:?} is not a commit hash"),
+            });
+        }
+        let etag = linked_etag
+            .or_else(|| header(&response, "etag"))
+            .map(|e| normalize_etag(&e))
+            .filter(|e| !e.is_empty())
+            .ok_or_else(|| HubError::MissingHeader {
+                url: url.clone(),
+                header: "ETag",
+            })?;
+        if !etag
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+        {
+            return Err(HubError::Corrupt {
+                url,
+                message: format!("ETag {etag:?} cannot name a blob"),
+            });
+        }
+        let size = header(&response, "x-linked-size")
+            .or_else(|| header(&response, "content-length"))
+            .and_then(|s| s.trim().parse().ok());
+        let location = match (status, location) {
+            (300..400, Some(location)) => absolute(&url, &location),
+            _ => url.clone(),
+        };
+        return Ok(Some(FileMeta {
+            commit: commit.to_ascii_lowercase(),
+            etag,
+            size,
+            location,
+        }));
+    }
+    Err(HubError::Request {
+        url,
+        message: "too many redirects".to_owned(),
+    })
+}
+
+/// Fetches one file's blob (unless cached) and links it into `snapshots/<commit>/`.
+fn fetch_file(
+    model: &HubModel,
+    commit: &str,
+    file: &str,
+    meta: FileMeta,
+    options: &HubOptions,
+    progress: &dyn DownloadProgress,
+) -> Result<PathBuf, HubError> {
+    let repo = model.cache_dir(&options.cache_dir);
+    let blob = repo.join("blobs").join(&meta.etag);
+    let link = repo.join("snapshots").join(commit).join(file);
+    if !blob.is_file() {
+        download_blob(&meta, &blob, file, options, progress)?;
+    } else {
+        progress.note(&format!("{file}: cached"));
+    }
+    if !link.is_file() {
+        link_blob(&blob, &link, file)?;
+    }
+    Ok(link)
+}
+
+fn download_blob(
+    meta: &FileMeta,
+    blob: &Path,
+    file: &str,
+    options: &HubOptions,
+    progress: &dyn DownloadProgress,
+) -> Result<(), HubError> {
+    let url = &meta.location;
+    let dir = blob.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).map_err(io_error(dir))?;
+    // Send the token only to the hub itself, never to a CDN it redirects to.
+    let request = options
+        .agent(true)
+        .get(url)
+        .header("Accept-Encoding", "identity");
+    let request = if origin(url) == origin(&options.endpoint) {
+        with_auth(request, options)
+    } else {
+        request
+    };
+    let mut response = request.call().map_err(|e| HubError::Request {
+        url: url.clone(),
+        message: e.to_string(),
+    })?;
+    let status = response.status().as_u16();
+    if !(200..300).contains(&status) {
+        return Err(status_error(url, status));
+    }
+    let total = meta.size.or(response.body().content_length());
+    let tmp = temp_name(blob);
+    let mut out = File::create(&tmp).map_err(io_error(&tmp))?;
+    let verify_sha = meta.etag.len() == 64 && meta.etag.chars().all(|c| c.is_ascii_hexdigit());
+    let mut hasher = Sha256::new();
+    progress.start(file, total);
+    let mut copied = 0u64;
+    let mut buf = vec![0u8; 1 << 16];
+    let mut reader = response.body_mut().as_reader();
+    let result = loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                break Err(HubError::Request {
+                    url: url.clone(),
+                    message: format!("reading the response: {e}"),
+                });
+            }
+        };
+        if let Err(e) = out.write_all(&buf[..n]) {
+            break Err(io_error(&tmp)(e));
+        }
+        if verify_sha {
+            hasher.update(&buf[..n]);
+        }
+        copied += n as u64;
+        progress.advance(n as u64);
+    };
+    progress.finish();
+    let result = result
+        .and_then(|()| match total {
+            Some(total) if total != copied => Err(HubError::Corrupt {
+                url: url.clone(),
+                message: format!("received {copied} of {total} bytes"),
+            }),
+            _ => Ok(()),
+        })
+        .and_then(|()| {
+            if !verify_sha {
+                return Ok(());
+            }
+            let digest: String = hasher
+                .finalize()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            if digest.eq_ignore_ascii_case(&meta.etag) {
+                Ok(())
+            } else {
+                Err(HubError::Corrupt {
+                    url: url.clone(),
+                    message: format!("SHA-256 {digest} differs from the ETag {}", meta.etag),
+                })
+            }
+        })
+        .and_then(|()| out.sync_all().map_err(io_error(&tmp)));
+    drop(out);
+    match result {
+        Ok(()) => fs::rename(&tmp, blob).map_err(io_error(blob)),
+        Err(e) => {
+            let _ = fs::remove_file(&tmp);
+            Err(e)
+        }
+    }
+}
+
+/// Points `snapshots/<commit>/<file>` at the blob: a relative symlink on Unix (through a
+/// temporary name, then renamed over), a copy elsewhere.
+fn link_blob(blob: &Path, link: &Path, file: &str) -> Result<(), HubError> {
+    let dir = link.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).map_err(io_error(dir))?;
+    let tmp = temp_name(link);
+    let _ = fs::remove_file(&tmp);
+    #[cfg(unix)]
+    let made = {
+        // snapshots/<commit>/<file...> -> ../../(../ per extra folder)blobs/<etag>
+        let depth = file.split('/').count() + 1;
+        let mut target = PathBuf::new();
+        for _ in 0..depth {
+            target.push("..");
+        }
+        target.push("blobs");
+        target.push(blob.file_name().unwrap_or_default());
+        std::os::unix::fs::symlink(&target, &tmp)
+    };
+    #[cfg(not(unix))]
+    let made = {
+        let _ = file;
+        fs::copy(blob, &tmp).map(|_| ())
+    };
+    made.and_then(|()| fs::rename(&tmp, link))
+        .inspect_err(|_| {
+            let _ = fs::remove_file(&tmp);
+        })
+        .map_err(io_error(link))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_parse() {
+        assert_eq!(
+            ModelName::parse("sentence-transformers/all-MiniLM-L6-v2").unwrap(),
+            ModelName::Hub(HubModel {
+                repo_id: "sentence-transformers/all-MiniLM-L6-v2".into(),
+                revision: "main".into()
+            })
+        );
+        assert_eq!(
+            ModelName::parse("google-bert/bert-base-uncased@refs/pr/3").unwrap(),
+            ModelName::Hub(HubModel {
+                repo_id: "google-bert/bert-base-uncased".into(),
+                revision: "refs/pr/3".into()
+            })
+        );
+        assert_eq!(
+            ModelName::parse(".").unwrap(),
+            ModelName::Dir(PathBuf::from("."))
+        );
+        for bad in [
+            "no-such-dir",
+            "a/b/c",
+            "../x",
+            "org/..",
+            "org/name@",
+            "org/name@../x",
+            "org/na me",
+            "/abs/missing",
+        ] {
+            assert!(
+                matches!(ModelName::parse(bad), Err(HubError::InvalidName { .. })),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn urls() {
+        assert_eq!(origin("http://127.0.0.1:8080/a/b"), "http://127.0.0.1:8080");
+        assert_eq!(
+            absolute("http://h:1/a/resolve/main/f", "/cdn/x"),
+            "http://h:1/cdn/x"
+        );
+        assert_eq!(absolute("http://h/a/b", "https://cdn/x"), "https://cdn/x");
+        assert_eq!(normalize_etag("W/\"abc\""), "abc");
+        let options = HubOptions::new("http://h/", "/tmp");
+        let model = HubModel {
+            repo_id: "o/n".into(),
+            revision: "refs/pr/1".into(),
+        };
+        assert_eq!(
+            resolve_url(&options, &model, &model.revision, "config.json"),
+            "http://h/o/n/resolve/refs%2Fpr%2F1/config.json"
+        );
+        assert_eq!(
+            model.cache_dir(Path::new("/c")),
+            PathBuf::from("/c/models--o--n")
+        );
+    }
+}

@@ -1,0 +1,388 @@
+//! Hub downloads against a local `tiny_http` server that speaks the Hugging Face `resolve`
+//! protocol (`X-Repo-Commit`, `ETag`, LFS redirects with `X-Linked-Etag`), serving the committed
+//! random tiny BERTs. No network.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use burn::tensor::Device;
+use common::{Fixture, fixtures, max_abs_diff};
+use sha2::{Digest, Sha256};
+use stilts_models::bert::{BertForSequenceClassification, BertInput, BertModel};
+use stilts_models::hub::{
+    DownloadProgress, HubError, HubModel, HubOptions, ModelName, NoProgress, download_model,
+    resolve_model_with,
+};
+
+const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
+
+/// One file of a served repository: its bytes, and whether it is an LFS file (served through a
+/// redirect to `/cdn/<sha256>`, as the hub does for weights).
+struct Served {
+    bytes: Vec<u8>,
+    lfs: bool,
+}
+
+struct Hub {
+    url: String,
+    server: Arc<tiny_http::Server>,
+    thread: Option<JoinHandle<()>>,
+    requests: Arc<Mutex<Vec<String>>>,
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        self.server.unblock();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn header(name: &str, value: &str) -> tiny_http::Header {
+    tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()).expect("valid header")
+}
+
+/// Serves `repos` (repo id -> file name -> contents) at revision `main` = [`COMMIT`] and at the
+/// commit itself. `corrupt_cdn` serves LFS bodies with one byte flipped.
+fn serve(repos: BTreeMap<String, BTreeMap<String, Served>>, corrupt_cdn: bool) -> Hub {
+    let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("bind 127.0.0.1:0"));
+    let url = format!("http://{}", server.server_addr());
+    let requests = Arc::new(Mutex::new(Vec::new()));
+    let (srv, log) = (server.clone(), requests.clone());
+    let thread = std::thread::spawn(move || {
+        let mut cdn: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+        for files in repos.values() {
+            for served in files.values().filter(|s| s.lfs) {
+                cdn.insert(sha256(&served.bytes), served.bytes.clone());
+            }
+        }
+        for request in srv.incoming_requests() {
+            let path = request.url().to_owned();
+            log.lock()
+                .unwrap()
+                .push(format!("{} {path}", request.method()));
+            let not_found = || {
+                tiny_http::Response::from_string("Entry not found")
+                    .with_status_code(404)
+                    .with_header(header("X-Error-Code", "EntryNotFound"))
+            };
+            if let Some(sha) = path.strip_prefix("/cdn/") {
+                let response = match cdn.get(sha) {
+                    Some(bytes) => {
+                        let mut bytes = bytes.clone();
+                        if corrupt_cdn {
+                            bytes[0] ^= 1;
+                        }
+                        tiny_http::Response::from_data(bytes)
+                    }
+                    None => not_found(),
+                };
+                let _ = request.respond(response);
+                continue;
+            }
+            // /{org}/{name}/resolve/{revision}/{file}
+            let parts: Vec<&str> = path.trim_start_matches('/').splitn(5, '/').collect();
+            let found = match parts.as_slice() {
+                [org, name, "resolve", revision, file]
+                    if *revision == "main" || *revision == COMMIT =>
+                {
+                    repos
+                        .get(&format!("{org}/{name}"))
+                        .and_then(|files| files.get(*file))
+                }
+                _ => None,
+            };
+            let Some(served) = found else {
+                let _ = request.respond(not_found());
+                continue;
+            };
+            let response = if served.lfs {
+                let sha = sha256(&served.bytes);
+                tiny_http::Response::from_data(Vec::new())
+                    .with_status_code(302)
+                    .with_header(header("Location", &format!("/cdn/{sha}")))
+                    .with_header(header("X-Linked-Etag", &format!("\"{sha}\"")))
+                    .with_header(header("X-Linked-Size", &served.bytes.len().to_string()))
+                    .with_header(header("X-Repo-Commit", COMMIT))
+            } else {
+                // tiny_http sends the headers of the full body but no body to a HEAD.
+                let git_sha = &sha256(&served.bytes)[..40];
+                tiny_http::Response::from_data(served.bytes.clone())
+                    .with_header(header("ETag", &format!("\"{git_sha}\"")))
+                    .with_header(header("X-Repo-Commit", COMMIT))
+            };
+            let _ = request.respond(response);
+        }
+    });
+    Hub {
+        url,
+        server,
+        thread: Some(thread),
+        requests,
+    }
+}
+
+fn repo_from(dir: &Path, lfs: &[&str]) -> BTreeMap<String, Served> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_str().unwrap();
+            // Only what a model repository holds: no test outputs.
+            matches!(
+                name,
+                "config.json" | "model.safetensors" | "pytorch_model.bin" | "vocab.txt"
+            )
+        })
+        .map(|p| {
+            let name = p.file_name().unwrap().to_str().unwrap().to_owned();
+            let served = Served {
+                bytes: std::fs::read(&p).unwrap(),
+                lfs: lfs.contains(&name.as_str()),
+            };
+            (name, served)
+        })
+        .collect()
+}
+
+fn tiny_hub(corrupt_cdn: bool) -> Hub {
+    let mut repos = BTreeMap::new();
+    repos.insert(
+        "stilts-test/tiny-bert".to_owned(),
+        repo_from(&fixtures().join("tiny-bert"), &["model.safetensors"]),
+    );
+    repos.insert(
+        "stilts-test/tiny-bert-legacy".to_owned(),
+        repo_from(&fixtures().join("tiny-bert-legacy"), &["pytorch_model.bin"]),
+    );
+    serve(repos, corrupt_cdn)
+}
+
+#[derive(Default)]
+struct Recorder {
+    started: Mutex<Vec<(String, Option<u64>)>>,
+    bytes: AtomicUsize,
+    finished: AtomicUsize,
+}
+
+impl DownloadProgress for Recorder {
+    fn start(&self, file: &str, total: Option<u64>) {
+        self.started.lock().unwrap().push((file.to_owned(), total));
+    }
+    fn advance(&self, bytes: u64) {
+        self.bytes.fetch_add(bytes as usize, Ordering::Relaxed);
+    }
+    fn finish(&self) {
+        self.finished.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+fn hub_model(repo: &str) -> HubModel {
+    HubModel {
+        repo_id: repo.to_owned(),
+        revision: "main".to_owned(),
+    }
+}
+
+#[test]
+fn downloads_into_the_hf_cache_layout_and_loads() {
+    let hub = tiny_hub(false);
+    let cache = tempfile::tempdir().unwrap();
+    let options = HubOptions::new(&hub.url, cache.path());
+    let progress = Recorder::default();
+    let snapshot = resolve_model_with("stilts-test/tiny-bert", &options, &progress)
+        .expect("download succeeds");
+
+    let repo = cache.path().join("models--stilts-test--tiny-bert");
+    assert_eq!(snapshot, repo.join("snapshots").join(COMMIT));
+    assert_eq!(
+        std::fs::read_to_string(repo.join("refs/main")).unwrap(),
+        COMMIT
+    );
+    let src = fixtures().join("tiny-bert");
+    for file in ["config.json", "model.safetensors", "vocab.txt"] {
+        let link = snapshot.join(file);
+        let meta = std::fs::symlink_metadata(&link).unwrap();
+        assert!(meta.file_type().is_symlink(), "{file} is a symlink");
+        let target = std::fs::read_link(&link).unwrap();
+        assert!(target.starts_with("../../blobs"), "{}", target.display());
+        assert_eq!(
+            std::fs::read(&link).unwrap(),
+            std::fs::read(src.join(file)).unwrap(),
+            "{file}"
+        );
+    }
+    let weights = std::fs::read(src.join("model.safetensors")).unwrap();
+    assert!(repo.join("blobs").join(sha256(&weights)).is_file());
+    assert!(!snapshot.join("tokenizer.json").exists());
+    // No temporary files left behind.
+    for entry in std::fs::read_dir(repo.join("blobs")).unwrap() {
+        let name = entry.unwrap().file_name();
+        assert!(!name.to_string_lossy().contains("incomplete"), "{name:?}");
+    }
+    let started = progress.started.lock().unwrap().clone();
+    let names: Vec<&str> = started.iter().map(|(f, _)| f.as_str()).collect();
+    assert_eq!(names, ["config.json", "model.safetensors", "vocab.txt"]);
+    assert_eq!(started[1].1, Some(weights.len() as u64));
+    assert_eq!(progress.finished.load(Ordering::Relaxed), 3);
+
+    // The downloaded model is the fixture model: HF's logits.
+    let device = Device::flex();
+    let fixture = Fixture::open(src.join("forward.safetensors"));
+    let (model, report) = BertForSequenceClassification::from_pretrained(&snapshot, 3, &device)
+        .expect("loads from the snapshot");
+    assert!(report.initialized.is_empty(), "{report}");
+    let input = BertInput::new(
+        fixture.int("input_ids", &device),
+        fixture.int("token_type_ids", &device),
+        fixture.int("attention_mask", &device),
+    );
+    let diff = max_abs_diff(model.forward(input), &fixture.f32("logits"), "logits");
+    assert!(diff < 1e-5, "logits differ by {diff:e}");
+
+    // A second resolution finds everything cached: only HEADs, no GET.
+    hub.requests.lock().unwrap().clear();
+    let again = resolve_model_with("stilts-test/tiny-bert", &options, &NoProgress).unwrap();
+    assert_eq!(again, snapshot);
+    let requests = hub.requests.lock().unwrap().clone();
+    assert!(
+        requests.iter().all(|r| !r.starts_with("GET")),
+        "{requests:?}"
+    );
+
+    // Offline: served from the cache without a server.
+    let mut offline = HubOptions::new("http://127.0.0.1:9", cache.path());
+    offline.offline = true;
+    let cached =
+        download_model(&hub_model("stilts-test/tiny-bert"), &offline, &NoProgress).unwrap();
+    assert_eq!(cached, snapshot);
+    // Pinned to the commit, also offline.
+    let pinned = resolve_model_with(
+        &format!("stilts-test/tiny-bert@{COMMIT}"),
+        &offline,
+        &NoProgress,
+    )
+    .unwrap();
+    assert_eq!(pinned, snapshot);
+}
+
+#[test]
+fn falls_back_to_pytorch_model_bin() {
+    let hub = tiny_hub(false);
+    let cache = tempfile::tempdir().unwrap();
+    let options = HubOptions::new(&hub.url, cache.path());
+    let snapshot = download_model(
+        &hub_model("stilts-test/tiny-bert-legacy"),
+        &options,
+        &NoProgress,
+    )
+    .expect("download succeeds");
+    assert!(snapshot.join("pytorch_model.bin").is_file());
+    assert!(!snapshot.join("model.safetensors").exists());
+    let requests = hub.requests.lock().unwrap().clone();
+    assert!(
+        requests
+            .iter()
+            .any(|r| r
+                .ends_with("/resolve/0123456789abcdef0123456789abcdef01234567/model.safetensors")),
+        "asked for model.safetensors first (at the resolved commit): {requests:?}"
+    );
+
+    let device = Device::flex();
+    let fixture = Fixture::open(fixtures().join("tiny-bert-legacy/forward.safetensors"));
+    let (encoder, _) = BertModel::from_pretrained(&snapshot, &device).expect("loads");
+    let input = BertInput::new(
+        fixture.int("input_ids", &device),
+        fixture.int("token_type_ids", &device),
+        fixture.int("attention_mask", &device),
+    );
+    let diff = max_abs_diff(
+        encoder.forward(input).last_hidden_state,
+        &fixture.f32("last_hidden_state"),
+        "hidden",
+    );
+    assert!(diff < 1e-5, "hidden differs by {diff:e}");
+}
+
+#[test]
+fn errors_name_the_url_or_file() {
+    let hub = tiny_hub(false);
+    let cache = tempfile::tempdir().unwrap();
+    let options = HubOptions::new(&hub.url, cache.path());
+
+    let err = download_model(&hub_model("stilts-test/missing"), &options, &NoProgress).unwrap_err();
+    match &err {
+        HubError::Http { url, status, .. } => {
+            assert_eq!(*status, 404);
+            assert!(
+                url.ends_with("/stilts-test/missing/resolve/main/config.json"),
+                "{url}"
+            );
+        }
+        other => panic!("expected HTTP 404, got {other:?}"),
+    }
+    assert!(err.to_string().contains(&hub.url), "{err}");
+
+    let mut offline = options.clone();
+    offline.offline = true;
+    let err =
+        download_model(&hub_model("stilts-test/tiny-bert"), &offline, &NoProgress).unwrap_err();
+    assert!(
+        matches!(&err, HubError::NotCached { file, .. } if file == "refs/main"),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("HF_HUB_OFFLINE"), "{err}");
+
+    // Unreachable hub and nothing cached: the error says both.
+    let dead = HubOptions::new("http://127.0.0.1:9", cache.path());
+    let err = download_model(&hub_model("stilts-test/tiny-bert"), &dead, &NoProgress).unwrap_err();
+    assert!(
+        matches!(&err, HubError::NotCached { cause: Some(_), .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("127.0.0.1:9"), "{err}");
+
+    let err = ModelName::parse("not a model").unwrap_err();
+    assert!(err.to_string().contains("not a model"), "{err}");
+}
+
+#[test]
+fn corrupt_download_leaves_no_blob() {
+    let hub = tiny_hub(true);
+    let cache = tempfile::tempdir().unwrap();
+    let options = HubOptions::new(&hub.url, cache.path());
+    let err =
+        download_model(&hub_model("stilts-test/tiny-bert"), &options, &NoProgress).unwrap_err();
+    assert!(
+        matches!(&err, HubError::Corrupt { url, .. } if url.contains("/cdn/")),
+        "{err:?}"
+    );
+    let blobs: Vec<PathBuf> =
+        std::fs::read_dir(cache.path().join("models--stilts-test--tiny-bert/blobs"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+    // config.json made it; the weights neither under their name nor as a temporary file.
+    assert_eq!(blobs.len(), 1, "{blobs:?}");
+    assert!(
+        !cache
+            .path()
+            .join("models--stilts-test--tiny-bert/snapshots")
+            .join(COMMIT)
+            .join("model.safetensors")
+            .exists()
+    );
+}
