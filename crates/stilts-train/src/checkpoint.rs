@@ -1,0 +1,191 @@
+//! Training checkpoints: model, optimizer state, schedule position and data-order/dropout
+//! position, written atomically at each epoch end (and every K steps if asked).
+//!
+//! Data order is a pure function of `(seed, epoch)` and dropout masks of
+//! `(seed, phase, step, micro-batch)`, so the RNG state is fully described by the position
+//! stored in [`TrainState`]. A checkpoint is written to `checkpoint.tmp/`, synced, and renamed
+//! over `checkpoint/` (the previous one is kept as `checkpoint.old/` during the swap), so a
+//! process killed at any moment leaves a complete checkpoint behind.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use burn::optim::ModuleOptimizer;
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, TrainError};
+use crate::model::{ModelMeta, TaskModel, load_weights, save_weights, skeleton};
+use crate::phase::EpochRecord;
+
+const STATE_FILE: &str = "state.json";
+const META_FILE: &str = "meta.json";
+const MODEL_FILE: &str = "model.bpk";
+const OPTIM_FILE: &str = "optimizer.bpk";
+
+/// Where a run's training is: everything besides weights and optimizer moments.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainState {
+    /// Hash of the configuration and starting model.
+    pub fingerprint: String,
+    pub phase: String,
+    pub seed: u64,
+    /// The epoch to run next (0-based); equals the number of finished epochs.
+    pub next_epoch: usize,
+    /// Optimizer steps of `next_epoch` already done (mid-epoch checkpoints).
+    pub group_in_epoch: usize,
+    /// Optimizer steps done: the schedule position.
+    pub step: u64,
+    pub epoch_loss_sum: f64,
+    pub epoch_loss_steps: u64,
+    pub examples_seen: u64,
+    pub history: Vec<EpochRecord>,
+    pub wall_s: f64,
+    pub train_s: f64,
+}
+
+/// A loaded checkpoint.
+pub struct Checkpoint {
+    pub model: TaskModel,
+    pub meta: ModelMeta,
+    pub state: TrainState,
+}
+
+/// The checkpoint directory of a run.
+pub fn dir(run_dir: &Path) -> PathBuf {
+    run_dir.join("checkpoint")
+}
+
+fn sibling(dir: &Path, suffix: &str) -> PathBuf {
+    let mut name = dir.file_name().unwrap_or_default().to_os_string();
+    name.push(suffix);
+    dir.with_file_name(name)
+}
+
+fn sync_file(path: &Path) -> Result<()> {
+    File::open(path)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| TrainError::io(path, e))
+}
+
+/// Writes `bytes` to `path` through a synced temporary file and a rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = sibling(path, ".tmp");
+    {
+        let mut f = File::create(&tmp).map_err(|e| TrainError::io(&tmp, e))?;
+        f.write_all(bytes).map_err(|e| TrainError::io(&tmp, e))?;
+        f.sync_all().map_err(|e| TrainError::io(&tmp, e))?;
+    }
+    std::fs::rename(&tmp, path).map_err(|e| TrainError::io(path, e))
+}
+
+/// Saves a checkpoint atomically; `model` is the plain-device (`valid()`) model.
+pub fn save(
+    dir: &Path,
+    model: &TaskModel,
+    meta: &ModelMeta,
+    optimizer: &ModuleOptimizer,
+    state: &TrainState,
+) -> Result<()> {
+    let tmp = sibling(dir, ".tmp");
+    let old = sibling(dir, ".old");
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).map_err(|e| TrainError::io(&tmp, e))?;
+    }
+    std::fs::create_dir_all(&tmp).map_err(|e| TrainError::io(&tmp, e))?;
+    save_weights(model, &tmp.join(MODEL_FILE))?;
+    let optim_path = tmp.join(OPTIM_FILE);
+    optimizer
+        .save(&optim_path)
+        .map_err(|e| TrainError::Checkpoint {
+            path: optim_path.clone(),
+            message: e.to_string(),
+        })?;
+    for (file, value) in [
+        (META_FILE, serde_json::to_vec_pretty(meta)),
+        (STATE_FILE, serde_json::to_vec_pretty(state)),
+    ] {
+        let path = tmp.join(file);
+        let bytes = value.map_err(|e| TrainError::json(&path, e))?;
+        std::fs::write(&path, bytes).map_err(|e| TrainError::io(&path, e))?;
+    }
+    for file in [MODEL_FILE, OPTIM_FILE, META_FILE, STATE_FILE] {
+        sync_file(&tmp.join(file))?;
+    }
+    if old.exists() {
+        std::fs::remove_dir_all(&old).map_err(|e| TrainError::io(&old, e))?;
+    }
+    if dir.exists() {
+        std::fs::rename(dir, &old).map_err(|e| TrainError::io(dir, e))?;
+    }
+    std::fs::rename(&tmp, dir).map_err(|e| TrainError::io(dir, e))?;
+    if old.exists() {
+        std::fs::remove_dir_all(&old).map_err(|e| TrainError::io(&old, e))?;
+    }
+    if let Some(parent) = dir.parent()
+        && let Ok(d) = File::open(parent)
+    {
+        let _ = d.sync_all();
+    }
+    tracing::debug!(
+        step = state.step,
+        epoch = state.next_epoch,
+        "checkpoint written to {}",
+        dir.display()
+    );
+    Ok(())
+}
+
+/// Loads the checkpoint in `dir` (or the previous one, if a crash interrupted the swap); `None`
+/// when there is none. The model is on `device` (plain).
+pub fn load(dir: &Path, _start: &ModelMeta, device: &Device) -> Result<Option<Checkpoint>> {
+    let old = sibling(dir, ".old");
+    let dir = if dir.join(STATE_FILE).exists() {
+        dir.to_path_buf()
+    } else if old.join(STATE_FILE).exists() {
+        old
+    } else {
+        return Ok(None);
+    };
+    let read = |file: &str| -> Result<Vec<u8>> {
+        let path = dir.join(file);
+        std::fs::read(&path).map_err(|e| TrainError::io(&path, e))
+    };
+    let meta: ModelMeta = serde_json::from_slice(&read(META_FILE)?)
+        .map_err(|e| TrainError::json(dir.join(META_FILE), e))?;
+    let state: TrainState = serde_json::from_slice(&read(STATE_FILE)?)
+        .map_err(|e| TrainError::json(dir.join(STATE_FILE), e))?;
+    let mut model = skeleton(&meta, device);
+    load_weights(&mut model, &dir.join(MODEL_FILE))?;
+    Ok(Some(Checkpoint { model, meta, state }))
+}
+
+/// Loads the optimizer state saved next to a checkpoint loaded by [`load`].
+pub fn load_optimizer(dir: &Path, optimizer: ModuleOptimizer) -> Result<ModuleOptimizer> {
+    let old = sibling(dir, ".old");
+    let dir = if dir.join(STATE_FILE).exists() {
+        dir.to_path_buf()
+    } else {
+        old
+    };
+    let path = dir.join(OPTIM_FILE);
+    optimizer.load(&path).map_err(|e| TrainError::Checkpoint {
+        path,
+        message: e.to_string(),
+    })
+}
+
+/// Removes a run's checkpoint (after its final outputs are written).
+pub fn remove(dir: &Path) -> Result<()> {
+    for d in [
+        dir.to_path_buf(),
+        sibling(dir, ".old"),
+        sibling(dir, ".tmp"),
+    ] {
+        if d.exists() {
+            std::fs::remove_dir_all(&d).map_err(|e| TrainError::io(&d, e))?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,156 @@
+//! Errors of the training engine. Every variant names the file (and key) it concerns where
+//! there is one.
+
+use std::path::PathBuf;
+
+use stilts_data::DataError;
+use stilts_data::metrics::MetricError;
+use stilts_data::sample::SampleError;
+use stilts_data::tokenize::TokenizeError;
+use stilts_models::ModelError;
+
+/// Everything that can go wrong while configuring or running training.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// The experiment file is not valid TOML or has unknown keys / wrong types.
+    #[error("{}: {source}", path.display())]
+    Toml {
+        /// The experiment file.
+        path: PathBuf,
+        /// The parser's error (names the key and line).
+        #[source]
+        source: Box<toml::de::Error>,
+    },
+    /// A value is invalid or values contradict each other.
+    #[error("{}: `{key}`: {message}", path.display())]
+    Config {
+        /// The experiment file (or `<flags>` for command-line phases).
+        path: PathBuf,
+        /// The dotted key, e.g. `phases[1].head`.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A file could not be read or written.
+    #[error("cannot access {}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A JSON file could not be read or written.
+    #[error("invalid JSON in {}", path.display())]
+    Json {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// Loading task data failed.
+    #[error("task {task}: cannot load data")]
+    Data {
+        /// The task.
+        task: String,
+        /// The underlying error.
+        #[source]
+        source: Box<DataError>,
+    },
+    /// Downsampling failed.
+    #[error("task {task}: cannot downsample")]
+    Sample {
+        /// The task.
+        task: String,
+        /// The underlying error.
+        #[source]
+        source: Box<SampleError>,
+    },
+    /// Tokenization failed.
+    #[error("tokenizer")]
+    Tokenize(#[source] Box<TokenizeError>),
+    /// Building, loading or saving a model failed.
+    #[error("model")]
+    Model(#[source] Box<ModelError>),
+    /// A metric could not be computed.
+    #[error("task {task}: metric")]
+    Metric {
+        /// The task.
+        task: String,
+        /// The underlying error.
+        #[source]
+        source: MetricError,
+    },
+    /// Reading or writing burn tensors (checkpoints) failed.
+    #[error("checkpoint {}: {message}", path.display())]
+    Checkpoint {
+        /// The checkpoint file or directory.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// The head policy cannot be applied to the previous phase's model.
+    #[error("phase {phase}: head policy: {message}")]
+    Head {
+        /// The phase name.
+        phase: String,
+        /// What does not match.
+        message: String,
+    },
+    /// Training diverged (non-finite loss).
+    #[error("phase {phase}, seed {seed}: loss became {loss} at step {step}")]
+    Diverged {
+        /// The phase name.
+        phase: String,
+        /// The restart seed.
+        seed: u64,
+        /// The optimizer step.
+        step: u64,
+        /// The loss value.
+        loss: f32,
+    },
+}
+
+impl From<ModelError> for TrainError {
+    fn from(e: ModelError) -> Self {
+        TrainError::Model(Box::new(e))
+    }
+}
+
+impl From<TokenizeError> for TrainError {
+    fn from(e: TokenizeError) -> Self {
+        TrainError::Tokenize(Box::new(e))
+    }
+}
+
+impl TrainError {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        TrainError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn json(path: impl Into<PathBuf>, source: serde_json::Error) -> Self {
+        TrainError::Json {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn config(
+        path: impl Into<PathBuf>,
+        key: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        TrainError::Config {
+            path: path.into(),
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Result with [`TrainError`].
+pub type Result<T, E = TrainError> = std::result::Result<T, E>;

@@ -1,0 +1,192 @@
+//! Loading, downsampling and tokenizing the data of a phase.
+
+use serde::Serialize;
+use stilts_data::sample::{SampleManifest, downsample};
+use stilts_data::tokenize::{BertTokenizer, Encoding};
+use stilts_data::{Dataset, Label, LoadOptions, Task};
+use stilts_models::bert::Labels;
+
+use burn::tensor::{Device, Int, Tensor, TensorData};
+
+use crate::config::TaskSpec;
+use crate::error::{Result, TrainError};
+
+/// One tokenized split.
+#[derive(Debug, Clone)]
+pub struct Split {
+    /// The examples as read.
+    pub data: Dataset,
+    /// One encoding per example.
+    pub encodings: Vec<Encoding>,
+}
+
+impl Split {
+    /// Tokenizes a dataset.
+    pub fn encode(data: Dataset, tokenizer: &BertTokenizer) -> Result<Self> {
+        let inputs: Vec<(&str, Option<&str>)> = data
+            .examples
+            .iter()
+            .map(|e| (e.text_a.as_str(), e.text_b.as_deref()))
+            .collect();
+        let encodings = tokenizer.encode_all(&inputs).map_err(TrainError::from)?;
+        Ok(Split { data, encodings })
+    }
+
+    /// Lengths of the encodings.
+    pub fn lengths(&self) -> Vec<usize> {
+        self.encodings.iter().map(Encoding::len).collect()
+    }
+
+    /// The encodings of `idx`.
+    pub fn select(&self, idx: &[usize]) -> Vec<Encoding> {
+        idx.iter().map(|&i| self.encodings[i].clone()).collect()
+    }
+
+    /// The gold labels of `idx` as a tensor.
+    ///
+    /// # Shapes
+    ///
+    /// - output: `[idx.len()]`
+    pub fn labels(&self, idx: &[usize], regression: bool, device: &Device) -> Labels {
+        let n = idx.len();
+        if regression {
+            let v: Vec<f32> = idx
+                .iter()
+                .map(|&i| match self.data.examples[i].label {
+                    Some(Label::Score(s)) => s as f32,
+                    Some(Label::Class(c)) => c as f32,
+                    None => 0.0,
+                })
+                .collect();
+            Labels::Scores(Tensor::<1>::from_data(TensorData::new(v, [n]), device))
+        } else {
+            let v: Vec<i64> = idx
+                .iter()
+                .map(|&i| {
+                    self.data.examples[i]
+                        .label
+                        .and_then(Label::class)
+                        .unwrap_or(0) as i64
+                })
+                .collect();
+            Labels::Classes(Tensor::<1, Int>::from_data(TensorData::new(v, [n]), device))
+        }
+    }
+}
+
+/// Identity of a data file used by a run.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct DataFileInfo {
+    pub task: String,
+    pub split: String,
+    pub path: String,
+    pub sha256: String,
+    pub examples: usize,
+}
+
+impl DataFileInfo {
+    fn of(d: &Dataset) -> Self {
+        DataFileInfo {
+            task: d.task.clone(),
+            split: d.split.clone(),
+            path: d.path.display().to_string(),
+            sha256: d.sha256.clone(),
+            examples: d.len(),
+        }
+    }
+}
+
+/// The data of one task for one run.
+#[derive(Debug, Clone)]
+pub struct TaskData {
+    pub task: Task,
+    pub train: Split,
+    pub dev: Split,
+    pub test: Option<Split>,
+    /// Present when the train split was downsampled.
+    pub manifest: Option<SampleManifest>,
+}
+
+impl TaskData {
+    /// The files behind this data.
+    pub fn files(&self) -> Vec<DataFileInfo> {
+        let mut v = vec![
+            DataFileInfo::of(&self.train.data),
+            DataFileInfo::of(&self.dev.data),
+        ];
+        if let Some(t) = &self.test {
+            v.push(DataFileInfo::of(&t.data));
+        }
+        v
+    }
+}
+
+/// Full (not downsampled) splits of a phase's tasks, loaded once and shared by its seeds.
+#[derive(Debug, Clone)]
+pub struct LoadedTask {
+    pub spec: TaskSpec,
+    pub train: Split,
+    pub dev: Split,
+    pub test: Option<Split>,
+}
+
+/// Loads and tokenizes the train, dev (and with `test`, test) splits.
+pub fn load_task(spec: &TaskSpec, tokenizer: &BertTokenizer, test: bool) -> Result<LoadedTask> {
+    let load = |split: &str| {
+        spec.task
+            .load(&spec.dir, split, LoadOptions::default())
+            .map_err(|source| TrainError::Data {
+                task: spec.task.name.clone(),
+                source: Box::new(source),
+            })
+    };
+    let train = Split::encode(load(&spec.train_split)?, tokenizer)?;
+    let dev = Split::encode(load(&spec.dev_split)?, tokenizer)?;
+    let test = match (&spec.test_split, test) {
+        (Some(s), true) => Some(Split::encode(load(s)?, tokenizer)?),
+        _ => None,
+    };
+    for (split, d) in [("train", &train), ("dev", &dev)] {
+        if d.data.is_empty() || !d.data.is_labelled() {
+            return Err(TrainError::Data {
+                task: spec.task.name.clone(),
+                source: Box::new(stilts_data::DataError::Invalid(format!(
+                    "{split} split {} has no labelled examples",
+                    d.data.path.display()
+                ))),
+            });
+        }
+    }
+    Ok(LoadedTask {
+        spec: spec.clone(),
+        train,
+        dev,
+        test,
+    })
+}
+
+impl LoadedTask {
+    /// The data of one run: the train split downsampled with `seed` when asked.
+    pub fn for_seed(&self, seed: u64, stream: u64, tokenizer: &BertTokenizer) -> Result<TaskData> {
+        let (train, manifest) = match self.spec.train_examples {
+            Some(n) => {
+                let (data, manifest) =
+                    downsample(&self.train.data, n, seed, stream).map_err(|source| {
+                        TrainError::Sample {
+                            task: self.spec.task.name.clone(),
+                            source: Box::new(source),
+                        }
+                    })?;
+                (Split::encode(data, tokenizer)?, Some(manifest))
+            }
+            None => (self.train.clone(), None),
+        };
+        Ok(TaskData {
+            task: self.spec.task.clone(),
+            train,
+            dev: self.dev.clone(),
+            test: self.test.clone(),
+            manifest,
+        })
+    }
+}

@@ -1,0 +1,98 @@
+//! A tiny world for fast training tests: a 40-token vocabulary, RTE-layout TSV files of a
+//! learnable synthetic task (entailment iff the hypothesis says "yes"), and a 2-layer,
+//! 32-wide random BERT.
+
+#![allow(dead_code)]
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use stilts_train::config::{Experiment, ExperimentFile};
+
+pub const WORDS: &[&str] = &[
+    "the", "cat", "dog", "sat", "on", "mat", "ran", "far", "big", "small", "red", "blue", "a",
+    "house", "tree", "bird", "sky", "sun", "moon", "star", "car", "road", "fast", "slow", "up",
+    "down", "yes", "no", "maybe", "ok",
+];
+
+/// Writes `vocab.txt` and `glue/RTE/{train,dev,test}.tsv` under `root`.
+pub fn world(root: &Path, train: usize, dev: usize) -> PathBuf {
+    let mut vocab = String::from("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n");
+    for w in WORDS {
+        writeln!(vocab, "{w}").unwrap();
+    }
+    std::fs::write(root.join("vocab.txt"), vocab).unwrap();
+    let rte = root.join("glue/RTE");
+    std::fs::create_dir_all(&rte).unwrap();
+    let mut state = 12345u64;
+    let mut next = move || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 33) as usize
+    };
+    let mut split = |name: &str, n: usize, labelled: bool| {
+        let mut text = if labelled {
+            String::from("index\tsentence1\tsentence2\tlabel\n")
+        } else {
+            String::from("index\tsentence1\tsentence2\n")
+        };
+        for i in 0..n {
+            let len_a = 3 + next() % 8;
+            let a: Vec<&str> = (0..len_a).map(|_| WORDS[next() % 26]).collect();
+            let yes = next() % 2 == 0;
+            let len_b = 1 + next() % 4;
+            let mut b: Vec<&str> = (0..len_b).map(|_| WORDS[next() % 26]).collect();
+            b.insert(next() % (b.len() + 1), if yes { "yes" } else { "no" });
+            let label = if yes { "entailment" } else { "not_entailment" };
+            if labelled {
+                writeln!(text, "{i}\t{}\t{}\t{label}", a.join(" "), b.join(" ")).unwrap();
+            } else {
+                writeln!(text, "{i}\t{}\t{}", a.join(" "), b.join(" ")).unwrap();
+            }
+        }
+        std::fs::write(rte.join(format!("{name}.tsv")), text).unwrap();
+    };
+    split("train", train, true);
+    split("dev", dev, true);
+    split("test", dev, false);
+    root.to_path_buf()
+}
+
+/// An experiment TOML over the tiny world; `phases` is appended verbatim.
+pub fn experiment_toml(root: &Path, out: &str, phases: &str) -> String {
+    format!(
+        r#"
+name = "tiny"
+output_dir = "{out}"
+seed = 7
+
+[model]
+random = {{ hidden_size = 32, num_hidden_layers = 2, num_attention_heads = 2, intermediate_size = 64, max_position_embeddings = 64 }}
+tokenizer = "{vocab}"
+
+[data]
+glue_dir = "{glue}"
+
+[recipe]
+batch_size = 8
+lr = 1e-3
+max_seq_len = 32
+epochs = 2
+{phases}
+"#,
+        out = root.join(out).display(),
+        vocab = root.join("vocab.txt").display(),
+        glue = root.join("glue").display(),
+    )
+}
+
+/// Parses and resolves a TOML experiment.
+pub fn resolve(text: &str) -> stilts_train::Result<Experiment> {
+    let file: ExperimentFile =
+        toml::from_str(text).map_err(|e| stilts_train::TrainError::Toml {
+            path: "test.toml".into(),
+            source: Box::new(e),
+        })?;
+    file.resolve(Path::new("test.toml"), "test")
+}
