@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use stilts_data::tokenize::{BertTokenizer, Casing};
-use stilts_data::{BuiltinTask, LoadOptions};
+use stilts_data::{BuiltinTask, Dataset, LoadOptions};
 
 struct Inputs {
     dir: PathBuf,
@@ -24,6 +24,13 @@ fn inputs() -> Option<Inputs> {
     })
 }
 
+fn pairs(data: &Dataset) -> Vec<(&str, Option<&str>)> {
+    data.examples
+        .iter()
+        .map(|e| (e.text_a.as_str(), e.text_b.as_deref()))
+        .collect()
+}
+
 fn bench(c: &mut Criterion) {
     let Some(inputs) = inputs() else {
         eprintln!("load_tokenize: set GLUE_DIR and STILTS_MODELS_DIR to run this benchmark");
@@ -37,11 +44,7 @@ fn bench(c: &mut Criterion) {
     let tokenizer =
         BertTokenizer::from_vocab(&inputs.vocab, Casing::Uncased).expect("vocab.txt loads");
     let data = load();
-    let texts: Vec<(&str, Option<&str>)> = data
-        .examples
-        .iter()
-        .map(|e| (e.text_a.as_str(), e.text_b.as_deref()))
-        .collect();
+    let texts = pairs(&data);
 
     let mut group = c.benchmark_group("sst2_train");
     group.sample_size(10);
@@ -53,12 +56,7 @@ fn bench(c: &mut Criterion) {
     group.bench_function("load_tokenize", |b| {
         b.iter(|| {
             let data = load();
-            let texts: Vec<(&str, Option<&str>)> = data
-                .examples
-                .iter()
-                .map(|e| (e.text_a.as_str(), e.text_b.as_deref()))
-                .collect();
-            tokenizer.encode_all(&texts).expect("encodes").len()
+            tokenizer.encode_all(&pairs(&data)).expect("encodes").len()
         })
     });
     group.finish();
