@@ -17,7 +17,14 @@ pub fn run(root: &Path, rest: &[String]) -> Result<()> {
     }
     let status = Command::new(env!("CARGO"))
         .current_dir(root)
-        .args(["bench", "--package", "stilts-data", "--bench", "load_tokenize", "--"])
+        .args([
+            "bench",
+            "--package",
+            "stilts-data",
+            "--bench",
+            "load_tokenize",
+            "--",
+        ])
         .args(rest)
         .status()
         .context("running cargo bench")?;
@@ -30,7 +37,9 @@ pub fn run(root: &Path, rest: &[String]) -> Result<()> {
         .collect::<Result<_>>()?;
     let python = python_anchor(root);
     println!();
-    println!("SST-2 train (67,349 sentences), examples/s, bert-base-uncased vocab, max_seq_len 128");
+    println!(
+        "SST-2 train (67,349 sentences), examples/s, bert-base-uncased vocab, max_seq_len 128"
+    );
     println!();
     println!("| stage | stilts | Python anchor | stilts / anchor |");
     println!("|---|---:|---:|---:|");
@@ -56,7 +65,10 @@ fn criterion_rate(root: &Path, function: &str) -> Result<f64> {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| root.join("target"));
-    let dir = target.join("criterion/sst2_train").join(function).join("new");
+    let dir = target
+        .join("criterion/sst2_train")
+        .join(function)
+        .join("new");
     let read = |name: &str| -> Result<Value> {
         let path = dir.join(name);
         let text = std::fs::read_to_string(&path)
@@ -77,7 +89,11 @@ fn criterion_rate(root: &Path, function: &str) -> Result<f64> {
 fn python_anchor(root: &Path) -> Result<Value> {
     let python = std::env::var("STILTS_PYTHON").ok().unwrap_or_else(|| {
         let venv = "/work/venvs/ref/bin/python";
-        if Path::new(venv).exists() { venv.to_owned() } else { "python3".to_owned() }
+        if Path::new(venv).exists() {
+            venv.to_owned()
+        } else {
+            "python3".to_owned()
+        }
     });
     let out = Command::new(&python)
         .current_dir(root)
@@ -87,7 +103,10 @@ fn python_anchor(root: &Path) -> Result<Value> {
     if !out.status.success() {
         bail!(
             "{python} scripts/bench_data_python.py failed: {}",
-            String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("")
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
         );
     }
     serde_json::from_slice(&out.stdout).context("parsing the anchor's JSON")

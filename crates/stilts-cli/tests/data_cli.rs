@@ -35,18 +35,33 @@ fn check_real_rte_as_json() {
         .as_array()
         .expect("splits")
         .iter()
-        .map(|s| (s["split"].as_str().unwrap().to_owned(), s["rows"].as_u64().unwrap()))
+        .map(|s| {
+            (
+                s["split"].as_str().unwrap().to_owned(),
+                s["rows"].as_u64().unwrap(),
+            )
+        })
         .collect();
     let expected = [("train", 2490), ("dev", 277), ("test", 3000)];
     assert_eq!(rows, expected.map(|(s, n)| (s.to_owned(), n)));
     let dev_labels = &report["splits"][1]["labels"];
-    assert_eq!(dev_labels, &serde_json::json!([["entailment", 146], ["not_entailment", 131]]));
+    assert_eq!(
+        dev_labels,
+        &serde_json::json!([["entailment", 146], ["not_entailment", 131]])
+    );
 }
 
 #[test]
 fn check_prints_a_table_of_rows_and_labels() {
     let Some(glue) = glue_dir() else { return };
-    let out = stilts(&["data", "check", "--task", "cola", "--dir", glue.to_str().unwrap()]);
+    let out = stilts(&[
+        "data",
+        "check",
+        "--task",
+        "cola",
+        "--dir",
+        glue.to_str().unwrap(),
+    ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     for needle in ["CoLA", "8551", "1043", "1063", "1: 721 (69.1%)"] {
@@ -76,7 +91,16 @@ fn malformed_row_fails_with_file_line_and_field() {
     );
     assert!(stderr.contains(&expected), "{stderr}");
 
-    let args = ["data", "check", "--task", "RTE", "--dir", root, "--skip-malformed", "--json"];
+    let args = [
+        "data",
+        "check",
+        "--task",
+        "RTE",
+        "--dir",
+        root,
+        "--skip-malformed",
+        "--json",
+    ];
     let out = stilts(&args);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -100,10 +124,20 @@ fn custom_task_config_typo_names_file_and_key() {
     let toml = dir.path().join("t.toml");
     let body = "name = \"T\"\ndir = \"T\"\ninput = \"single\"\nlabels = [\"a\"]\nlabelz = 1\n";
     std::fs::write(&toml, body).unwrap();
-    let out = stilts(&["data", "check", "--task-config", toml.to_str().unwrap(), "--dir", "."]);
+    let out = stilts(&[
+        "data",
+        "check",
+        "--task-config",
+        toml.to_str().unwrap(),
+        "--dir",
+        ".",
+    ]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("t.toml") && stderr.contains("labelz"), "{stderr}");
+    assert!(
+        stderr.contains("t.toml") && stderr.contains("labelz"),
+        "{stderr}"
+    );
 }
 
 /// Serves `files` by name on 127.0.0.1 (404 for others) until 30 s pass without a request.
@@ -148,14 +182,21 @@ fn download_from_a_local_mirror_into_the_official_layout() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("glue_data");
     let data_str = data.to_str().unwrap();
-    let args = ["data", "download", "--tasks", "RTE", "--dir", data_str, "--mirror", &base];
+    let args = [
+        "data", "download", "--tasks", "RTE", "--dir", data_str, "--mirror", &base,
+    ];
     let out = stilts(&args);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
-    assert!(stdout.contains("train 2") && stdout.contains("test 1"), "{stdout}");
+    assert!(
+        stdout.contains("train 2") && stdout.contains("test 1"),
+        "{stdout}"
+    );
     // a mirror serving a subset differs from the official counts: reported, not fatal
     assert!(stdout.contains("2490"), "{stdout}");
-    let check = stilts(&["data", "check", "--task", "RTE", "--dir", data_str, "--json"]);
+    let check = stilts(&[
+        "data", "check", "--task", "RTE", "--dir", data_str, "--json",
+    ]);
     assert!(check.status.success(), "{}", text(&check.stderr));
 
     let strict = [&args[..], &["--force", "--strict"]].concat();
@@ -175,11 +216,16 @@ fn realfake_and_sample_write_what_they_say() {
     let out_dir = dir.path().join("RealFake");
     let out_str = out_dir.to_str().unwrap();
     let corpus_str = corpus.to_str().unwrap();
-    let args = ["data", "realfake", "--corpus", corpus_str, "--out", out_str, "--seed", "3"];
+    let args = [
+        "data", "realfake", "--corpus", corpus_str, "--out", out_str, "--seed", "3",
+    ];
     let out = stilts(&args);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
-    assert!(stdout.contains("wrote 46 train and 4 dev examples"), "{stdout}");
+    assert!(
+        stdout.contains("wrote 46 train and 4 dev examples"),
+        "{stdout}"
+    );
 
     let task = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/tasks/realfake.toml");
     let manifest = dir.path().join("m.json");
