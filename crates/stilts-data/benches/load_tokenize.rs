@@ -19,7 +19,9 @@ fn inputs() -> Option<Inputs> {
     let glue = std::env::var_os("GLUE_DIR")?;
     let models = std::env::var_os("STILTS_MODELS_DIR")?;
     Some(Inputs {
-        dir: BuiltinTask::Sst2.task().dir_in(PathBuf::from(glue).as_path()),
+        dir: BuiltinTask::Sst2
+            .task()
+            .dir_in(PathBuf::from(glue).as_path()),
         vocab: PathBuf::from(models).join("bert-base-uncased/vocab.txt"),
     })
 }
