@@ -23,6 +23,8 @@ enum Command {
     /// Check, fetch and generate data.
     #[command(subcommand)]
     Data(cmd::data::DataCommand),
+    /// Print a model's logits (and [CLS] hidden states) for JSON-lines records.
+    Predict(Box<cmd::predict::PredictArgs>),
 }
 
 fn main() -> ExitCode {
@@ -36,6 +38,7 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::Data(c) => cmd::data::run(c),
+        Command::Predict(a) => cmd::predict::run(*a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -54,8 +54,11 @@
 //! it with `cargo build --release --features stilts-models/x86-v4`.
 
 pub mod bert;
+pub mod device;
 mod error;
 pub mod hub;
 
+/// The burn this crate is built on, so dependents use the same version and features.
+pub use burn;
 pub use error::ModelError;
 pub use hub::resolve_model;

@@ -31,6 +31,7 @@ pub mod experiment;
 pub mod model;
 pub mod observer;
 pub mod phase;
+pub mod predict;
 pub mod prepare;
 pub mod sampler;
 pub mod schedule;

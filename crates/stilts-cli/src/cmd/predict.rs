@@ -1,0 +1,133 @@
+//! `stilts predict`: logits (and optionally the [CLS] hidden state) for JSON-lines records.
+
+use std::cell::RefCell;
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use stilts_train::models::device::{DeviceChoice, Precision};
+use stilts_train::models::hub::{self, DownloadProgress, HubOptions, ModelName};
+use stilts_train::predict::{PredictOptions, Predictor, read_jsonl};
+
+/// Run a BERT classifier over `{"text_a": ..., "text_b": ...}` lines; print one
+/// `{"logits": [...]}` line per record.
+#[derive(Args, Debug)]
+pub struct PredictArgs {
+    /// Model directory (Hugging Face BERT or a stilts checkpoint), or a hub id
+    /// `org/name[@revision]` (downloaded into the Hugging Face cache; HF_ENDPOINT,
+    /// HF_HUB_OFFLINE and HF_HOME are honoured).
+    #[arg(long)]
+    pub model: String,
+    /// JSON-lines input: objects with `text_a` and optional `text_b`.
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Also print `hidden`: the last hidden state of the [CLS] token.
+    #[arg(long)]
+    pub hidden: bool,
+    /// Outputs of the head (default: the model's own, else 2). A head absent from the
+    /// checkpoint is freshly initialised, so its logits are arbitrary.
+    #[arg(long)]
+    pub num_labels: Option<usize>,
+    /// Most tokens per example, special tokens included.
+    #[arg(long, default_value_t = 128)]
+    pub max_seq_len: usize,
+    /// Examples per forward pass.
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    /// cpu, wgpu, wgpu:N, cuda:N, tch-cpu, tch-cuda:N (non-CPU devices need their cargo
+    /// feature).
+    #[arg(long, default_value = "cpu")]
+    pub device: DeviceChoice,
+    /// f32, bf16 or f16 (reduced precision where the backend supports it).
+    #[arg(long, default_value = "f32")]
+    pub precision: Precision,
+}
+
+/// indicatif bars for hub downloads, on stderr.
+struct Bars {
+    bar: RefCell<Option<ProgressBar>>,
+}
+
+impl DownloadProgress for Bars {
+    fn start(&self, file: &str, total: Option<u64>) {
+        let bar = match total {
+            Some(n) => ProgressBar::new(n).with_style(
+                ProgressStyle::with_template(
+                    "{msg:>20} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            ),
+            None => ProgressBar::new_spinner().with_style(
+                ProgressStyle::with_template("{msg:>20} {spinner} {bytes} {bytes_per_sec}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            ),
+        };
+        bar.set_message(file.to_owned());
+        *self.bar.borrow_mut() = Some(bar);
+    }
+
+    fn advance(&self, bytes: u64) {
+        if let Some(bar) = &*self.bar.borrow() {
+            bar.inc(bytes);
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = self.bar.borrow_mut().take() {
+            bar.finish_and_clear();
+        }
+    }
+
+    fn note(&self, message: &str) {
+        tracing::debug!("{message}");
+    }
+}
+
+pub fn run(args: PredictArgs) -> Result<()> {
+    // Bad input fails before a model is downloaded or loaded.
+    let records = read_jsonl(&args.input)?;
+    let dir = match ModelName::parse(&args.model)? {
+        ModelName::Dir(dir) => dir,
+        ModelName::Hub(model) => {
+            let options = HubOptions::from_env()?;
+            let bars = Bars {
+                bar: RefCell::new(None),
+            };
+            let dir = hub::download_model(&model, &options, &bars)?;
+            tracing::info!("{} is in {}", args.model, dir.display());
+            dir
+        }
+    };
+    let mut device = args.device.device()?;
+    args.precision.apply(&mut device)?;
+    let options = PredictOptions {
+        num_labels: args.num_labels,
+        max_seq_len: args.max_seq_len,
+        batch_size: args.batch_size,
+        hidden: args.hidden,
+    };
+    let (predictor, report) = Predictor::load(&dir, &options, &device)
+        .with_context(|| format!("loading the model in {}", dir.display()))?;
+    if report
+        .initialized
+        .iter()
+        .any(|p| p.starts_with("classifier."))
+    {
+        tracing::warn!(
+            "{} has no classification head: it is freshly initialised, so the logits are arbitrary (use --hidden for features)",
+            args.model
+        );
+    }
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    for chunk in records.chunks(args.batch_size.max(1)) {
+        for prediction in predictor.predict_batch(chunk)? {
+            writeln!(out, "{}", prediction.to_json_line()).context("writing to stdout")?;
+        }
+    }
+    out.flush().context("writing to stdout")?;
+    Ok(())
+}
