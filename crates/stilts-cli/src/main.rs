@@ -23,6 +23,12 @@ enum Command {
     /// Check, fetch and generate data.
     #[command(subcommand)]
     Data(cmd::data::DataCommand),
+    /// Run an experiment file's phases (resumes interrupted runs).
+    Run(cmd::run::RunArgs),
+    /// Train one phase from flags.
+    Train(Box<cmd::train::TrainArgs>),
+    /// Score a trained model on a task split.
+    Eval(cmd::eval::EvalArgs),
     /// Print a model's logits (and [CLS] hidden states) for JSON-lines records.
     Predict(Box<cmd::predict::PredictArgs>),
 }
@@ -38,6 +44,9 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::Data(c) => cmd::data::run(c),
+        Command::Run(a) => cmd::run::run(a),
+        Command::Train(a) => cmd::train::run(*a),
+        Command::Eval(a) => cmd::eval::run(a),
         Command::Predict(a) => cmd::predict::run(*a),
     };
     match result {

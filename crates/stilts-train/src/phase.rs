@@ -14,7 +14,7 @@ use stilts_data::metrics::{self, Metric, Predictions};
 use stilts_data::rng::derive_seed;
 use stilts_data::sample::SampleManifest;
 use stilts_data::tokenize::BertTokenizer;
-use stilts_data::{Label, Target};
+use stilts_data::{Label, Target, Task};
 use stilts_models::bert::AdamWGroupsConfig;
 
 use crate::batching::{collate, plan_epoch};
@@ -81,7 +81,7 @@ pub struct RunResult {
     pub data: Vec<DataFileInfo>,
     /// Downsampling manifests (which examples).
     pub manifests: Vec<SampleManifest>,
-    /// SHA-256 of the final weights file.
+    /// SHA-256 of the final weights' values (see [`weights_sha256`]).
     pub weights_sha256: String,
     pub dev_predictions: Vec<SplitPredictions>,
     pub test_predictions: Vec<SplitPredictions>,
@@ -350,7 +350,7 @@ pub fn run(
                 recipe.eval_batch_size,
                 &spec.device,
             );
-            dev.push(score(data, &data.dev, &logits)?);
+            dev.push(score_split(&data.task, &data.dev, &logits)?);
         }
         let dev_score = dev.iter().map(|d| d.score).sum::<f64>() / dev.len() as f64;
         let record = EpochRecord {
@@ -425,7 +425,7 @@ pub fn run(
             .iter()
             .filter_map(|d| d.manifest.clone())
             .collect(),
-        weights_sha256: file_sha256(&dir.join(crate::model::WEIGHTS_FILE))?,
+        weights_sha256: weights_sha256(&carried.model),
         dev_predictions,
         test_predictions,
         steps: state.step,
@@ -489,7 +489,7 @@ fn predictions<'a>(
     }
 }
 
-fn evaluate(data: &TaskData, split: &Split, logits: &[Vec<f32>]) -> Result<metrics::Scores> {
+fn evaluate(task: &Task, split: &Split, logits: &[Vec<f32>]) -> Result<metrics::Scores> {
     let gold: Vec<Label> = split
         .data
         .examples
@@ -498,10 +498,10 @@ fn evaluate(data: &TaskData, split: &Split, logits: &[Vec<f32>]) -> Result<metri
         .collect();
     let mut classes = Vec::new();
     let mut scores = Vec::new();
-    predictions(&data.task.target, &gold, logits, &mut classes, &mut scores);
+    predictions(&task.target, &gold, logits, &mut classes, &mut scores);
     let (cp, cg): (Vec<usize>, Vec<usize>) = classes.into_iter().unzip();
     let (sp, sg): (Vec<f64>, Vec<f64>) = scores.into_iter().unzip();
-    let preds = if data.task.target.is_regression() {
+    let preds = if task.target.is_regression() {
         Predictions::Scores {
             pred: &sp,
             gold: &sg,
@@ -510,26 +510,36 @@ fn evaluate(data: &TaskData, split: &Split, logits: &[Vec<f32>]) -> Result<metri
         Predictions::Classes {
             pred: &cp,
             gold: &cg,
-            num_classes: data.task.target.num_outputs(),
+            num_classes: task.target.num_outputs(),
         }
     };
-    metrics::evaluate(&data.task.metrics, &preds).map_err(|source| TrainError::Metric {
-        task: data.task.name.clone(),
+    metrics::evaluate(&task.metrics, &preds).map_err(|source| TrainError::Metric {
+        task: task.name.clone(),
         source,
     })
 }
 
-fn score(data: &TaskData, split: &Split, logits: &[Vec<f32>]) -> Result<TaskScores> {
-    let scores = match evaluate(data, split, logits) {
+/// Scores head outputs against a labelled split with the task's metrics (constant
+/// regression outputs score 0).
+pub fn score_split(task: &Task, split: &Split, logits: &[Vec<f32>]) -> Result<TaskScores> {
+    let scores = match evaluate(task, split, logits) {
         Ok(s) => s,
-        // Constant regression outputs have no correlation: score them 0.
-        Err(_) if data.task.target.is_regression() => {
-            return Ok(zero_scores(data, split));
+        Err(_) if task.target.is_regression() => {
+            return Ok(TaskScores {
+                task: task.name.clone(),
+                split: split.data.split.clone(),
+                metrics: task
+                    .metrics
+                    .iter()
+                    .map(|m: &Metric| (m.name().to_owned(), 0.0))
+                    .collect(),
+                score: 0.0,
+            });
         }
         Err(e) => return Err(e),
     };
     Ok(TaskScores {
-        task: data.task.name.clone(),
+        task: task.name.clone(),
         split: split.data.split.clone(),
         metrics: scores
             .iter()
@@ -537,20 +547,6 @@ fn score(data: &TaskData, split: &Split, logits: &[Vec<f32>]) -> Result<TaskScor
             .collect(),
         score: scores.task_score(),
     })
-}
-
-fn zero_scores(data: &TaskData, split: &Split) -> TaskScores {
-    TaskScores {
-        task: data.task.name.clone(),
-        split: split.data.split.clone(),
-        metrics: data
-            .task
-            .metrics
-            .iter()
-            .map(|m: &Metric| (m.name().to_owned(), 0.0))
-            .collect(),
-        score: 0.0,
-    }
 }
 
 /// Mean over tasks of the dev score of predicting the training set's majority class
@@ -572,7 +568,7 @@ pub fn baseline(data: &[TaskData]) -> Result<f64> {
             let mut row = vec![0.0f32; outputs];
             row[majority] = 1.0;
             let logits = vec![row; d.dev.data.len()];
-            score(d, &d.dev, &logits)?.score
+            score_split(&d.task, &d.dev, &logits)?.score
         };
         total += s;
     }
@@ -618,4 +614,24 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
 /// A run is degenerate when its dev score is at or below the baseline's (or not a number).
 pub fn is_degenerate(dev_score: f64, baseline: f64) -> bool {
     dev_score.is_nan() || dev_score <= baseline + 1e-12
+}
+
+/// SHA-256 over every float parameter's shape and little-endian `f32` values, in module order:
+/// equal for equal weights whatever the parameter ids or file layout.
+pub fn weights_sha256<M: Module>(model: &M) -> String {
+    struct Hasher(Sha256);
+    impl ModuleVisitor for Hasher {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let t = param.val();
+            for d in t.dims() {
+                self.0.update((d as u64).to_le_bytes());
+            }
+            for v in t.into_data().iter::<f32>() {
+                self.0.update(v.to_le_bytes());
+            }
+        }
+    }
+    let mut h = Hasher(Sha256::new());
+    model.visit(&mut h);
+    format!("{:x}", h.0.finalize())
 }

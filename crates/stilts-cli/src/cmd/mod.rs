@@ -1,2 +1,5 @@
 pub mod data;
+pub mod eval;
 pub mod predict;
+pub mod run;
+pub mod train;

@@ -1,0 +1,178 @@
+//! `stilts run <experiment.toml>`: run an experiment's phases, with progress bars. Running the
+//! same command again reuses finished runs and resumes interrupted ones from their checkpoints.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use stilts_train::config::Experiment;
+use stilts_train::experiment::{ExperimentSummary, run_experiment};
+use stilts_train::observer::{Observer, StepEvent};
+use stilts_train::phase::{EpochRecord, RunResult};
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// The experiment file (see configs/experiments/).
+    experiment: PathBuf,
+    /// Write runs here instead of the file's `output_dir`.
+    #[arg(long)]
+    output_dir: Option<PathBuf>,
+    /// No progress bars (logs only).
+    #[arg(long)]
+    quiet: bool,
+}
+
+pub fn run(args: RunArgs) -> Result<()> {
+    let mut exp = Experiment::load(&args.experiment)?;
+    if let Some(dir) = args.output_dir {
+        exp.output_dir = dir;
+    }
+    execute(&exp, args.quiet)
+}
+
+/// Runs a resolved experiment with the CLI's progress display and prints the summary.
+pub fn execute(exp: &Experiment, quiet: bool) -> Result<()> {
+    let mut progress = Progress::new(quiet);
+    let summary =
+        run_experiment(exp, &mut progress).with_context(|| format!("experiment {}", exp.name))?;
+    progress.finish();
+    print_summary(&summary);
+    println!("outputs in {}", exp.output_dir.display());
+    Ok(())
+}
+
+fn print_summary(summary: &ExperimentSummary) {
+    for p in &summary.phases {
+        println!(
+            "phase {}: best seed {} dev {:.4} | mean {:.4} std {:.4} min {:.4} max {:.4} | baseline {:.4}, {} degenerate of {}",
+            p.phase,
+            p.best_seed,
+            p.best_dev_score,
+            p.mean,
+            p.std,
+            p.min,
+            p.max,
+            p.baseline,
+            p.degenerate,
+            p.runs.len()
+        );
+    }
+}
+
+/// Progress bars for steps within an epoch, and one line per evaluated epoch.
+pub struct Progress {
+    quiet: bool,
+    bar: Option<ProgressBar>,
+    label: String,
+    epochs: usize,
+    started: Instant,
+    examples: usize,
+}
+
+impl Progress {
+    pub fn new(quiet: bool) -> Self {
+        Progress {
+            quiet,
+            bar: None,
+            label: String::new(),
+            epochs: 0,
+            started: Instant::now(),
+            examples: 0,
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl Observer for Progress {
+    fn run_start(&mut self, phase: &str, seed: u64, epochs: usize, first_epoch: usize) {
+        self.label = format!("{phase} seed {seed}");
+        self.epochs = epochs;
+        if first_epoch > 0 {
+            eprintln!("{}: resuming at epoch {}", self.label, first_epoch + 1);
+        }
+    }
+
+    fn epoch_start(&mut self, epoch: usize, steps: u64, done: u64) {
+        self.finish();
+        if self.quiet {
+            return;
+        }
+        let bar = ProgressBar::new(steps).with_position(done);
+        bar.set_style(
+            ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} ({elapsed}<{eta})")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(format!(
+            "{} epoch {}/{}",
+            self.label,
+            epoch + 1,
+            self.epochs
+        ));
+        self.bar = Some(bar);
+        self.started = Instant::now();
+        self.examples = 0;
+    }
+
+    fn step(&mut self, e: &StepEvent) {
+        self.examples += e.examples;
+        if let Some(bar) = &self.bar {
+            let rate = self.examples as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
+            bar.set_message(format!(
+                "loss {:.4} lr {:.2e} {:.1} ex/s",
+                e.loss, e.lr, rate
+            ));
+            bar.set_position(e.step_in_epoch);
+        }
+    }
+
+    fn eval_start(&mut self, examples: usize) {
+        if let Some(bar) = &self.bar {
+            bar.set_message(format!("evaluating {examples} dev examples"));
+        }
+    }
+
+    fn epoch_end(&mut self, r: &EpochRecord) {
+        self.finish();
+        let tasks: Vec<String> = r
+            .dev
+            .iter()
+            .map(|t| {
+                let m: Vec<String> = t
+                    .metrics
+                    .iter()
+                    .map(|(k, v)| format!("{k} {v:.4}"))
+                    .collect();
+                format!("{} {}", t.task, m.join(" "))
+            })
+            .collect();
+        eprintln!(
+            "{} epoch {}: train loss {:.4}, dev {:.4} ({})",
+            self.label,
+            r.epoch,
+            r.train_loss,
+            r.dev_score,
+            tasks.join("; ")
+        );
+    }
+
+    fn run_end(&mut self, r: &RunResult) {
+        self.finish();
+        eprintln!(
+            "{} done: dev {:.4} (baseline {:.4}{}), {:.0} s, {:.1} ex/s",
+            self.label,
+            r.dev_score,
+            r.baseline,
+            if r.degenerate { ", DEGENERATE" } else { "" },
+            r.wall_s,
+            r.examples_per_s
+        );
+    }
+}

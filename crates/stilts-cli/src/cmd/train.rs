@@ -1,0 +1,133 @@
+//! `stilts train`: one phase from flags, for quick use; the same engine as `stilts run`.
+
+use std::path::Path;
+
+use anyhow::{Result, bail};
+use clap::Args;
+use stilts_train::config::{
+    DataFile, ExperimentFile, ModelFile, PhaseFile, RandomBertFile, RecipeFile, TaskEntryFile,
+    TaskTableFile,
+};
+
+#[derive(Args)]
+pub struct TrainArgs {
+    /// Task(s): built-in names (RTE) or task files (configs/tasks/x.toml); several make a
+    /// multitask phase.
+    #[arg(long = "task", required = true)]
+    tasks: Vec<String>,
+    /// A Hugging Face BERT directory (e.g. all-MiniLM-L6-v2).
+    #[arg(long, conflicts_with_all = ["checkpoint", "random"])]
+    model: Option<String>,
+    /// A stilts model directory from a previous run (`.../model`); encoder only.
+    #[arg(long)]
+    checkpoint: Option<String>,
+    /// A random BERT: HIDDEN,LAYERS,HEADS,INTERMEDIATE (needs --tokenizer).
+    #[arg(long, value_name = "H,L,A,I")]
+    random: Option<String>,
+    /// vocab.txt or tokenizer.json (default: the model directory's).
+    #[arg(long)]
+    tokenizer: Option<String>,
+    /// Root of GLUE task directories (default $GLUE_DIR).
+    #[arg(long)]
+    glue_dir: Option<String>,
+    /// Root of custom task data (default $STILTS_EXTRA_DIR).
+    #[arg(long)]
+    extra_dir: Option<String>,
+    /// Output directory (default runs/train).
+    #[arg(long, default_value = "runs/train")]
+    output_dir: String,
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Number of restarts (seeds seed, seed+1, ...); the best on dev is reported.
+    #[arg(long, default_value_t = 1)]
+    restarts: usize,
+    /// Downsample each task's training set to this many examples.
+    #[arg(long)]
+    train_examples: Option<usize>,
+    #[arg(long)]
+    epochs: Option<usize>,
+    #[arg(long)]
+    batch_size: Option<usize>,
+    #[arg(long)]
+    lr: Option<f64>,
+    #[arg(long)]
+    max_seq_len: Option<usize>,
+    #[arg(long)]
+    grad_accum_steps: Option<usize>,
+    #[arg(long)]
+    bucket_by_length: bool,
+    /// Also write test-split predictions.
+    #[arg(long)]
+    predict_test: bool,
+    #[arg(long)]
+    quiet: bool,
+}
+
+fn parse_random(s: &str) -> Result<RandomBertFile> {
+    let v: Vec<usize> = s
+        .split(',')
+        .map(|x| x.trim().parse::<usize>())
+        .collect::<Result<_, _>>()?;
+    let [h, l, a, i] = v[..] else {
+        bail!("--random wants HIDDEN,LAYERS,HEADS,INTERMEDIATE, got `{s}`");
+    };
+    Ok(RandomBertFile {
+        hidden_size: h,
+        num_hidden_layers: l,
+        num_attention_heads: a,
+        intermediate_size: i,
+        max_position_embeddings: None,
+    })
+}
+
+pub fn run(args: TrainArgs) -> Result<()> {
+    let tasks = args
+        .tasks
+        .iter()
+        .map(|t| match args.train_examples {
+            None => TaskEntryFile::Name(t.clone()),
+            Some(n) => TaskEntryFile::Table(TaskTableFile {
+                task: t.clone(),
+                data_root: None,
+                train_examples: Some(n),
+                dev_split: None,
+            }),
+        })
+        .collect();
+    let file = ExperimentFile {
+        name: Some("train".into()),
+        output_dir: Some(args.output_dir.clone()),
+        device: Some(args.device.clone()),
+        seed: Some(args.seed),
+        model: ModelFile {
+            pretrained: args.model.clone(),
+            random: args.random.as_deref().map(parse_random).transpose()?,
+            checkpoint: args.checkpoint.clone(),
+            load: None,
+            tokenizer: args.tokenizer.clone(),
+        },
+        data: DataFile {
+            glue_dir: args.glue_dir.clone(),
+            extra_dir: args.extra_dir.clone(),
+        },
+        recipe: RecipeFile {
+            epochs: args.epochs,
+            batch_size: args.batch_size,
+            lr: args.lr,
+            max_seq_len: args.max_seq_len,
+            grad_accum_steps: args.grad_accum_steps,
+            bucket_by_length: args.bucket_by_length.then_some(true),
+            ..RecipeFile::default()
+        },
+        phases: vec![PhaseFile {
+            tasks,
+            restarts: Some(args.restarts),
+            predict_test: Some(args.predict_test),
+            ..PhaseFile::default()
+        }],
+    };
+    let exp = file.resolve(Path::new("<flags>"), "train")?;
+    super::run::execute(&exp, args.quiet)
+}

@@ -1,0 +1,243 @@
+//! `stilts run` / `stilts train` / `stilts eval` as a user runs them, on a tiny random BERT and
+//! a synthetic RTE-layout task, including killing a real training process and resuming it.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const WORDS: &[&str] = &[
+    "the", "cat", "dog", "sat", "on", "mat", "ran", "far", "big", "small", "red", "blue", "a",
+    "house", "tree", "bird", "sky", "sun", "moon", "star", "car", "road", "fast", "slow", "up",
+    "down", "yes", "no",
+];
+
+fn stilts(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_stilts"))
+        .args(args)
+        .env("STILTS_LOG", "warn")
+        .output()
+        .expect("run stilts")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// vocab.txt and glue/RTE/{train,dev}.tsv of a learnable task.
+fn world(root: &Path, train: usize, dev: usize) {
+    let mut vocab = String::from("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n");
+    for w in WORDS {
+        writeln!(vocab, "{w}").unwrap();
+    }
+    std::fs::write(root.join("vocab.txt"), vocab).unwrap();
+    let rte = root.join("glue/RTE");
+    std::fs::create_dir_all(&rte).unwrap();
+    let mut state = 99u64;
+    let mut next = move || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 33) as usize
+    };
+    for (name, n) in [("train", train), ("dev", dev)] {
+        let mut text = String::from("index\tsentence1\tsentence2\tlabel\n");
+        for i in 0..n {
+            let a: Vec<&str> = (0..3 + next() % 8).map(|_| WORDS[next() % 26]).collect();
+            let yes = next() % 2 == 0;
+            let mut b: Vec<&str> = (0..1 + next() % 4).map(|_| WORDS[next() % 26]).collect();
+            b.insert(next() % (b.len() + 1), if yes { "yes" } else { "no" });
+            let label = if yes { "entailment" } else { "not_entailment" };
+            writeln!(text, "{i}\t{}\t{}\t{label}", a.join(" "), b.join(" ")).unwrap();
+        }
+        std::fs::write(rte.join(format!("{name}.tsv")), text).unwrap();
+    }
+}
+
+fn experiment(root: &Path, extra_recipe: &str) -> PathBuf {
+    let toml = format!(
+        r#"
+name = "tiny"
+seed = 7
+[model]
+random = {{ hidden_size = 32, num_hidden_layers = 2, num_attention_heads = 2, intermediate_size = 64, max_position_embeddings = 64 }}
+tokenizer = "{vocab}"
+[data]
+glue_dir = "{glue}"
+[recipe]
+batch_size = 8
+lr = 2e-3
+max_seq_len = 32
+{extra_recipe}
+[[phases]]
+name = "rte"
+tasks = ["RTE"]
+"#,
+        vocab = root.join("vocab.txt").display(),
+        glue = root.join("glue").display(),
+    );
+    let path = root.join("exp.toml");
+    std::fs::write(&path, toml).unwrap();
+    path
+}
+
+fn result(out: &Path) -> serde_json::Value {
+    let path = out.join("00-rte/seed-7/result.json");
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+fn state(out: &Path) -> Option<serde_json::Value> {
+    let text = std::fs::read_to_string(out.join("00-rte/seed-7/checkpoint/state.json")).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// Starts `stilts run`, waits until a checkpoint satisfies `ready`, kills the process.
+fn run_and_kill(exp: &Path, out: &Path, ready: impl Fn(&serde_json::Value) -> bool) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stilts"))
+        .args([
+            "run",
+            exp.to_str().unwrap(),
+            "--output-dir",
+            out.to_str().unwrap(),
+            "--quiet",
+        ])
+        .env("STILTS_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn stilts");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if state(out).as_ref().is_some_and(&ready) {
+            break;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("stilts exited ({status}) before the checkpoint to kill at");
+        }
+        assert!(Instant::now() < deadline, "no checkpoint within 60 s");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn killed_run_resumes_to_identical_results() {
+    let tmp = tempfile::tempdir().unwrap();
+    world(tmp.path(), 320, 60);
+    let exp = experiment(tmp.path(), "epochs = 4\ncheckpoint_every_steps = 15");
+    let exp_s = exp.to_str().unwrap();
+
+    let straight = tmp.path().join("straight");
+    let t = Instant::now();
+    let o = stilts(&[
+        "run",
+        exp_s,
+        "--output-dir",
+        straight.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    println!("uninterrupted run: {:?}", t.elapsed());
+
+    let killed = tmp.path().join("killed");
+    // Killed after a mid-epoch checkpoint, then after the first epoch-end checkpoint of the
+    // resumed process.
+    run_and_kill(&exp, &killed, |s| s["group_in_epoch"].as_u64() > Some(0));
+    assert!(!killed.join("00-rte/seed-7/result.json").exists());
+    run_and_kill(&exp, &killed, |s| {
+        s["next_epoch"].as_u64() >= Some(1) && s["group_in_epoch"].as_u64() == Some(0)
+    });
+    assert!(!killed.join("00-rte/seed-7/result.json").exists());
+    let o = stilts(&[
+        "run",
+        exp_s,
+        "--output-dir",
+        killed.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+
+    let (a, b) = (result(&straight), result(&killed));
+    assert_eq!(b["resumed"], true);
+    assert_eq!(a["history"], b["history"]);
+    assert_eq!(a["dev_predictions"], b["dev_predictions"]);
+    assert_eq!(a["weights_sha256"], b["weights_sha256"]);
+    assert_eq!(a["steps"], b["steps"]);
+
+    // Once finished, the same command reuses the result.
+    let o = stilts(&[
+        "run",
+        exp_s,
+        "--output-dir",
+        killed.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(o.status.success());
+    assert_eq!(result(&killed)["history"], a["history"]);
+
+    // `stilts eval` on the final model reproduces the final dev accuracy.
+    let o = stilts(&[
+        "eval",
+        "--model",
+        straight.join("00-rte/seed-7/model").to_str().unwrap(),
+        "--task",
+        "RTE",
+        "--tokenizer",
+        tmp.path().join("vocab.txt").to_str().unwrap(),
+        "--glue-dir",
+        tmp.path().join("glue").to_str().unwrap(),
+        "--max-seq-len",
+        "32",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let scores: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let last = a["history"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(scores["score"], last["dev"][0]["score"]);
+}
+
+#[test]
+fn train_from_flags_and_config_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    world(tmp.path(), 64, 16);
+    let out = tmp.path().join("flags");
+    let o = stilts(&[
+        "train",
+        "--task",
+        "RTE",
+        "--random",
+        "32,2,2,64",
+        "--tokenizer",
+        tmp.path().join("vocab.txt").to_str().unwrap(),
+        "--glue-dir",
+        tmp.path().join("glue").to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--max-seq-len",
+        "32",
+        "--output-dir",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).contains("phase RTE: best seed 1"));
+    assert!(out.join("00-RTE/seed-1/result.json").exists());
+
+    // A typo'd key is rejected before training, naming the file and the key.
+    let exp = experiment(tmp.path(), "epoch = 3");
+    let o = stilts(&[
+        "run",
+        exp.to_str().unwrap(),
+        "--output-dir",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("exp.toml") && err.contains("unknown field `epoch`"),
+        "{err}"
+    );
+}
