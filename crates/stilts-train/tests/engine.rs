@@ -46,3 +46,112 @@ fn single_phase_learns_and_writes_outputs() {
     assert_eq!(result.steps, 8 * 30);
     assert!(!result.degenerate && result.baseline < 0.6);
 }
+
+#[derive(Default)]
+struct Recorder {
+    lrs: Vec<f64>,
+    total: u64,
+}
+
+impl stilts_train::observer::Observer for Recorder {
+    fn step(&mut self, e: &stilts_train::observer::StepEvent) {
+        self.lrs.push(e.lr);
+        self.total = e.total_steps;
+    }
+}
+
+#[test]
+fn schedule_and_accumulation_in_a_real_run() {
+    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let root = common::world(tmp.path(), 100, 20);
+    // 100 examples / batch 8 = 13 batches; accumulation 2 -> 7 steps per epoch, 14 in all;
+    // warmup floor(0.25 * 14) = 3 steps.
+    let text = common::experiment_toml(
+        &root,
+        "out",
+        "[[phases]]\ntasks = [\"RTE\"]\nrecipe = { grad_accum_steps = 2, warmup_proportion = 0.25, lr = 1e-3 }\n",
+    );
+    let exp = common::resolve(&text).unwrap();
+    let mut rec = Recorder::default();
+    let summary = run_experiment(&exp, &mut rec).unwrap();
+    assert_eq!(rec.total, 14);
+    assert_eq!(rec.lrs.len(), 14);
+    let want: Vec<f64> = (0..14u64)
+        .map(|s| {
+            if s < 3 {
+                1e-3 * s as f64 / 3.0
+            } else {
+                1e-3 * (14 - s) as f64 / 11.0
+            }
+        })
+        .collect();
+    for (g, w) in rec.lrs.iter().zip(&want) {
+        assert!((g - w).abs() < 1e-15, "{:?} vs {want:?}", rec.lrs);
+    }
+    assert_eq!(summary.phases[0].runs.len(), 1);
+}
+
+#[test]
+fn multitask_then_target_with_reuse_and_stilts_with_map() {
+    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let root = common::world(tmp.path(), 120, 40);
+    let nli = common::nli3(tmp.path(), 240, 40);
+    // {NLI3, RTE} -> RTE (reusing the multitask phase's RTE head), the paper's Table 3 regime.
+    let text = common::experiment_toml(
+        &root,
+        "mt",
+        &format!(
+            "[[phases]]\nname = \"mt\"\ntasks = [\"{}\", \"RTE\"]\nsampler = \"proportional\"\nrecipe = {{ epochs = 4 }}\n\
+             [[phases]]\nname = \"rte\"\ntasks = [\"RTE\"]\nhead = \"reuse\"\nrestarts = 2\nrecipe = {{ epochs = 1 }}\n",
+            nli.display()
+        ),
+    );
+    let exp = common::resolve(&text).unwrap();
+    let summary = run_experiment(&exp, &mut NoopObserver).unwrap();
+    assert_eq!(summary.phases.len(), 2);
+    let mt: stilts_train::phase::RunResult = serde_json::from_str(
+        &std::fs::read_to_string(tmp.path().join("mt/00-mt/seed-7/result.json")).unwrap(),
+    )
+    .unwrap();
+    let dev = &mt.history.last().unwrap().dev;
+    assert_eq!(dev.len(), 2);
+    assert_eq!(
+        (dev[0].task.as_str(), dev[1].task.as_str()),
+        ("NLI3", "RTE")
+    );
+    // 240 + 120 examples at batch 8: 30 + 15 batches per epoch.
+    assert_eq!(mt.steps, 4 * 45);
+    assert_eq!(summary.phases[1].runs.len(), 2);
+    assert_eq!(
+        summary.phases[1]
+            .runs
+            .iter()
+            .map(|r| r.seed)
+            .collect::<Vec<_>>(),
+        vec![7, 8]
+    );
+
+    // NLI3 -> RTE with a declared label mapping (entailment -> entailment,
+    // not_entailment -> contradiction), downsampled target.
+    let text = common::experiment_toml(
+        &root,
+        "map",
+        &format!(
+            "[[phases]]\nname = \"nli\"\ntasks = [\"{}\"]\nrecipe = {{ epochs = 1 }}\n\
+             [[phases]]\nname = \"rte\"\ntasks = [{{ task = \"RTE\", train_examples = 50 }}]\nhead = \"map\"\n\
+             label_map = {{ entailment = \"entailment\", not_entailment = \"contradiction\" }}\nrecipe = {{ epochs = 1 }}\n",
+            nli.display()
+        ),
+    );
+    let exp = common::resolve(&text).unwrap();
+    run_experiment(&exp, &mut NoopObserver).unwrap();
+    let rte: stilts_train::phase::RunResult = serde_json::from_str(
+        &std::fs::read_to_string(tmp.path().join("map/01-rte/seed-7/result.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(rte.manifests.len(), 1);
+    assert_eq!(rte.manifests[0].ids.len(), 50);
+    assert_eq!(rte.steps, 7);
+}

@@ -73,6 +73,7 @@ tokenizer = "{vocab}"
 
 [data]
 glue_dir = "{glue}"
+extra_dir = "{extra}"
 
 [recipe]
 batch_size = 8
@@ -84,6 +85,7 @@ epochs = 2
         out = root.join(out).display(),
         vocab = root.join("vocab.txt").display(),
         glue = root.join("glue").display(),
+        extra = root.join("extra").display(),
     )
 }
 
@@ -95,4 +97,60 @@ pub fn resolve(text: &str) -> stilts_train::Result<Experiment> {
             source: Box::new(e),
         })?;
     file.resolve(Path::new("test.toml"), "test")
+}
+
+/// Adds a 3-label custom task `NLI3` (jsonl, under `extra/nli3`) whose label follows the
+/// hypothesis word yes/no/maybe; returns the task file.
+pub fn nli3(root: &Path, train: usize, dev: usize) -> PathBuf {
+    let dir = root.join("extra/nli3");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut state = 777u64;
+    let mut next = move || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 33) as usize
+    };
+    for (name, n) in [("train", train), ("dev", dev)] {
+        let mut text = String::new();
+        for _ in 0..n {
+            let a: Vec<&str> = (0..3 + next() % 6).map(|_| WORDS[next() % 26]).collect();
+            let (word, label) = match next() % 3 {
+                0 => ("no", "contradiction"),
+                1 => ("yes", "entailment"),
+                _ => ("maybe", "neutral"),
+            };
+            let b = format!("{} {word}", WORDS[next() % 26]);
+            writeln!(
+                text,
+                r#"{{"p": "{}", "h": "{b}", "l": "{label}"}}"#,
+                a.join(" ")
+            )
+            .unwrap();
+        }
+        std::fs::write(dir.join(format!("{name}.jsonl")), text).unwrap();
+    }
+    let file = root.join("nli3.toml");
+    std::fs::write(
+        &file,
+        r#"
+name = "NLI3"
+dir = "nli3"
+input = "pair"
+labels = ["contradiction", "entailment", "neutral"]
+[format]
+format = "jsonl"
+text_a = "p"
+text_b = "h"
+label = "l"
+[[splits]]
+name = "train"
+file = "train.jsonl"
+[[splits]]
+name = "dev"
+file = "dev.jsonl"
+"#,
+    )
+    .unwrap();
+    file
 }

@@ -1,0 +1,85 @@
+//! Bad experiment files are rejected before any training, naming the file and the key.
+
+mod common;
+
+#[test]
+fn errors_name_file_and_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = common::world(tmp.path(), 8, 4);
+    let nli = common::nli3(tmp.path(), 8, 4);
+    let nli = nli.display();
+    let ok = "[[phases]]\ntasks = [\"RTE\"]\n";
+    // Sanity: the base resolves.
+    let exp = common::resolve(&common::experiment_toml(&root, "o", ok)).unwrap();
+    assert_eq!(exp.phases[0].recipe.batch_size, 8);
+    assert_eq!(exp.phases[0].recipe.weight_decay, 0.01);
+    assert_eq!(exp.phases[0].recipe.max_grad_norm, Some(1.0));
+    assert_eq!(exp.phases[0].seeds, vec![7]);
+
+    let cases: Vec<(String, &str)> = vec![
+        ("[[phases]]\ntasks = [\"RTE\"]\nepoch = 3\n".into(), "unknown field `epoch`"),
+        ("[[phases]]\ntasks = [\"RTE\"]\nrecipe = { lrr = 1.0 }\n".into(), "unknown field `lrr`"),
+        ("[[phases]]\ntasks = [\"RTE\"]\nsampler = \"uniform\"\n".into(), "phases[0].sampler"),
+        (format!("[[phases]]\ntasks = [\"RTE\", \"{nli}\"]\nsampler = \"temperature\"\n"), "phases[0].temperature"),
+        (format!("[[phases]]\ntasks = [\"RTE\", \"{nli}\"]\nsampler = \"softmax\"\n"), "unknown variant `softmax`"),
+        ("[[phases]]\ntasks = [\"RTE\"]\nhead = \"reuse\"\n".into(), "phases[0].head"),
+        ("[[phases]]\ntasks = [\"RTE\"]\n[[phases]]\ntasks = [\"RTE\"]\nlabel_map = { entailment = \"x\" }\n".into(), "phases[1].label_map"),
+        ("[[phases]]\ntasks = [\"RTE\"]\n[[phases]]\nname = \"t\"\ntasks = [\"RTE\"]\nhead = \"map\"\nlabel_map = { entailment = \"x\" }\n".into(), "label `not_entailment` of RTE is not mapped"),
+        ("[[phases]]\ntasks = [\"RTE\"]\nseeds = [1]\nrestarts = 2\n".into(), "phases[0].seeds"),
+        ("[[phases]]\ntasks = [\"RTE\"]\nrestarts = 0\n".into(), "phases[0].restarts"),
+        ("[[phases]]\ntasks = [\"RTE\"]\n[[phases]]\ntasks = [\"RTE\"]\n".into(), "phase name `RTE` is used twice"),
+        ("[[phases]]\ntasks = [\"QQQ\"]\n".into(), "unknown task `QQQ`"),
+        ("[[phases]]\ntasks = [\"MRPC\"]\n".into(), "split `train` not found"),
+        ("[[phases]]\ntasks = [\"nope.toml\"]\n".into(), "task file nope.toml does not exist"),
+        ("[[phases]]\ntasks = [{ task = \"RTE\", dev_split = \"dev_x\" }]\n".into(), "dev_split"),
+        ("[[phases]]\ntasks = [\"RTE\"]\nrecipe = { lr = -1.0 }\n".into(), "phases[0].recipe.lr"),
+        ("[[phases]]\ntasks = [\"RTE\"]\nrecipe = { warmup_proportion = 1.5 }\n".into(), "recipe.warmup_proportion"),
+        ("[[phases]]\ntasks = [\"RTE\"]\nrecipe = { grad_accum_steps = 0 }\n".into(), "recipe.grad_accum_steps"),
+        ("".into(), "`phases`: no phases"),
+    ];
+    for (phases, want) in cases {
+        let text = common::experiment_toml(&root, "o", &phases);
+        let err = common::resolve(&text).expect_err(want).to_string();
+        assert!(err.contains(want), "{err:?} should contain {want:?}");
+        assert!(err.starts_with("test.toml"), "{err:?} should name the file");
+    }
+
+    // Model section errors.
+    let base = common::experiment_toml(&root, "o", ok);
+    let bad = [
+        (
+            base.replace("tokenizer = ", "pretrained = \"/nowhere\"\ntokenizer = "),
+            "exactly one of",
+        ),
+        (
+            base.replace(
+                &format!("{}", root.join("vocab.txt").display()),
+                "/nowhere/vocab.txt",
+            ),
+            "tokenizer /nowhere/vocab.txt does not exist",
+        ),
+        (
+            base.replace("seed = 7", "seed = 7\ndevice = \"tpu\""),
+            "unknown device `tpu`",
+        ),
+        (
+            base.replace("tokenizer = ", "load = \"encoder\"\ntokenizer = "),
+            "model.load",
+        ),
+        (
+            base.replace("num_attention_heads = 2", "num_attention_heads = 3"),
+            "model.random",
+        ),
+        (
+            base.replace(
+                "output_dir = ",
+                "output_dir = \"${STILTS_SURELY_UNSET_VAR}\"\n#",
+            ),
+            "STILTS_SURELY_UNSET_VAR is not set",
+        ),
+    ];
+    for (text, want) in bad {
+        let err = common::resolve(&text).expect_err(want).to_string();
+        assert!(err.contains(want), "{err:?} should contain {want:?}");
+    }
+}
