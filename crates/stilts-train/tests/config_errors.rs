@@ -83,3 +83,20 @@ fn errors_name_file_and_key() {
         assert!(err.contains(want), "{err:?} should contain {want:?}");
     }
 }
+
+/// Every shipped experiment parses (keys and types); paths are checked when it is run.
+#[test]
+fn shipped_experiments_parse() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/experiments");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let file: Result<stilts_train::config::ExperimentFile, _> = toml::from_str(&text);
+            assert!(file.is_ok(), "{}: {:?}", path.display(), file.err());
+            n += 1;
+        }
+    }
+    assert!(n >= 3);
+}

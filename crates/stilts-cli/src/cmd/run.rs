@@ -22,12 +22,20 @@ pub struct RunArgs {
     /// No progress bars (logs only).
     #[arg(long)]
     quiet: bool,
+    /// Validate the file (keys, paths, combinations), print the resolved experiment as JSON
+    /// and exit without training.
+    #[arg(long)]
+    check: bool,
 }
 
 pub fn run(args: RunArgs) -> Result<()> {
     let mut exp = Experiment::load(&args.experiment)?;
     if let Some(dir) = args.output_dir {
         exp.output_dir = dir;
+    }
+    if args.check {
+        println!("{}", serde_json::to_string_pretty(&exp)?);
+        return Ok(());
     }
     execute(&exp, args.quiet)
 }
