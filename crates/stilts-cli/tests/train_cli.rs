@@ -158,6 +158,11 @@ fn killed_run_resumes_to_identical_results() {
     ]);
     assert!(o.status.success(), "{}", text(&o.stderr));
 
+    let log = std::fs::read_to_string(killed.join("stilts.log")).unwrap();
+    assert!(
+        log.contains("resuming from") && log.contains("epoch done"),
+        "{log}"
+    );
     let (a, b) = (result(&straight), result(&killed));
     assert_eq!(b["resumed"], true);
     assert_eq!(a["history"], b["history"]);

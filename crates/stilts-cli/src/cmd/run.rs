@@ -11,6 +11,8 @@ use stilts_train::config::Experiment;
 use stilts_train::experiment::{ExperimentSummary, run_experiment};
 use stilts_train::observer::{Observer, StepEvent};
 use stilts_train::phase::{EpochRecord, RunResult};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::{EnvFilter, Layer, fmt};
 
 #[derive(Args)]
 pub struct RunArgs {
@@ -43,8 +45,33 @@ pub fn run(args: RunArgs) -> Result<()> {
 /// Runs a resolved experiment with the CLI's progress display and prints the summary.
 pub fn execute(exp: &Experiment, quiet: bool) -> Result<()> {
     let mut progress = Progress::new(quiet);
+    std::fs::create_dir_all(&exp.output_dir)
+        .with_context(|| format!("creating {}", exp.output_dir.display()))?;
+    let log_path = exp.output_dir.join("stilts.log");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .with_context(|| format!("opening {}", log_path.display()))?;
+    let filter =
+        || EnvFilter::try_from_env("STILTS_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    // Logs go to stderr (filtered by STILTS_LOG) and, at info level, to the output directory's
+    // log file.
+    let subscriber = tracing_subscriber::registry()
+        .with(
+            fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_filter(filter()),
+        )
+        .with(
+            fmt::layer()
+                .with_ansi(false)
+                .with_writer(std::sync::Mutex::new(log))
+                .with_filter(EnvFilter::new("info")),
+        );
     let summary =
-        run_experiment(exp, &mut progress).with_context(|| format!("experiment {}", exp.name))?;
+        tracing::subscriber::with_default(subscriber, || run_experiment(exp, &mut progress))
+            .with_context(|| format!("experiment {}", exp.name))?;
     progress.finish();
     print_summary(&summary);
     println!("outputs in {}", exp.output_dir.display());
