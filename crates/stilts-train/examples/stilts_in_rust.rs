@@ -18,7 +18,7 @@ struct Print;
 
 impl Observer for Print {
     fn step(&mut self, e: &StepEvent) {
-        if e.step % 50 == 0 {
+        if e.step.is_multiple_of(50) {
             println!(
                 "step {}/{} loss {:.4} lr {:.2e}",
                 e.step, e.total_steps, e.loss, e.lr
