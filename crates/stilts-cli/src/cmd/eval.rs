@@ -84,6 +84,13 @@ pub fn run(args: EvalArgs) -> Result<()> {
                 .collect::<Vec<_>>()
         ),
     };
+    let positions = carried.meta.bert.max_position_embeddings;
+    if args.max_seq_len > positions {
+        bail!(
+            "--max-seq-len {} exceeds the model's max_position_embeddings {positions}",
+            args.max_seq_len
+        );
+    }
     let info = &carried.meta.heads[head];
     if info.labels != spec.task.labels() || info.regression != spec.task.target.is_regression() {
         bail!(
