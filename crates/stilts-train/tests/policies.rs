@@ -198,3 +198,49 @@ fn best_of_n_and_degenerate_flags() {
     assert_eq!(all.degenerate, 3);
     assert_eq!(all.best_seed, 2);
 }
+
+#[test]
+fn checkpoint_survives_a_crash_between_renames() {
+    use stilts_train::checkpoint::{self, TrainState};
+    let device = Device::flex();
+    let carried = mnli_model(&device);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = checkpoint::dir(tmp.path());
+    let optimizer = stilts_models::bert::AdamWGroupsConfig::new().init();
+    let state = TrainState {
+        fingerprint: "f".into(),
+        phase: "p".into(),
+        seed: 1,
+        next_epoch: 1,
+        group_in_epoch: 0,
+        step: 10,
+        epoch_loss_sum: 0.0,
+        epoch_loss_steps: 0,
+        examples_seen: 80,
+        history: vec![],
+        wall_s: 1.0,
+        train_s: 1.0,
+    };
+    checkpoint::save(&dir, &carried.model, &carried.meta, &optimizer, &state).unwrap();
+    let mut later = state.clone();
+    later.step = 20;
+    checkpoint::save(&dir, &carried.model, &carried.meta, &optimizer, &later).unwrap();
+    assert!(!tmp.path().join("checkpoint.old").exists());
+    // A crash after `checkpoint` was moved aside and before the new one was moved in.
+    std::fs::rename(&dir, tmp.path().join("checkpoint.old")).unwrap();
+    let ck = checkpoint::load(&dir, &carried.meta, &device)
+        .unwrap()
+        .unwrap();
+    assert_eq!(ck.state, later);
+    assert_eq!(
+        stilts_train::phase::weights_sha256(&ck.model),
+        stilts_train::phase::weights_sha256(&carried.model)
+    );
+    checkpoint::load_optimizer(&dir, optimizer).unwrap();
+    checkpoint::remove(&dir).unwrap();
+    assert!(
+        checkpoint::load(&dir, &carried.meta, &device)
+            .unwrap()
+            .is_none()
+    );
+}
