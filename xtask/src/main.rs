@@ -1,6 +1,8 @@
 //! Developer tasks: `cargo xtask bench`, later `cargo xtask reproduce`.
 
+mod bench_bert;
 mod bench_data;
+mod check_backends;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -25,11 +27,24 @@ enum Cmd {
         #[arg(trailing_var_arg = true)]
         rest: Vec<String>,
     },
+    /// Build and test stilts-models with each optional backend (wgpu, cuda, tch) in
+    /// target/backends. Slow (a full burn build per feature); for developers, not CI.
+    CheckBackends {
+        /// Features to check (default: wgpu cuda tch).
+        features: Vec<String>,
+        /// Only `cargo check`, do not build and run the parity tests.
+        #[arg(long)]
+        check_only: bool,
+    },
 }
 
 fn main() -> Result<()> {
     match Cli::parse().cmd {
         Cmd::Bench { suite, rest } => bench(&suite, &rest),
+        Cmd::CheckBackends {
+            features,
+            check_only,
+        } => check_backends::run(&root(), &features, check_only),
     }
 }
 
@@ -45,9 +60,12 @@ fn bench(suite: &str, rest: &[String]) -> Result<()> {
     if suite == "data" {
         return bench_data::run(&root(), rest);
     }
+    if suite == "bert" {
+        return bench_bert::run(&root(), rest);
+    }
     let (package, bench) = match suite {
         "data" => ("stilts-data", "load_tokenize"),
-        other => bail!("unknown benchmark suite `{other}`; known: data"),
+        other => bail!("unknown benchmark suite `{other}`; known: data, bert"),
     };
     let status = Command::new(env!("CARGO"))
         .args(["bench", "--package", package, "--bench", bench, "--"])

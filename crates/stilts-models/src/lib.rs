@@ -52,6 +52,20 @@
 //! with it on an AVX2-only CPU, with identical numbers). It is off by default because it changes
 //! burn's feature set (a full rebuild) and its AVX-512 path has not been parity-checked; enable
 //! it with `cargo build --release --features stilts-models/x86-v4`.
+//!
+//! Other backends are cargo features, chosen at run time with [`device::DeviceChoice`]
+//! (`"cpu"`, `"wgpu"`, `"cuda:0"`, `"tch-cpu"`, `"tch-cuda:0"`); a choice whose feature is
+//! missing fails with an error naming the feature:
+//!
+//! - `wgpu`: burn's wgpu backend (Vulkan/Metal/DX12; software Vulkan through Mesa works, slowly);
+//! - `cuda`: burn's native CUDA backend (needs the CUDA toolkit);
+//! - `tch`: libtorch through `tch`. The build never downloads libtorch: point `LIBTORCH` at an
+//!   unpacked libtorch, or set `LIBTORCH_USE_PYTORCH=1` to use the pip `torch` of the active
+//!   Python (the version tch 0.22 expects).
+//!
+//! [`device::Precision`] (`bf16`, `f16`) sets a device's default float type before the model
+//! is built, where the backend supports it. Each feature changes burn's feature set (a full
+//! rebuild); `cargo xtask check-backends` builds and tests them.
 
 pub mod bert;
 pub mod device;

@@ -1,0 +1,268 @@
+#!/usr/bin/env python3
+"""PyTorch anchor for `cargo xtask bench bert`: HF `BertForSequenceClassification`, eager
+attention, fp32, `torch.set_num_threads(N)` (default 2), random weights, on the shapes of
+crates/stilts-models/benches/bert.rs (BERT-base 12x768 and MiniLM 6x384, seq 128, batch 8):
+
+- peak f32 GEMM (2048^3 torch.mm, best of 5);
+- inference examples/s (torch.no_grad, eval) and an instrumented forward that times the same op
+  classes as the Rust bench (Q/K/V projections, QK^T + scale + mask, softmax, ...);
+- train step examples/s (forward + cross-entropy, backward, torch.optim.AdamW with weight decay
+  0.01 except biases and LayerNorm weights; dropout 0.1 on, as in fine-tuning), split into phases;
+- peak RSS of a child process per (shape, measurement) (ru_maxrss).
+
+Make the venv once (CPU wheels are enough):
+
+    python3 -m venv /work/venvs/ref
+    /work/venvs/ref/bin/pip install torch transformers
+
+Run alone:   /work/venvs/ref/bin/python scripts/bench_bert_torch.py --out torch.json
+The xtask runs it with STILTS_TORCH_PYTHON (default /work/venvs/ref/bin/python).
+"""
+
+import argparse
+import json
+import math
+import os
+import resource
+import subprocess
+import sys
+import time
+
+SEQ, BATCH, VOCAB, GEMM_N = 128, 8, 30522, 2048
+SHAPES = {
+    "base": dict(layers=12, hidden=768, heads=12, intermediate=3072, infer_iters=3, train_iters=2),
+    "minilm": dict(layers=6, hidden=384, heads=12, intermediate=1536, infer_iters=10, train_iters=5),
+}
+
+
+def peak_rss_mib():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
+
+
+def forward_flops(s):
+    h, i, l = s["hidden"], s["intermediate"], s["layers"]
+    tokens = BATCH * SEQ
+    dense = 2.0 * tokens * (4 * h * h + 2 * h * i) * l
+    attention = 2.0 * 2.0 * BATCH * SEQ * SEQ * h * l
+    head = 2.0 * BATCH * (h * h + 2 * h)
+    return dense + attention + head
+
+
+def build(torch, s):
+    from transformers import BertConfig, BertForSequenceClassification
+
+    config = BertConfig(
+        vocab_size=VOCAB,
+        hidden_size=s["hidden"],
+        num_hidden_layers=s["layers"],
+        num_attention_heads=s["heads"],
+        intermediate_size=s["intermediate"],
+        num_labels=2,
+        attn_implementation="eager",
+    )
+    torch.manual_seed(0)
+    return BertForSequenceClassification(config)
+
+
+def inputs(torch):
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(1000, VOCAB, (BATCH, SEQ), generator=g)
+    types = torch.zeros(BATCH, SEQ, dtype=torch.long)
+    types[:, SEQ // 2 :] = 1
+    mask = torch.ones(BATCH, SEQ, dtype=torch.long)
+    return dict(input_ids=ids, token_type_ids=types, attention_mask=mask)
+
+
+def median(xs):
+    xs = sorted(xs)
+    return xs[len(xs) // 2]
+
+
+def child_gemm(torch):
+    a = torch.rand(GEMM_N, GEMM_N)
+    b = torch.rand(GEMM_N, GEMM_N)
+    best = math.inf
+    for _ in range(6):
+        t = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - t)
+    return {"gflops": 2 * GEMM_N**3 / best / 1e9, "n": GEMM_N}
+
+
+def instrumented(torch, model, x):
+    """The Rust bench's op classes, on HF's modules (eval: no dropout)."""
+    import torch.nn.functional as F
+
+    ops, order = {}, []
+
+    def timed(name, fn):
+        t = time.perf_counter()
+        out = fn()
+        dt = time.perf_counter() - t
+        if name not in ops:
+            ops[name] = 0.0
+            order.append(name)
+        ops[name] += dt
+        return out
+
+    bert = model.bert
+    b, s = x["input_ids"].shape
+    mask = timed(
+        "embeddings + mask",
+        lambda: ((1.0 - x["attention_mask"].float()) * torch.finfo(torch.float32).min).view(b, 1, 1, s),
+    )
+    h = timed(
+        "embeddings + mask",
+        lambda: bert.embeddings(input_ids=x["input_ids"], token_type_ids=x["token_type_ids"]),
+    )
+    for layer in bert.encoder.layer:
+        sa = layer.attention.self
+        width = h.shape[2]
+        heads = model.config.num_attention_heads
+        hs = width // heads
+        q, k, v = timed("Q/K/V projections", lambda: (sa.query(h), sa.key(h), sa.value(h)))
+        split = lambda t: t.view(b, s, heads, hs).transpose(1, 2)
+        scores = timed(
+            "QK^T + scale + mask",
+            lambda: torch.matmul(split(q), split(k).transpose(2, 3)) / math.sqrt(hs) + mask,
+        )
+        probs = timed("softmax", lambda: torch.softmax(scores, dim=-1))
+        ctx = timed(
+            "PV + merge heads",
+            lambda: torch.matmul(probs, split(v)).transpose(1, 2).reshape(b, s, width),
+        )
+        o = timed("attention output dense", lambda: layer.attention.output.dense(ctx))
+        a = timed("residual + LayerNorm", lambda: layer.attention.output.LayerNorm(o + h))
+        i = timed("FFN up dense", lambda: layer.intermediate.dense(a))
+        g = timed("GELU", lambda: F.gelu(i))
+        d = timed("FFN down dense", lambda: layer.output.dense(g))
+        h = timed("residual + LayerNorm", lambda: layer.output.LayerNorm(d + a))
+    timed("pooler + classifier", lambda: model.classifier(bert.pooler(h)))
+    return ops, order
+
+
+def child_infer(torch, s, iters):
+    model = build(torch, s).eval()
+    x = inputs(torch)
+    times = []
+    with torch.no_grad():
+        for i in range(iters + 1):
+            t = time.perf_counter()
+            model(**x).logits
+            if i > 0:
+                times.append(time.perf_counter() - t)
+        for _ in range(2):
+            t = time.perf_counter()
+            ops, order = instrumented(torch, model, x)
+            total = time.perf_counter() - t
+    secs = median(times)
+    return {
+        "secs": secs,
+        "examples_per_s": BATCH / secs,
+        "gflops": forward_flops(s) / secs / 1e9,
+        "peak_rss_mib": peak_rss_mib(),
+        "ops_ms": {k: v * 1e3 for k, v in ops.items()},
+        "ops_order": order,
+        "ops_total_ms": total * 1e3,
+    }
+
+
+def child_train(torch, s, iters):
+    model = build(torch, s).train()
+    x = inputs(torch)
+    labels = torch.arange(BATCH) % 2
+    no_decay = lambda n: n.endswith(".bias") or "LayerNorm.weight" in n
+    groups = [
+        {"params": [p for n, p in model.named_parameters() if not no_decay(n)], "weight_decay": 0.01},
+        {"params": [p for n, p in model.named_parameters() if no_decay(n)], "weight_decay": 0.0},
+    ]
+    opt = torch.optim.AdamW(groups, lr=2e-5, betas=(0.9, 0.999), eps=1e-6)
+    fwd, bwd, step, total = [], [], [], []
+    for i in range(iters + 1):
+        t0 = time.perf_counter()
+        loss = model(**x, labels=labels).loss
+        t1 = time.perf_counter()
+        loss.backward()
+        t2 = time.perf_counter()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        t3 = time.perf_counter()
+        if i > 0:
+            fwd.append(t1 - t0)
+            bwd.append(t2 - t1)
+            step.append(t3 - t2)
+            total.append(t3 - t0)
+    secs = median(total)
+    return {
+        "secs": secs,
+        "examples_per_s": BATCH / secs,
+        "gflops": 3 * forward_flops(s) / secs / 1e9,
+        "peak_rss_mib": peak_rss_mib(),
+        "phases_ms": {
+            "forward + loss": median(fwd) * 1e3,
+            "backward": median(bwd) * 1e3,
+            "optimizer (AdamW)": median(step) * 1e3,
+        },
+    }
+
+
+def run_child(what, shape, threads, scale):
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", what, shape, "--threads", str(threads), "--iters-scale", str(scale)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--threads", type=int, default=int(os.environ.get("STILTS_BENCH_THREADS", "2")))
+    ap.add_argument("--shapes", default="base,minilm")
+    ap.add_argument("--iters-scale", type=float, default=1.0)
+    ap.add_argument("--out", help="write the JSON here (default: stdout)")
+    ap.add_argument("--child", nargs=2, metavar=("WHAT", "SHAPE"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+
+    if args.child:
+        import torch
+
+        torch.set_num_threads(args.threads)
+        torch.set_num_interop_threads(1)
+        what, shape = args.child
+        iters = lambda n: max(1, round(n * args.iters_scale))
+        if what == "gemm":
+            result = child_gemm(torch)
+        elif what == "infer":
+            result = child_infer(torch, SHAPES[shape], iters(SHAPES[shape]["infer_iters"]))
+        else:
+            result = child_train(torch, SHAPES[shape], iters(SHAPES[shape]["train_iters"]))
+        print(json.dumps(result))
+        return
+
+    import torch
+    import transformers
+
+    result = {
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "threads": args.threads,
+        "gemm": run_child("gemm", "-", args.threads, 1.0),
+    }
+    for shape in args.shapes.split(","):
+        result[shape] = {}
+        for what in ("infer", "train"):
+            print(f"torch: {what} {shape}", file=sys.stderr)
+            result[shape][what] = run_child(what, shape, args.threads, args.iters_scale)
+    text = json.dumps(result, indent=1)
+    if args.out:
+        with open(args.out + ".tmp", "w") as f:
+            f.write(text)
+        os.replace(args.out + ".tmp", args.out)
+    else:
+        print(text)
+
+
+if __name__ == "__main__":
+    main()
