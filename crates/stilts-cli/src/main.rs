@@ -2,6 +2,7 @@
 //! work is done by the library crates.
 
 mod cmd;
+mod progress;
 
 use std::process::ExitCode;
 

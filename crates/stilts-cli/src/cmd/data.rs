@@ -1,8 +1,6 @@
 //! `stilts data ...`: check a task's files, download GLUE, generate Real/Fake, draw subsets.
 
-use std::cell::RefCell;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
@@ -14,6 +12,8 @@ use stilts_train::data::download::{self, DownloadConfig, Verification};
 use stilts_train::data::realfake::{self, RealFakeConfig};
 use stilts_train::data::sample;
 use stilts_train::data::{BuiltinTask, Dataset, Label, LoadOptions, Task};
+
+use crate::progress::ByteBars;
 
 #[derive(Subcommand)]
 pub enum DataCommand {
@@ -300,59 +300,6 @@ fn print_table(report: &CheckReport) {
     println!("{table}");
 }
 
-/// Download progress on stderr: one bar per file, notes printed above the bars.
-struct BarProgress {
-    bar: RefCell<Option<ProgressBar>>,
-}
-
-impl BarProgress {
-    fn new() -> Self {
-        BarProgress {
-            bar: RefCell::new(None),
-        }
-    }
-}
-
-impl download::Progress for BarProgress {
-    fn start(&self, what: &str, total: Option<u64>) {
-        let bar = match total {
-            Some(n) => ProgressBar::new(n).with_style(
-                ProgressStyle::with_template(
-                    "{msg:>20} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-                )
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
-            ),
-            None => ProgressBar::new_spinner().with_style(
-                ProgressStyle::with_template("{msg:>20} {spinner} {bytes} {bytes_per_sec}")
-                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-            ),
-        };
-        bar.set_message(what.to_owned());
-        bar.enable_steady_tick(Duration::from_millis(200));
-        *self.bar.borrow_mut() = Some(bar);
-    }
-
-    fn advance(&self, bytes: u64) {
-        if let Some(bar) = &*self.bar.borrow() {
-            bar.inc(bytes);
-        }
-    }
-
-    fn finish(&self) {
-        if let Some(bar) = self.bar.borrow_mut().take() {
-            bar.finish_and_clear();
-        }
-    }
-
-    fn note(&self, message: &str) {
-        match &*self.bar.borrow() {
-            Some(bar) => bar.println(message),
-            None => eprintln!("{message}"),
-        }
-    }
-}
-
 fn download_cmd(args: &DownloadArgs) -> Result<()> {
     let mut cfg = DownloadConfig::new(&args.dir);
     if !args.tasks.is_empty() {
@@ -367,7 +314,7 @@ fn download_cmd(args: &DownloadArgs) -> Result<()> {
     cfg.strict = args.strict;
     cfg.verify = !args.no_verify;
     cfg.retries = args.retries;
-    let reports = download::download(&cfg, &BarProgress::new())?;
+    let reports = download::download(&cfg, &ByteBars::default())?;
     let mut table = Table::new();
     table.load_preset(UTF8_FULL_CONDENSED);
     table.set_header(["task", "dir", "fetched", "rows", "verification"]);

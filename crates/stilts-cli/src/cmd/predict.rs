@@ -1,15 +1,15 @@
 //! `stilts predict`: logits (and optionally the [CLS] hidden state) for JSON-lines records.
 
-use std::cell::RefCell;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
 use stilts_train::models::device::{DeviceChoice, Precision};
-use stilts_train::models::hub::{self, DownloadProgress, HubOptions, ModelName};
+use stilts_train::models::hub::{self, HubOptions, ModelName};
 use stilts_train::predict::{PredictOptions, Predictor, read_jsonl};
+
+use crate::progress::ByteBars;
 
 /// Run a BERT classifier over `{"text_a": ..., "text_b": ...}` lines; print one
 /// `{"logits": [...]}` line per record.
@@ -45,47 +45,6 @@ pub struct PredictArgs {
     pub precision: Precision,
 }
 
-/// indicatif bars for hub downloads, on stderr.
-struct Bars {
-    bar: RefCell<Option<ProgressBar>>,
-}
-
-impl DownloadProgress for Bars {
-    fn start(&self, file: &str, total: Option<u64>) {
-        let bar = match total {
-            Some(n) => ProgressBar::new(n).with_style(
-                ProgressStyle::with_template(
-                    "{msg:>20} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-                )
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
-            ),
-            None => ProgressBar::new_spinner().with_style(
-                ProgressStyle::with_template("{msg:>20} {spinner} {bytes} {bytes_per_sec}")
-                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-            ),
-        };
-        bar.set_message(file.to_owned());
-        *self.bar.borrow_mut() = Some(bar);
-    }
-
-    fn advance(&self, bytes: u64) {
-        if let Some(bar) = &*self.bar.borrow() {
-            bar.inc(bytes);
-        }
-    }
-
-    fn finish(&self) {
-        if let Some(bar) = self.bar.borrow_mut().take() {
-            bar.finish_and_clear();
-        }
-    }
-
-    fn note(&self, message: &str) {
-        tracing::debug!("{message}");
-    }
-}
-
 pub fn run(args: PredictArgs) -> Result<()> {
     // Bad input fails before a model is downloaded or loaded.
     let records = read_jsonl(&args.input)?;
@@ -93,10 +52,7 @@ pub fn run(args: PredictArgs) -> Result<()> {
         ModelName::Dir(dir) => dir,
         ModelName::Hub(model) => {
             let options = HubOptions::from_env()?;
-            let bars = Bars {
-                bar: RefCell::new(None),
-            };
-            let dir = hub::download_model(&model, &options, &bars)?;
+            let dir = hub::download_model(&model, &options, &ByteBars::default())?;
             tracing::info!("{} is in {}", args.model, dir.display());
             dir
         }
