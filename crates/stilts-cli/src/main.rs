@@ -32,6 +32,9 @@ enum Command {
     Eval(cmd::eval::EvalArgs),
     /// Print a model's logits (and [CLS] hidden states) for JSON-lines records.
     Predict(Box<cmd::predict::PredictArgs>),
+    /// GLUE submission files from runs' test predictions, and their validator.
+    #[command(subcommand)]
+    Export(Box<cmd::export::ExportCommand>),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +52,7 @@ fn main() -> ExitCode {
         Command::Train(a) => cmd::train::run(*a),
         Command::Eval(a) => cmd::eval::run(a),
         Command::Predict(a) => cmd::predict::run(*a),
+        Command::Export(c) => cmd::export::run(*c),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

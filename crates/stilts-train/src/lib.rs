@@ -28,6 +28,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod error;
 pub mod experiment;
+pub mod export;
 pub mod model;
 pub mod observer;
 pub mod phase;

@@ -1,0 +1,298 @@
+//! `stilts export glue|validate`: GLUE leaderboard submission files from runs' test
+//! predictions, and a validator for a directory of them.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use stilts_train::data::tokenize::EncodeOptions;
+use stilts_train::data::{BuiltinTask, LoadOptions};
+use stilts_train::experiment::load_tokenizer;
+use stilts_train::export::{
+    ExportOptions, PredictionSource, ValidateOptions, export_glue, submission_specs, validate_dir,
+    write_atomic,
+};
+use stilts_train::model::load_model;
+use stilts_train::models::device::DeviceChoice;
+use stilts_train::phase::{SplitPredictions, predict};
+use stilts_train::prepare::Split;
+
+#[derive(Subcommand)]
+pub enum ExportCommand {
+    /// Write GLUE submission files (CoLA.tsv ... AX.tsv) from runs' test predictions.
+    Glue(GlueArgs),
+    /// Check a directory of GLUE submission files (names, header, rows, indices, labels).
+    Validate(ValidateArgs),
+}
+
+#[derive(Args)]
+pub struct GlueArgs {
+    /// Run directories (`.../seed-<s>`, holding result.json) or result.json files; the runs'
+    /// phases need `predict_test = true`.
+    #[arg(long, num_args = 1.., required = true)]
+    runs: Vec<PathBuf>,
+    /// Directory to write the .tsv files into.
+    #[arg(long)]
+    out: PathBuf,
+    /// Also write the files into this zip (the archive the GLUE server takes).
+    #[arg(long)]
+    zip: Option<PathBuf>,
+    /// Write the files there are predictions for instead of failing on missing ones (the
+    /// validator then only checks the files present).
+    #[arg(long)]
+    partial: bool,
+    /// Skip the check of row counts against the official test sets (for subsets / fake data).
+    #[arg(long)]
+    no_validate: bool,
+    /// An MNLI model (a run directory or its `model/`) to predict what the runs lack of
+    /// AX.tsv (diagnostic.tsv, scored with the MNLI model) and MNLI-m/MNLI-mm.tsv (a run records
+    /// only its task's first test split, test_matched).
+    #[arg(long, requires = "tokenizer")]
+    mnli_model: Option<PathBuf>,
+    /// vocab.txt or tokenizer.json the --mnli-model was trained with.
+    #[arg(long)]
+    tokenizer: Option<String>,
+    /// GLUE data root holding `MNLI/` and `diagnostic/diagnostic.tsv` (default: $GLUE_DIR).
+    #[arg(long)]
+    glue_dir: Option<PathBuf>,
+    #[arg(long, default_value_t = 128)]
+    max_seq_len: usize,
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+    /// cpu, wgpu, wgpu:N, cuda:N, tch-cpu, tch-cuda:N (for --mnli-model).
+    #[arg(long, default_value = "cpu")]
+    device: DeviceChoice,
+}
+
+#[derive(Args)]
+pub struct ValidateArgs {
+    /// The directory of submission files.
+    dir: PathBuf,
+    /// Accept a directory without all eleven files.
+    #[arg(long)]
+    partial: bool,
+}
+
+pub fn run(command: ExportCommand) -> Result<()> {
+    match command {
+        ExportCommand::Glue(a) => glue(a),
+        ExportCommand::Validate(a) => validate(a),
+    }
+}
+
+fn glue(args: GlueArgs) -> Result<()> {
+    let mut sources = args
+        .runs
+        .iter()
+        .map(|r| stilts_train::export::load_source(r).map_err(anyhow::Error::from))
+        .collect::<Result<Vec<_>>>()?;
+    if let Some(model) = &args.mnli_model
+        && let Some(source) = predict_with_mnli(model, &sources, &args)?
+    {
+        sources.push(source);
+    }
+    let options = ExportOptions {
+        partial: args.partial,
+    };
+    let report = export_glue(&sources, &args.out, &options)?;
+    for (file, rows) in &report.written {
+        println!("{}: {rows} rows", args.out.join(file).display());
+    }
+    for m in &report.missing {
+        tracing::warn!("{} not written: {}", m.file, m.reason);
+    }
+    if !args.no_validate {
+        let issues = validate_dir(
+            &args.out,
+            &ValidateOptions {
+                partial: args.partial,
+                ..ValidateOptions::default()
+            },
+        )?;
+        if !issues.is_empty() {
+            for i in &issues {
+                eprintln!("{i}");
+            }
+            bail!(
+                "{}: {} problem(s) (--no-validate skips the row-count check)",
+                args.out.display(),
+                issues.len()
+            );
+        }
+    }
+    if let Some(zip) = &args.zip {
+        let files: Vec<String> = report.written.iter().map(|(f, _)| f.clone()).collect();
+        write_zip(&args.out, &files, zip)?;
+        println!("{}", zip.display());
+    }
+    Ok(())
+}
+
+fn validate(args: ValidateArgs) -> Result<()> {
+    let issues = validate_dir(
+        &args.dir,
+        &ValidateOptions {
+            partial: args.partial,
+            ..ValidateOptions::default()
+        },
+    )?;
+    if issues.is_empty() {
+        println!("{}: valid GLUE submission", args.dir.display());
+        return Ok(());
+    }
+    for i in &issues {
+        eprintln!("{i}");
+    }
+    bail!("{}: {} problem(s)", args.dir.display(), issues.len())
+}
+
+/// Zips `files` of `dir` (stored at the archive's root, as the GLUE server wants), atomically.
+fn write_zip(dir: &Path, files: &[String], out: &Path) -> Result<()> {
+    let mut buf = std::io::Cursor::new(Vec::new());
+    {
+        let mut zip = zip::ZipWriter::new(&mut buf);
+        let options = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated);
+        for f in files {
+            let path = dir.join(f);
+            let mut bytes = Vec::new();
+            File::open(&path)
+                .and_then(|mut h| h.read_to_end(&mut bytes))
+                .with_context(|| format!("reading {}", path.display()))?;
+            zip.start_file(f.as_str(), options)
+                .with_context(|| format!("zipping {f}"))?;
+            zip.write_all(&bytes)
+                .with_context(|| format!("zipping {f}"))?;
+        }
+        zip.finish().context("writing the zip")?;
+    }
+    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    write_atomic(out, &buf.into_inner())?;
+    Ok(())
+}
+
+/// Predictions of the MNLI model in `model` (a run directory or its `model/`) for every
+/// submission file it scores (MNLI-m, MNLI-mm, AX) that `have` lacks.
+fn predict_with_mnli(
+    model: &Path,
+    have: &[PredictionSource],
+    args: &GlueArgs,
+) -> Result<Option<PredictionSource>> {
+    let mnli = BuiltinTask::Mnli.task();
+    let present = |task: &str, split: &str| {
+        have.iter().flat_map(|s| &s.predictions).any(|p| {
+            p.split == split && BuiltinTask::parse(&p.task).is_ok_and(|t| t.name() == task)
+        })
+    };
+    let wanted: Vec<_> = submission_specs()
+        .into_iter()
+        .filter(|s| s.task.name == mnli.name || s.model_task.as_deref() == Some(&mnli.name))
+        .filter(|s| !present(&s.task.name, &s.split))
+        .collect();
+    if wanted.is_empty() {
+        tracing::warn!("--mnli-model: the runs already have MNLI-m, MNLI-mm and AX predictions");
+        return Ok(None);
+    }
+    let dir = if model.join("model").is_dir() {
+        model.join("model")
+    } else {
+        model.to_path_buf()
+    };
+    let Some(tokenizer) = &args.tokenizer else {
+        bail!("--mnli-model needs --tokenizer");
+    };
+    let glue_dir = args
+        .glue_dir
+        .clone()
+        .or_else(|| std::env::var_os("GLUE_DIR").map(PathBuf::from))
+        .context("--mnli-model needs --glue-dir or $GLUE_DIR")?;
+    let device = args.device.device()?;
+    let carried =
+        load_model(&dir, &device).with_context(|| format!("loading {}", dir.display()))?;
+    let heads = &carried.meta.heads;
+    let head = heads
+        .iter()
+        .position(|h| BuiltinTask::parse(&h.task).is_ok_and(|t| t == BuiltinTask::Mnli))
+        .or_else(|| (heads.len() == 1).then_some(0))
+        .with_context(|| {
+            format!(
+                "{}: no MNLI head (heads: {:?})",
+                dir.display(),
+                heads.iter().map(|h| &h.task).collect::<Vec<_>>()
+            )
+        })?;
+    if heads[head].labels != mnli.labels() {
+        bail!(
+            "{}: head {} has labels {:?}, not MNLI's {:?}",
+            dir.display(),
+            heads[head].task,
+            heads[head].labels,
+            mnli.labels()
+        );
+    }
+    let positions = carried.meta.bert.max_position_embeddings;
+    if args.max_seq_len > positions {
+        bail!(
+            "--max-seq-len {} exceeds the model's max_position_embeddings {positions}",
+            args.max_seq_len
+        );
+    }
+    let tokenizer = load_tokenizer(Path::new(tokenizer))?.with_options(EncodeOptions {
+        max_seq_len: args.max_seq_len,
+        ..EncodeOptions::default()
+    })?;
+    let mut predictions = Vec::new();
+    for spec in wanted {
+        let task_dir = glue_dir.join(&spec.task.dir);
+        let data = spec
+            .task
+            .load(&task_dir, &spec.split, LoadOptions::default())
+            .with_context(|| {
+                format!(
+                    "loading {} {} from {} (for {})",
+                    spec.task.name,
+                    spec.split,
+                    task_dir.display(),
+                    spec.file
+                )
+            })?;
+        let split = Split::encode(data, &tokenizer)?;
+        let logits = predict(
+            &carried.model,
+            head,
+            &split,
+            &tokenizer,
+            args.batch_size,
+            &device,
+        );
+        let labels = logits
+            .iter()
+            .map(|l| {
+                let best = l
+                    .iter()
+                    .enumerate()
+                    .max_by(|a, b| a.1.total_cmp(b.1))
+                    .map(|(i, _)| i)
+                    .unwrap_or(0);
+                mnli.labels().get(best).cloned().unwrap_or_default()
+            })
+            .collect();
+        tracing::info!("{}: predicted with {}", spec.file, dir.display());
+        predictions.push(SplitPredictions {
+            task: spec.task.name.clone(),
+            split: spec.split.clone(),
+            ids: split.data.examples.iter().map(|e| e.id.clone()).collect(),
+            predictions: labels,
+            logits,
+        });
+    }
+    Ok(Some(PredictionSource {
+        origin: dir,
+        predictions,
+    }))
+}
