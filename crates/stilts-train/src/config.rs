@@ -420,8 +420,8 @@ pub struct TaskSpec {
     pub dev_split: String,
     /// The train split.
     pub train_split: String,
-    /// The test split, when the task has one.
-    pub test_split: Option<String>,
+    /// The test splits present on disk (MNLI has two: matched and mismatched).
+    pub test_splits: Vec<String>,
 }
 
 /// A resolved phase.
@@ -931,11 +931,12 @@ fn resolve_task(
             "must be at least 1",
         ));
     }
-    let test_split = task
+    let test_splits = task
         .splits
         .iter()
-        .find(|s| s.role == SplitRole::Test && matches!(task.locate(&dir, &s.name), Ok(Some(_))))
-        .map(|s| s.name.clone());
+        .filter(|s| s.role == SplitRole::Test && matches!(task.locate(&dir, &s.name), Ok(Some(_))))
+        .map(|s| s.name.clone())
+        .collect();
     Ok(TaskSpec {
         reference,
         task,
@@ -943,6 +944,6 @@ fn resolve_task(
         train_examples,
         dev_split,
         train_split,
-        test_split,
+        test_splits,
     })
 }

@@ -14,8 +14,9 @@
 //! predictions for the task `AX` (split `test`, `diagnostic.tsv`) made by an MNLI model. A
 //! training run never has them (AX has no training data), so they must be supplied as an extra
 //! [`PredictionSource`] (`stilts export glue --mnli-model` makes them from an MNLI run's model).
-//! Likewise a run records predictions for its task's first test split only, so MNLI runs give
-//! `MNLI-m.tsv` but not `MNLI-mm.tsv` (`--mnli-model` predicts `test_mismatched` too).
+//! A run records predictions for every test split present on disk, so an MNLI run gives both
+//! `MNLI-m.tsv` and `MNLI-mm.tsv` when both test files are there; `--mnli-model` fills in what
+//! runs made before that lack.
 //!
 //! ```no_run
 //! use std::path::Path;
@@ -289,8 +290,8 @@ fn missing_reason(spec: &SubmissionSpec) -> String {
             spec.file, spec.task.name, spec.split, spec.task.name, spec.split
         ),
         None if spec.task.submission.len() > 1 => format!(
-            "no run has test predictions for {} split `{}` (a run records its task's first test \
-             split only: pass `--mnli-model <{} run dir>` to `stilts export glue` to predict it)",
+            "no run has test predictions for {} split `{}` (was its test file missing when the run \
+             ran? pass `--mnli-model <{} run dir>` to `stilts export glue` to predict it)",
             spec.task.name, spec.split, spec.task.name
         ),
         None => format!(

@@ -389,9 +389,7 @@ pub fn run(
             &spec.device,
         );
         dev_predictions.push(named_predictions(data, &data.dev, logits));
-        if phase.predict_test
-            && let Some(test) = &data.test
-        {
+        for test in data.test.iter().filter(|_| phase.predict_test) {
             let logits = predict(
                 &carried.model,
                 t,

@@ -102,7 +102,8 @@ pub struct TaskData {
     pub task: Task,
     pub train: Split,
     pub dev: Split,
-    pub test: Option<Split>,
+    /// Every test split present (empty unless test predictions were asked for).
+    pub test: Vec<Split>,
     /// Present when the train split was downsampled.
     pub manifest: Option<SampleManifest>,
 }
@@ -114,9 +115,7 @@ impl TaskData {
             DataFileInfo::of(&self.train.data),
             DataFileInfo::of(&self.dev.data),
         ];
-        if let Some(t) = &self.test {
-            v.push(DataFileInfo::of(&t.data));
-        }
+        v.extend(self.test.iter().map(|t| DataFileInfo::of(&t.data)));
         v
     }
 }
@@ -127,7 +126,8 @@ pub struct LoadedTask {
     pub spec: TaskSpec,
     pub train: Split,
     pub dev: Split,
-    pub test: Option<Split>,
+    /// Every test split present (empty unless test predictions were asked for).
+    pub test: Vec<Split>,
 }
 
 /// Loads and tokenizes the train, dev (and with `test`, test) splits.
@@ -142,9 +142,13 @@ pub fn load_task(spec: &TaskSpec, tokenizer: &BertTokenizer, test: bool) -> Resu
     };
     let train = Split::encode(load(&spec.train_split)?, tokenizer)?;
     let dev = Split::encode(load(&spec.dev_split)?, tokenizer)?;
-    let test = match (&spec.test_split, test) {
-        (Some(s), true) => Some(Split::encode(load(s)?, tokenizer)?),
-        _ => None,
+    let test = if test {
+        spec.test_splits
+            .iter()
+            .map(|s| Split::encode(load(s)?, tokenizer))
+            .collect::<Result<Vec<_>>>()?
+    } else {
+        Vec::new()
     };
     for (split, d) in [("train", &train), ("dev", &dev)] {
         if d.data.is_empty() || !d.data.is_labelled() {

@@ -100,3 +100,26 @@ fn shipped_experiments_parse() {
     }
     assert!(n >= 3);
 }
+
+/// A task with two test splits (as MNLI's matched/mismatched) keeps both, in task order, and
+/// only those present on disk.
+#[test]
+fn every_present_test_split_is_predicted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = common::world(tmp.path(), 8, 4);
+    let nli = common::nli3(tmp.path(), 8, 4);
+    let dir = tmp.path().join("extra/nli3");
+    let test_line = "{\"p\": \"the cat\", \"h\": \"a dog\"}\n";
+    std::fs::write(dir.join("test_m.jsonl"), test_line).unwrap();
+    std::fs::write(dir.join("test_mm.jsonl"), test_line).unwrap();
+    let mut task = std::fs::read_to_string(&nli).unwrap();
+    for name in ["test_m", "test_mm", "test_x"] {
+        task.push_str(&format!(
+            "[[splits]]\nname = \"{name}\"\nfile = \"{name}.jsonl\"\nunlabelled = true\n"
+        ));
+    }
+    std::fs::write(&nli, task).unwrap();
+    let phases = format!("[[phases]]\ntasks = [\"{}\"]\n", nli.display());
+    let exp = common::resolve(&common::experiment_toml(&root, "o", &phases)).unwrap();
+    assert_eq!(exp.phases[0].tasks[0].test_splits, ["test_m", "test_mm"]);
+}

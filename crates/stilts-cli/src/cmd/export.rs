@@ -47,8 +47,7 @@ pub struct GlueArgs {
     #[arg(long)]
     no_validate: bool,
     /// An MNLI model (a run directory or its `model/`) to predict what the runs lack of
-    /// AX.tsv (diagnostic.tsv, scored with the MNLI model) and MNLI-m/MNLI-mm.tsv (a run records
-    /// only its task's first test split, test_matched).
+    /// AX.tsv (diagnostic.tsv, scored with the MNLI model) and MNLI-m/MNLI-mm.tsv.
     #[arg(long, requires = "tokenizer")]
     mnli_model: Option<PathBuf>,
     /// vocab.txt or tokenizer.json the --mnli-model was trained with.
