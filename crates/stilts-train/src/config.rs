@@ -119,7 +119,9 @@ pub struct RecipeFile {
     pub epsilon: Option<f32>,
     pub weight_decay: Option<f32>,
     pub warmup_proportion: Option<f64>,
-    /// Global gradient-norm clip; 0 disables.
+    /// `adamw` (default) or `bert_adam` (the original BERT optimizer, for exact replications).
+    pub optimizer: Option<OptimizerKind>,
+    /// Gradient-norm clip (global for `adamw`, per parameter for `bert_adam`); 0 disables.
     pub max_grad_norm: Option<f64>,
     pub dropout: Option<f64>,
     pub max_seq_len: Option<usize>,
@@ -213,6 +215,18 @@ pub enum HeadKind {
     Map,
 }
 
+/// The optimizer of a phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OptimizerKind {
+    /// `torch.optim.AdamW` as in Hugging Face's recipe: bias correction, clipping on the global
+    /// gradient norm.
+    #[serde(rename = "adamw")]
+    AdamW,
+    /// `pytorch_pretrained_bert`'s BertAdam: no bias correction, clipping per parameter.
+    BertAdam,
+}
+
 /// Compute device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -270,6 +284,7 @@ pub struct Recipe {
     pub epsilon: f32,
     pub weight_decay: f32,
     pub warmup_proportion: f64,
+    pub optimizer: OptimizerKind,
     /// `None`: no clipping.
     pub max_grad_norm: Option<f64>,
     /// `None`: the model's own dropout.
@@ -295,6 +310,7 @@ impl Default for Recipe {
             epsilon: 1e-6,
             weight_decay: 0.01,
             warmup_proportion: 0.1,
+            optimizer: OptimizerKind::AdamW,
             max_grad_norm: Some(1.0),
             dropout: Some(0.1),
             max_seq_len: 128,
@@ -322,6 +338,7 @@ impl Recipe {
             epsilon,
             weight_decay,
             warmup_proportion,
+            optimizer,
             max_seq_len,
             epochs,
             grad_accum_steps,

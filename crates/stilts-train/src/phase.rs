@@ -15,11 +15,11 @@ use stilts_data::rng::derive_seed;
 use stilts_data::sample::SampleManifest;
 use stilts_data::tokenize::BertTokenizer;
 use stilts_data::{Label, Target, Task};
-use stilts_models::bert::AdamWGroupsConfig;
+use stilts_models::bert::{AdamWGroupsConfig, BertAdamGroupsConfig};
 
 use crate::batching::{collate, plan_epoch};
 use crate::checkpoint::{self, TrainState};
-use crate::config::Phase;
+use crate::config::{OptimizerKind, Phase};
 use crate::error::{Result, TrainError};
 use crate::model::{Carried, TaskModel, loss, save_model};
 use crate::observer::{Observer, StepEvent};
@@ -202,13 +202,20 @@ pub fn run(
     let steps_per_epoch = batches_per_epoch.div_ceil(recipe.grad_accum_steps) as u64;
     let total_steps = steps_per_epoch * recipe.epochs as u64;
     let schedule = LinearWarmupDecay::new(recipe.lr, total_steps, recipe.warmup_proportion);
-    let fresh_optimizer = || {
-        AdamWGroupsConfig::new()
+    let fresh_optimizer = || match recipe.optimizer {
+        OptimizerKind::AdamW => AdamWGroupsConfig::new()
             .with_beta_1(recipe.beta_1)
             .with_beta_2(recipe.beta_2)
             .with_epsilon(recipe.epsilon)
             .with_weight_decay(recipe.weight_decay)
-            .init()
+            .init(),
+        OptimizerKind::BertAdam => BertAdamGroupsConfig::new()
+            .with_beta_1(recipe.beta_1)
+            .with_beta_2(recipe.beta_2)
+            .with_epsilon(recipe.epsilon)
+            .with_weight_decay(recipe.weight_decay)
+            .with_max_grad_norm(recipe.max_grad_norm.map(|n| n as f32))
+            .init(),
     };
     let mut optimizer = fresh_optimizer();
     let mut meta = start.meta.clone();
@@ -309,8 +316,8 @@ pub fn run(
                 });
             }
             let mut grads = acc.grads();
-            if let Some(max) = recipe.max_grad_norm {
-                clip_global_norm(&model, &mut grads, max);
+            if let (OptimizerKind::AdamW, Some(max)) = (recipe.optimizer, recipe.max_grad_norm) {
+                clip_global_norm(&model, &mut grads, max); // BertAdam clips per parameter
             }
             let lr = schedule.lr(state.step);
             model = optimizer.step(lr, model, grads);

@@ -155,3 +155,26 @@ fn multitask_then_target_with_reuse_and_stilts_with_map() {
     assert_eq!(rte.manifests[0].ids.len(), 50);
     assert_eq!(rte.steps, 7);
 }
+
+/// The `bert_adam` faithfulness mode trains as well, and the run records which optimizer it used.
+#[test]
+fn bert_adam_mode_learns() {
+    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let root = common::world(tmp.path(), 240, 60);
+    let text = common::experiment_toml(
+        &root,
+        "out",
+        "[[phases]]\ntasks = [\"RTE\"]\nrecipe = { optimizer = \"bert_adam\", epochs = 8, lr = 1e-3, warmup_proportion = 0.05 }\n",
+    );
+    let exp = common::resolve(&text).unwrap();
+    assert_eq!(
+        exp.phases[0].recipe.optimizer,
+        stilts_train::config::OptimizerKind::BertAdam
+    );
+    let summary = run_experiment(&exp, &mut NoopObserver).unwrap();
+    assert!(summary.phases[0].best_dev_score > 0.8, "{summary:?}");
+    let resolved = std::fs::read_to_string(tmp.path().join("out/experiment.json")).unwrap();
+    let resolved: serde_json::Value = serde_json::from_str(&resolved).unwrap();
+    assert_eq!(resolved["phases"][0]["recipe"]["optimizer"], "bert_adam");
+}

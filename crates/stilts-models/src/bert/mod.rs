@@ -14,4 +14,4 @@ pub use model::{
     BertIntermediate, BertLayer, BertModel, BertModelOutput, BertOutput, BertPooler,
     BertSelfAttention, BertSelfOutput, Labels,
 };
-pub use optim::{AdamWGroupsConfig, NO_DECAY_PATTERN};
+pub use optim::{AdamWGroupsConfig, BertAdam, BertAdamGroupsConfig, NO_DECAY_PATTERN};
