@@ -31,6 +31,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use stilts_data::custom::{TaskRef, load_task_file};
 use stilts_data::{BuiltinTask, SplitRole, Task};
+use stilts_models::device::{DeviceChoice, DeviceError};
 
 use crate::error::{Result, TrainError};
 
@@ -227,28 +228,38 @@ pub enum OptimizerKind {
     BertAdam,
 }
 
-/// Compute device.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DeviceKind {
-    /// burn's pure-Rust `flex` CPU backend.
-    Cpu,
-}
+/// Compute device: `cpu` (burn-flex, the default), or with the matching cargo feature of
+/// `stilts-models`, `wgpu`, `wgpu:N`, `wgpu:cpu`, `cuda:N`, `tch-cpu`, `tch-cuda:N`. Written to
+/// `experiment.json` as that string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DeviceKind(pub DeviceChoice);
 
 impl DeviceKind {
-    /// Parses `cpu` / `flex`.
-    pub fn parse(s: &str) -> Option<Self> {
-        match s.to_ascii_lowercase().as_str() {
-            "cpu" | "flex" => Some(DeviceKind::Cpu),
-            _ => None,
+    /// Parses a device string; an unknown name or a device whose cargo feature was not compiled
+    /// in is an error message.
+    pub fn parse(s: &str) -> std::result::Result<Self, String> {
+        let choice: DeviceChoice = s.parse().map_err(|e: DeviceError| e.to_string())?;
+        if !choice.is_compiled() {
+            return Err(format!(
+                "device `{choice}` needs stilts built with `--features stilts-models/{}`",
+                choice.feature().unwrap_or("?")
+            ));
         }
+        Ok(DeviceKind(choice))
     }
 
     /// The burn device (plain; training uses `.autodiff()` of it).
-    pub fn device(self) -> burn::tensor::Device {
-        match self {
-            DeviceKind::Cpu => burn::tensor::Device::flex(),
-        }
+    pub fn device(self) -> Result<burn::tensor::Device> {
+        self.0.device().map_err(|source| TrainError::Device {
+            device: self.0.to_string(),
+            source: Box::new(source),
+        })
+    }
+}
+
+impl Serialize for DeviceKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0.to_string())
     }
 }
 
@@ -531,14 +542,8 @@ impl ExperimentFile {
             None => PathBuf::from("runs").join(&name),
         };
         let device = match &self.device {
-            None => DeviceKind::Cpu,
-            Some(d) => DeviceKind::parse(d).ok_or_else(|| {
-                TrainError::config(
-                    origin,
-                    "device",
-                    format!("unknown device `{d}` (known: cpu)"),
-                )
-            })?,
+            None => DeviceKind::default(),
+            Some(d) => DeviceKind::parse(d).map_err(|m| TrainError::config(origin, "device", m))?,
         };
         let seed = self.seed.unwrap_or(1);
         let (model, tokenizer) = self.resolve_model(origin)?;

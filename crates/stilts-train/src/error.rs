@@ -12,6 +12,12 @@ use stilts_models::ModelError;
 /// Everything that can go wrong while configuring or running training.
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
+    #[error("device `{device}` is not usable")]
+    Device {
+        device: String,
+        #[source]
+        source: Box<stilts_models::device::DeviceError>,
+    },
     /// The experiment file is not valid TOML or has unknown keys / wrong types.
     #[error("{}: {source}", path.display())]
     Toml {

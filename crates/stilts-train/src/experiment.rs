@@ -149,7 +149,7 @@ pub fn run_experiment(exp: &Experiment, observer: &mut dyn Observer) -> Result<E
     std::fs::create_dir_all(&exp.output_dir).map_err(|e| TrainError::io(&exp.output_dir, e))?;
     write_json(&exp.output_dir.join("experiment.json"), exp)?;
     let base_tokenizer = load_tokenizer(&exp.tokenizer)?;
-    let device = exp.device.device();
+    let device = exp.device.device()?;
     device.seed(derive_seed(exp.seed, &["init".into()]));
     let mut carried: Carried =
         build_initial(&exp.model, base_tokenizer.vocab_size(), None, &device)?;

@@ -60,7 +60,7 @@ fn errors_name_file_and_key() {
         ),
         (
             base.replace("seed = 7", "seed = 7\ndevice = \"tpu\""),
-            "unknown device `tpu`",
+            "unknown device \"tpu\": expected cpu, wgpu",
         ),
         (
             base.replace("tokenizer = ", "load = \"encoder\"\ntokenizer = "),
@@ -81,6 +81,18 @@ fn errors_name_file_and_key() {
     for (text, want) in bad {
         let err = common::resolve(&text).expect_err(want).to_string();
         assert!(err.contains(want), "{err:?} should contain {want:?}");
+    }
+
+    // A backend this binary was built without is refused before training, naming the feature.
+    let wgpu = base.replace("seed = 7", "seed = 7\ndevice = \"wgpu:0\"");
+    if stilts_train::models::device::DeviceChoice::WgpuGpu(0).is_compiled() {
+        let exp = common::resolve(&wgpu).unwrap();
+        assert_eq!(serde_json::to_value(&exp).unwrap()["device"], "wgpu:0");
+    } else {
+        let err = common::resolve(&wgpu).unwrap_err().to_string();
+        let want =
+            "device`: device `wgpu:0` needs stilts built with `--features stilts-models/wgpu`";
+        assert!(err.contains(want), "{err}");
     }
 }
 

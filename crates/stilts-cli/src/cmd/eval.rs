@@ -34,6 +34,8 @@ pub struct EvalArgs {
     max_seq_len: usize,
     #[arg(long, default_value_t = 64)]
     batch_size: usize,
+    /// cpu, wgpu, wgpu:N, cuda:N, tch-cpu, tch-cuda:N (non-CPU devices need their cargo
+    /// feature).
     #[arg(long, default_value = "cpu")]
     device: String,
     /// Print JSON.
@@ -63,7 +65,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
     let exp = file.resolve(Path::new("<flags>"), "eval")?;
     let spec = &exp.phases[0].tasks[0];
     let split = args.split.clone().unwrap_or_else(|| spec.dev_split.clone());
-    let device = exp.device.device();
+    let device = exp.device.device()?;
     let carried = load_model(&args.model, &device)?;
     let head = match carried
         .meta

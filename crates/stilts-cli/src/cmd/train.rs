@@ -36,6 +36,8 @@ pub struct TrainArgs {
     /// Output directory (default runs/train).
     #[arg(long, default_value = "runs/train")]
     output_dir: String,
+    /// cpu, wgpu, wgpu:N, cuda:N, tch-cpu, tch-cuda:N (non-CPU devices need their cargo
+    /// feature).
     #[arg(long, default_value = "cpu")]
     device: String,
     #[arg(long, default_value_t = 1)]
