@@ -1,8 +1,10 @@
-//! Developer tasks: `cargo xtask bench`, later `cargo xtask reproduce`.
+//! Developer tasks: `cargo xtask bench`, `cargo xtask check-backends`, and experiment grids:
+//! `cargo xtask reproduce <grid>`, `cargo xtask status <grid>`, `cargo xtask report <grid>`.
 
 mod bench_bert;
 mod bench_data;
 mod check_backends;
+mod reproduce;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -36,6 +38,14 @@ enum Cmd {
         #[arg(long)]
         check_only: bool,
     },
+    /// Run an experiment grid (configs/grids/<grid>.toml or a path): plan, execute (skipping
+    /// finished runs, resuming interrupted ones, re-submitting lost ones), ingest results and
+    /// render the report.
+    Reproduce(reproduce::ReproduceArgs),
+    /// Print a grid's runs and their state (finished, running, pending) without running anything.
+    Status(reproduce::GridArgs),
+    /// Ingest a grid's finished runs and render its tables and figures.
+    Report(reproduce::GridArgs),
 }
 
 fn main() -> Result<()> {
@@ -45,6 +55,9 @@ fn main() -> Result<()> {
             features,
             check_only,
         } => check_backends::run(&root(), &features, check_only),
+        Cmd::Reproduce(args) => reproduce::reproduce(&root(), &args),
+        Cmd::Status(args) => reproduce::status(&root(), &args),
+        Cmd::Report(args) => reproduce::report(&root(), &args),
     }
 }
 

@@ -212,6 +212,7 @@ pub fn run_experiment(exp: &Experiment, observer: &mut dyn Observer) -> Result<E
                 fingerprint: fingerprint(&[&phase_json, &seed.to_le_bytes(), upstream.as_bytes()]),
             };
             let (result, model) = phase::run(&spec, &start, observer)?;
+            bundle_tokenizer(&exp.tokenizer, &phase::model_dir(&run_dir))?;
             let better = best
                 .as_ref()
                 .is_none_or(|(s, _)| result.dev_score > *s || s.is_nan());
@@ -240,6 +241,22 @@ pub fn run_experiment(exp: &Experiment, observer: &mut dyn Observer) -> Result<E
     };
     write_json(&exp.output_dir.join("summary.json"), &summary)?;
     Ok(summary)
+}
+
+/// Copies the tokenizer next to a saved model (as `tokenizer.json` or `vocab.txt`), so the
+/// model directory alone is enough to continue from (`model.checkpoint` finds it there).
+fn bundle_tokenizer(tokenizer: &Path, model_dir: &Path) -> Result<()> {
+    let name = if tokenizer.extension().is_some_and(|e| e == "json") {
+        "tokenizer.json"
+    } else {
+        "vocab.txt"
+    };
+    let dest = model_dir.join(name);
+    if dest.exists() || !model_dir.is_dir() {
+        return Ok(());
+    }
+    let bytes = std::fs::read(tokenizer).map_err(|e| TrainError::io(tokenizer, e))?;
+    crate::checkpoint::write_atomic(&dest, &bytes)
 }
 
 fn model_source_identity(source: &ModelSource) -> String {

@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use stilts_train::config::Experiment;
+use stilts_train::config::{DeviceKind, Experiment};
 use stilts_train::experiment::{ExperimentSummary, run_experiment};
 use stilts_train::observer::{Observer, StepEvent};
 use stilts_train::phase::{EpochRecord, RunResult};
@@ -21,6 +21,10 @@ pub struct RunArgs {
     /// Write runs here instead of the file's `output_dir`.
     #[arg(long)]
     output_dir: Option<PathBuf>,
+    /// Train on this device instead of the file's `device`: cpu, wgpu, wgpu:N, cuda:N,
+    /// tch-cpu, tch-cuda:N (non-CPU devices need their cargo feature).
+    #[arg(long)]
+    device: Option<String>,
     /// No progress bars (logs only).
     #[arg(long)]
     quiet: bool,
@@ -34,6 +38,10 @@ pub fn run(args: RunArgs) -> Result<()> {
     let mut exp = Experiment::load(&args.experiment)?;
     if let Some(dir) = args.output_dir {
         exp.output_dir = dir;
+    }
+    if let Some(device) = &args.device {
+        exp.device =
+            DeviceKind::parse(device).map_err(|m| anyhow::anyhow!("--device {device}: {m}"))?;
     }
     if args.check {
         println!("{}", serde_json::to_string_pretty(&exp)?);

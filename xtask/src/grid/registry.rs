@@ -1,0 +1,382 @@
+//! The results registry: an embedded SQLite database that only the driver writes. Workers write
+//! per-run JSON result files atomically (`stilts run`'s `summary.json` and `result.json`);
+//! [`Registry::sync`] ingests them. A run is keyed by its id, so ingesting twice never counts a
+//! run twice.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+
+use super::plan::{Plan, RunKind, RunNode};
+use super::{GridError, Regime};
+
+/// What a finished run scored (from its result files).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Outcome {
+    /// The scored task's GLUE score on dev (mean of its metrics) of the final model.
+    pub dev_score: f64,
+    /// Every metric of the scored task on dev (`accuracy`, `f1`, `mcc`, `pearson`,
+    /// `spearman`), by name.
+    pub metrics: BTreeMap<String, f64>,
+    /// Majority-class / constant-prediction baseline of the scored task on dev.
+    pub baseline: f64,
+    /// Dev score at or below the baseline.
+    pub degenerate: bool,
+    /// Training examples of the scored task (after downsampling).
+    pub train_examples: Option<usize>,
+    pub wall_s: f64,
+    pub examples_per_s: f64,
+    /// The run's `result.json` (dev and test predictions).
+    pub result_file: PathBuf,
+}
+
+/// One run of a grid as the registry knows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRow {
+    pub run_id: String,
+    pub grid: String,
+    pub kind: RunKind,
+    /// Encoder row label ("BERT", "MiniLM").
+    pub encoder: String,
+    /// `none` (baseline), an intermediate's name (`MNLI`), `{A,B}` (multitask) or `{A,B}->B`.
+    pub condition: String,
+    /// The scored task (targets and multitask runs); `None` for intermediate runs.
+    pub target: Option<String>,
+    pub regime: Regime,
+    pub restart: usize,
+    pub seed: u64,
+    pub depends_on: Option<String>,
+    pub run_dir: PathBuf,
+    /// `None` until the run's result file exists and has been ingested.
+    pub outcome: Option<Outcome>,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    grid TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    encoder TEXT NOT NULL,
+    condition TEXT NOT NULL,
+    target TEXT,
+    regime TEXT NOT NULL,
+    restart INTEGER NOT NULL,
+    seed INTEGER NOT NULL,
+    depends_on TEXT,
+    run_dir TEXT NOT NULL,
+    outcome TEXT
+);
+CREATE TABLE IF NOT EXISTS metrics (
+    run_id TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    value REAL NOT NULL,
+    PRIMARY KEY (run_id, metric)
+);
+";
+
+/// The registry database of one grid output directory.
+pub struct Registry {
+    path: PathBuf,
+    conn: Connection,
+}
+
+impl Registry {
+    /// Opens (creating) `path`.
+    pub fn open(path: &Path) -> Result<Registry, GridError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| GridError::io(dir, e))?;
+        }
+        let conn = Connection::open(path).map_err(|e| sql(path, e))?;
+        conn.execute_batch(SCHEMA).map_err(|e| sql(path, e))?;
+        Ok(Registry {
+            path: path.to_path_buf(),
+            conn,
+        })
+    }
+
+    /// Records every run of `plan` and ingests the result files of finished ones. Returns the
+    /// number of runs newly ingested.
+    pub fn sync(&mut self, plan: &Plan) -> Result<usize, GridError> {
+        let path = self.path.clone();
+        let tx = self.conn.transaction().map_err(|e| sql(&path, e))?;
+        let mut ingested = 0;
+        for node in &plan.nodes {
+            let run_dir = plan.run_dir(&node.id);
+            tx.execute(
+                "INSERT INTO runs (run_id, grid, kind, encoder, condition, target, regime, restart, seed, depends_on, run_dir)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                 ON CONFLICT(run_id) DO UPDATE SET grid = ?2, run_dir = ?11",
+                params![
+                    node.id,
+                    node.meta.grid,
+                    node.meta.kind.as_str(),
+                    node.meta.encoder,
+                    node.meta.condition,
+                    node.meta.target,
+                    node.meta.regime.label(),
+                    node.meta.restart as i64,
+                    node.meta.seed as i64,
+                    node.depends_on,
+                    run_dir.display().to_string(),
+                ],
+            )
+            .map_err(|e| sql(&path, e))?;
+            let known: Option<String> = tx
+                .query_row(
+                    "SELECT outcome FROM runs WHERE run_id = ?1",
+                    params![node.id],
+                    |r| r.get(0),
+                )
+                .map_err(|e| sql(&path, e))?;
+            if known.is_some() {
+                continue;
+            }
+            let Some(outcome) = read_outcome(node, &run_dir)? else {
+                continue;
+            };
+            let text = serde_json::to_string(&outcome).map_err(|e| GridError::json(&run_dir, e))?;
+            tx.execute(
+                "UPDATE runs SET outcome = ?2 WHERE run_id = ?1",
+                params![node.id, text],
+            )
+            .map_err(|e| sql(&path, e))?;
+            for (metric, value) in &outcome.metrics {
+                tx.execute(
+                    "INSERT OR REPLACE INTO metrics (run_id, metric, value) VALUES (?1, ?2, ?3)",
+                    params![node.id, metric, value],
+                )
+                .map_err(|e| sql(&path, e))?;
+            }
+            ingested += 1;
+        }
+        tx.commit().map_err(|e| sql(&path, e))?;
+        Ok(ingested)
+    }
+
+    /// Every run of `grid`, in insertion order.
+    pub fn rows(&self, grid: &str) -> Result<Vec<RunRow>, GridError> {
+        let path = &self.path;
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT run_id, grid, kind, encoder, condition, target, regime, restart, seed, depends_on, run_dir, outcome
+                 FROM runs WHERE grid = ?1 ORDER BY rowid",
+            )
+            .map_err(|e| sql(path, e))?;
+        let raw = stmt
+            .query_map(params![grid], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, Option<String>>(5)?,
+                    r.get::<_, String>(6)?,
+                    r.get::<_, i64>(7)?,
+                    r.get::<_, i64>(8)?,
+                    r.get::<_, Option<String>>(9)?,
+                    r.get::<_, String>(10)?,
+                    r.get::<_, Option<String>>(11)?,
+                ))
+            })
+            .map_err(|e| sql(path, e))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| sql(path, e))?;
+        raw.into_iter()
+            .map(
+                |(id, grid, kind, enc, cond, target, regime, restart, seed, dep, dir, out)| {
+                    let kind = RunKind::parse(&kind).ok_or_else(|| {
+                        GridError::config(
+                            path,
+                            format!("runs.{id}.kind"),
+                            format!("unknown `{kind}`"),
+                        )
+                    })?;
+                    let regime = Regime::parse(&regime)
+                        .map_err(|m| GridError::config(path, format!("runs.{id}.regime"), m))?;
+                    let outcome = match out {
+                        Some(text) => Some(
+                            serde_json::from_str(&text).map_err(|e| GridError::json(path, e))?,
+                        ),
+                        None => None,
+                    };
+                    Ok(RunRow {
+                        run_id: id,
+                        grid,
+                        kind,
+                        encoder: enc,
+                        condition: cond,
+                        target,
+                        regime,
+                        restart: restart as usize,
+                        seed: seed as u64,
+                        depends_on: dep,
+                        run_dir: PathBuf::from(dir),
+                        outcome,
+                    })
+                },
+            )
+            .collect()
+    }
+
+    /// Number of runs of `grid` with an ingested outcome.
+    pub fn finished(&self, grid: &str) -> Result<usize, GridError> {
+        let n: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT COUNT(*) FROM runs WHERE grid = ?1 AND outcome IS NOT NULL",
+                params![grid],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| sql(&self.path, e))?;
+        Ok(n.unwrap_or(0) as usize)
+    }
+
+    /// The underlying connection, for ad-hoc queries (`cargo xtask grid sql`).
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+fn sql(path: &Path, source: rusqlite::Error) -> GridError {
+    GridError::Sqlite {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The subset of `stilts run`'s output files the registry reads.
+#[derive(Deserialize)]
+struct Summary {
+    phases: Vec<PhaseSummary>,
+}
+
+#[derive(Deserialize)]
+struct PhaseSummary {
+    runs: Vec<SeedScore>,
+    best_run_dir: PathBuf,
+}
+
+#[derive(Deserialize)]
+struct SeedScore {
+    seed: u64,
+}
+
+#[derive(Deserialize)]
+struct ResultFile {
+    history: Vec<Epoch>,
+    dev_score: f64,
+    baseline: f64,
+    degenerate: bool,
+    #[serde(default)]
+    data: Vec<DataInfo>,
+    #[serde(default)]
+    manifests: Vec<Manifest>,
+    wall_s: f64,
+    examples_per_s: f64,
+}
+
+#[derive(Deserialize)]
+struct Epoch {
+    dev: Vec<TaskScores>,
+}
+
+#[derive(Deserialize)]
+struct TaskScores {
+    task: String,
+    metrics: BTreeMap<String, f64>,
+    score: f64,
+}
+
+#[derive(Deserialize)]
+struct DataInfo {
+    task: String,
+    split: String,
+    examples: usize,
+}
+
+#[derive(Deserialize)]
+struct Manifest {
+    task: String,
+    ids: Vec<String>,
+}
+
+/// Reads a finished run's outcome; `None` while the run has no `summary.json`.
+pub fn read_outcome(node: &RunNode, run_dir: &Path) -> Result<Option<Outcome>, GridError> {
+    let summary_path = run_dir.join("summary.json");
+    if !summary_path.exists() {
+        return Ok(None);
+    }
+    let summary: Summary = read_json(&summary_path)?;
+    let phase = summary.phases.last().ok_or_else(|| {
+        GridError::config(&summary_path, "phases", "a finished run has no phases")
+    })?;
+    if phase.runs.len() != 1 {
+        return Err(GridError::config(
+            &summary_path,
+            "phases[-1].runs",
+            format!("a grid run has one seed, found {}", phase.runs.len()),
+        ));
+    }
+    let seed = phase.runs[0].seed;
+    let best = if phase.best_run_dir.is_absolute() {
+        phase.best_run_dir.clone()
+    } else {
+        run_dir.join(format!("{}/seed-{seed}", node.phase_dir()))
+    };
+    let result_file = best.join("result.json");
+    let result: ResultFile = read_json(&result_file)?;
+    let last = result.history.last();
+    let scored = match (&node.meta.target, node.meta.kind) {
+        (Some(t), RunKind::Multitask) => last.and_then(|e| {
+            e.dev
+                .iter()
+                .find(|s| s.task.eq_ignore_ascii_case(t) || s.task.ends_with(t.as_str()))
+        }),
+        _ => last.and_then(|e| e.dev.first()),
+    };
+    let (dev_score, metrics) = match scored {
+        Some(s) => (s.score, s.metrics.clone()),
+        None => (result.dev_score, BTreeMap::new()),
+    };
+    let scored_task = scored.map(|s| s.task.clone());
+    let train_examples = scored_task.as_deref().and_then(|t| {
+        result
+            .manifests
+            .iter()
+            .find(|m| m.task == t)
+            .map(|m| m.ids.len())
+            .or_else(|| {
+                result
+                    .data
+                    .iter()
+                    .find(|d| d.task == t && d.split == "train")
+                    .map(|d| d.examples)
+            })
+    });
+    let (baseline, degenerate) = if node.meta.kind == RunKind::Multitask {
+        // The phase baseline averages both tasks; a multitask run is scored on its target.
+        (result.baseline, dev_score <= result.baseline + 1e-12)
+    } else {
+        (result.baseline, result.degenerate)
+    };
+    Ok(Some(Outcome {
+        dev_score,
+        metrics,
+        baseline,
+        degenerate,
+        train_examples,
+        wall_s: result.wall_s,
+        examples_per_s: result.examples_per_s,
+        result_file,
+    }))
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, GridError> {
+    let text = std::fs::read_to_string(path).map_err(|e| GridError::io(path, e))?;
+    serde_json::from_str(&text).map_err(|e| GridError::json(path, e))
+}

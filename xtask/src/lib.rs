@@ -1,0 +1,6 @@
+//! The library behind `cargo xtask`: experiment grids (`grid`), their executors (`exec`) and
+//! reports (`report`). The binary in `main.rs` is a thin command-line layer over it.
+
+pub mod exec;
+pub mod grid;
+pub mod report;

@@ -1,0 +1,299 @@
+//! `cargo xtask reproduce | status | report`: the command-line layer over `xtask::grid`,
+//! `xtask::exec` and `xtask::report`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, ValueEnum};
+use xtask::exec::local::{self, LocalOptions};
+use xtask::exec::{DriverLock, WorkerCommand};
+use xtask::grid::{LoadedGrid, Plan, Registry, RunKind, spec};
+
+#[derive(Args, Debug)]
+pub struct GridArgs {
+    /// A grid name in configs/grids/ (`table1`, `table2`, `table3`, `figure1`) or a grid file.
+    pub grid: String,
+    /// Apply the grid's `[scale.<name>]` overrides (e.g. `cpu`); every override is recorded in
+    /// grid.json.
+    #[arg(long)]
+    pub scale: Option<String>,
+    /// The grid's output directory (default: the grid's `output_dir`, else
+    /// runs/grids/<name>[-<scale>]).
+    #[arg(long)]
+    pub output_dir: Option<PathBuf>,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Executor {
+    Local,
+    Slurm,
+}
+
+#[derive(Args, Debug)]
+pub struct ReproduceArgs {
+    #[command(flatten)]
+    pub grid: GridArgs,
+    #[arg(long, value_enum, default_value_t = Executor::Local)]
+    pub executor: Executor,
+    /// Local: number of concurrent CPU workers.
+    #[arg(long, default_value_t = 1)]
+    pub jobs: usize,
+    /// Local: one worker per device, e.g. `cuda:0,cuda:1` (overrides --jobs).
+    #[arg(long, value_delimiter = ',')]
+    pub devices: Vec<String>,
+    /// The `stilts` binary (default: $STILTS_BIN, else built with `cargo build --release`).
+    #[arg(long)]
+    pub stilts: Option<PathBuf>,
+    /// Write the plan (runs/<id>/experiment.toml) and print it; run nothing.
+    #[arg(long)]
+    pub plan_only: bool,
+    /// Slurm: submit and return without waiting for the runs.
+    #[arg(long)]
+    pub no_wait: bool,
+}
+
+fn grid_path(root: &Path, grid: &str) -> PathBuf {
+    let p = PathBuf::from(grid);
+    if p.exists() || grid.ends_with(".toml") {
+        p
+    } else {
+        root.join("configs/grids").join(format!("{grid}.toml"))
+    }
+}
+
+fn load(root: &Path, args: &GridArgs) -> Result<(LoadedGrid, Plan)> {
+    let path = grid_path(root, &args.grid);
+    let grid = spec::load(&path, args.scale.as_deref())?;
+    let plan = Plan::expand(&grid, args.output_dir.as_deref())?;
+    Ok((grid, plan))
+}
+
+fn stilts_binary(root: &Path, explicit: Option<&Path>) -> Result<PathBuf> {
+    if let Some(p) = explicit {
+        return Ok(p.to_path_buf());
+    }
+    if let Some(p) = std::env::var_os("STILTS_BIN") {
+        return Ok(PathBuf::from(p));
+    }
+    eprintln!("building stilts (cargo build --release -p stilts-cli) ...");
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--release", "--locked", "-p", "stilts-cli"])
+        .current_dir(root)
+        .status()
+        .context("running cargo build")?;
+    if !status.success() {
+        bail!("cargo build -p stilts-cli failed with {status}");
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    Ok(target.join("release/stilts"))
+}
+
+pub fn reproduce(root: &Path, args: &ReproduceArgs) -> Result<()> {
+    let (grid, plan) = load(root, &args.grid)?;
+    let _lock = DriverLock::acquire(&plan.output_dir)?;
+    plan.write(&grid)?;
+    print_overrides(&grid);
+    let counts = kind_counts(&plan);
+    println!(
+        "grid {}: {} runs ({counts}) in {}",
+        plan.grid,
+        plan.nodes.len(),
+        plan.output_dir.display()
+    );
+    if args.plan_only {
+        print_status(&plan)?;
+        return Ok(());
+    }
+    let stilts = stilts_binary(root, args.stilts.as_deref())?;
+    prepare_data(&grid, &plan, &stilts)?;
+    let mut registry = Registry::open(&plan.output_dir.join("registry.sqlite"))?;
+    registry.sync(&plan)?;
+    match args.executor {
+        Executor::Local => {
+            let workers = if args.devices.is_empty() {
+                vec![None; args.jobs.max(1)]
+            } else {
+                args.devices.iter().cloned().map(Some).collect()
+            };
+            let worker = WorkerCommand {
+                stilts,
+                device: None,
+            };
+            let rep = local::run(
+                &plan,
+                &worker,
+                &LocalOptions {
+                    workers,
+                    ..LocalOptions::default()
+                },
+            )?;
+            println!(
+                "local: {} finished now, {} already finished, {} failed, {} blocked by failed dependencies",
+                rep.finished.len(),
+                rep.skipped.len(),
+                rep.failed.len(),
+                rep.blocked.len()
+            );
+            for id in &rep.failed {
+                println!(
+                    "  failed: {id} (log: {})",
+                    plan.run_dir(id).join("worker.log").display()
+                );
+            }
+        }
+        Executor::Slurm => {
+            let worker = WorkerCommand {
+                stilts,
+                device: grid.file.slurm.device.clone(),
+            };
+            slurm(&plan, &grid, &worker, args.no_wait)?;
+        }
+    }
+    let newly = registry.sync(&plan)?;
+    println!(
+        "registry: {} new results, {}/{} runs finished",
+        newly,
+        registry.finished(&plan.grid)?,
+        plan.nodes.len()
+    );
+    render(&grid, &plan, &registry)
+}
+
+pub fn status(root: &Path, args: &GridArgs) -> Result<()> {
+    let (grid, plan) = load(root, args)?;
+    print_overrides(&grid);
+    print_status(&plan)
+}
+
+pub fn report(root: &Path, args: &GridArgs) -> Result<()> {
+    let (grid, plan) = load(root, args)?;
+    let mut registry = Registry::open(&plan.output_dir.join("registry.sqlite"))?;
+    let newly = registry.sync(&plan)?;
+    println!(
+        "registry: {newly} new results, {}/{} runs finished",
+        registry.finished(&plan.grid)?,
+        plan.nodes.len()
+    );
+    render(&grid, &plan, &registry)
+}
+
+/// Generates the data of Real/Fake intermediates (once; the generator is seeded, and its
+/// `report.json` is written last, so a half-generated directory is regenerated).
+fn prepare_data(grid: &LoadedGrid, plan: &Plan, stilts: &Path) -> Result<()> {
+    for m in &grid.file.intermediates {
+        let Some(rf) = &m.realfake else { continue };
+        let out = xtask::grid::plan::generated_data_root(&plan.output_dir).join(&rf.dir);
+        if out.join("report.json").exists() {
+            continue;
+        }
+        let corpus = expand_env(&rf.corpus)
+            .with_context(|| format!("intermediates `{}`: realfake.corpus", m.name))?;
+        println!("generating {} from {corpus} into {}", m.name, out.display());
+        let mut cmd = Command::new(stilts);
+        cmd.args(["data", "realfake", "--corpus", &corpus, "--out"])
+            .arg(&out)
+            .args(["--seed", &grid.file.seed.to_string()]);
+        if let Some(n) = rf.examples {
+            cmd.args(["--num-examples", &n.to_string()]);
+        }
+        let status = cmd.status().context("running stilts data realfake")?;
+        if !status.success() {
+            bail!("stilts data realfake for `{}` failed with {status}", m.name);
+        }
+    }
+    Ok(())
+}
+
+/// `${VAR}` expansion, as `stilts run` does for paths.
+fn expand_env(value: &str) -> Result<String> {
+    let mut out = String::new();
+    let mut rest = value;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after
+            .find('}')
+            .with_context(|| format!("unterminated `${{` in `{value}`"))?;
+        let var = &after[..end];
+        out.push_str(
+            &std::env::var(var)
+                .with_context(|| format!("environment variable {var} is not set"))?,
+        );
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+fn print_overrides(grid: &LoadedGrid) {
+    if let Some(scale) = &grid.scale {
+        println!("scale `{scale}` overrides:");
+        for (k, v) in &grid.overrides {
+            println!("  {k} = {v}");
+        }
+    }
+}
+
+fn kind_counts(plan: &Plan) -> String {
+    let n = |k| plan.nodes.iter().filter(|x| x.meta.kind == k).count();
+    format!(
+        "{} intermediate, {} target, {} multitask",
+        n(RunKind::Intermediate),
+        n(RunKind::Target),
+        n(RunKind::Multitask)
+    )
+}
+
+fn print_status(plan: &Plan) -> Result<()> {
+    println!(
+        "{:<16}  {:<12}  {:<10}  {:<18}  {:<8}  {:<6}  {:>4}  state",
+        "run", "kind", "encoder", "condition", "target", "regime", "seed"
+    );
+    let mut finished = 0;
+    for n in &plan.nodes {
+        let dir = plan.run_dir(&n.id);
+        let state = if plan.is_finished(&n.id) {
+            finished += 1;
+            "finished"
+        } else if dir.join(n.phase_dir()).exists() {
+            "started"
+        } else if n
+            .depends_on
+            .as_deref()
+            .is_some_and(|d| !plan.is_finished(d))
+        {
+            "waiting"
+        } else {
+            "pending"
+        };
+        println!(
+            "{:<16}  {:<12}  {:<10}  {:<18}  {:<8}  {:<6}  {:>4}  {state}",
+            n.id,
+            n.meta.kind.as_str(),
+            n.meta.encoder,
+            n.meta.condition,
+            n.meta.target.as_deref().unwrap_or("-"),
+            n.meta.regime.label(),
+            n.meta.seed
+        );
+    }
+    println!("{finished}/{} finished", plan.nodes.len());
+    Ok(())
+}
+
+fn slurm(plan: &Plan, grid: &LoadedGrid, worker: &WorkerCommand, no_wait: bool) -> Result<()> {
+    let _ = (plan, grid, worker, no_wait);
+    bail!("the Slurm executor is not wired in yet")
+}
+
+fn render(grid: &LoadedGrid, plan: &Plan, registry: &Registry) -> Result<()> {
+    let rows = registry.rows(&plan.grid)?;
+    let out = plan.output_dir.join("reports");
+    let summary = xtask::report::render_all(grid, &rows, &out)?;
+    print!("{}", summary.markdown);
+    println!("reports in {}", out.display());
+    Ok(())
+}

@@ -1,0 +1,227 @@
+//! Grid files and their expansion into runs: what a user relies on when a grid of hundreds of
+//! runs is planned from one file.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use xtask::grid::spec::{self, Regime};
+use xtask::grid::{GridError, Plan, RunKind};
+
+const GRID: &str = r#"
+name = "g"
+seed = 1
+targets = ["CoLA", "MNLI", "RTE"]
+regimes = ["full", "1k"]
+restarts = 1
+restarts_for = { RTE = 3 }
+
+[[encoders]]
+name = "BERT"
+pretrained = "/models/bert"
+
+[[intermediates]]
+name = "MNLI"
+task = "MNLI"
+
+[[intermediates]]
+name = "Real/Fake"
+task = "configs/tasks/realfake.toml"
+realfake = { corpus = "/corpus" }
+
+[[multitask]]
+a = "MNLI"
+b = "RTE"
+
+[scale.cpu]
+targets = ["RTE"]
+regimes = ["1k"]
+restarts_for = { RTE = 2 }
+recipe = { max_seq_len = 64 }
+encoders = [{ name = "MiniLM", pretrained = "/models/minilm" }]
+"#;
+
+fn parse(text: &str, scale: Option<&str>) -> Result<spec::LoadedGrid, GridError> {
+    spec::parse(Path::new("grid.toml"), text, scale)
+}
+
+fn plan(text: &str, scale: Option<&str>, out: &str) -> Plan {
+    let grid = parse(text, scale).expect("grid parses");
+    Plan::expand(&grid, Some(Path::new(out))).expect("grid expands")
+}
+
+#[test]
+fn expansion_counts_every_condition_regime_and_restart() {
+    let p = plan(GRID, None, "/out");
+    let count = |k: RunKind| p.nodes.iter().filter(|n| n.meta.kind == k).count();
+    // Intermediates once per encoder.
+    assert_eq!(count(RunKind::Intermediate), 2);
+    // {MNLI,RTE}: 2 regimes x 3 restarts.
+    assert_eq!(count(RunKind::Multitask), 6);
+    // Targets per regime: CoLA 1 x (none, MNLI, Real/Fake); MNLI 1 x (none, Real/Fake: MNLI ->
+    // MNLI is the baseline, struck through); RTE 3 x (none, MNLI, Real/Fake, {MNLI,RTE}->RTE).
+    assert_eq!(count(RunKind::Target), 2 * (3 + 2 + 3 * 4));
+    assert!(
+        !p.nodes
+            .iter()
+            .any(|n| n.meta.condition == "MNLI" && n.meta.target.as_deref() == Some("MNLI")),
+        "intermediate = target is not trained"
+    );
+    let ids: BTreeSet<_> = p.nodes.iter().map(|n| &n.id).collect();
+    assert_eq!(ids.len(), p.nodes.len(), "run ids are unique");
+}
+
+#[test]
+fn intermediates_are_shared_by_every_target_and_restart() {
+    let p = plan(GRID, None, "/out");
+    let mnli = p
+        .nodes
+        .iter()
+        .find(|n| n.meta.kind == RunKind::Intermediate && n.meta.condition == "MNLI")
+        .unwrap();
+    let dependents: Vec<_> = p
+        .nodes
+        .iter()
+        .filter(|n| n.depends_on.as_deref() == Some(mnli.id.as_str()))
+        .collect();
+    // CoLA 1 + RTE 3, per regime.
+    assert_eq!(dependents.len(), 2 * 4);
+    // Dependencies come first in the plan.
+    let pos = |id: &str| p.nodes.iter().position(|n| n.id == id).unwrap();
+    for n in &p.nodes {
+        if let Some(d) = &n.depends_on {
+            assert!(pos(d) < pos(&n.id));
+        }
+    }
+    // A dependent's experiment continues from the intermediate's saved model.
+    let text = p.experiment_toml(dependents[0]);
+    let exp: toml::Table = toml::from_str(&text).unwrap();
+    assert_eq!(
+        exp["model"]["checkpoint"].as_str().unwrap(),
+        format!("/out/runs/{}/00-mnli/seed-1/model", mnli.id)
+    );
+    assert_eq!(exp["model"]["load"].as_str().unwrap(), "encoder");
+}
+
+#[test]
+fn restarts_have_their_own_seed_and_regime_subsets() {
+    let p = plan(GRID, None, "/out");
+    let rte_1k: Vec<_> = p
+        .nodes
+        .iter()
+        .filter(|n| {
+            n.meta.kind == RunKind::Target
+                && n.meta.condition == "none"
+                && n.meta.target.as_deref() == Some("RTE")
+                && n.meta.regime == Regime::Examples(1000)
+        })
+        .collect();
+    let seeds: Vec<u64> = rte_1k.iter().map(|n| n.meta.seed).collect();
+    assert_eq!(seeds, vec![1, 2, 3]);
+    let exp: toml::Table = toml::from_str(&p.experiment_toml(rte_1k[2])).unwrap();
+    let phase = &exp["phases"].as_array().unwrap()[0];
+    assert_eq!(phase["seeds"].as_array().unwrap()[0].as_integer(), Some(3));
+    assert_eq!(
+        phase["tasks"].as_array().unwrap()[0]["train_examples"].as_integer(),
+        Some(1000)
+    );
+}
+
+#[test]
+fn run_ids_depend_on_the_configuration_not_the_location() {
+    let a = plan(GRID, None, "/out-a");
+    let b = plan(GRID, None, "/elsewhere/out-b");
+    let ids = |p: &Plan| p.nodes.iter().map(|n| n.id.clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&a), ids(&b));
+    // Changing the recipe changes every id.
+    let changed = GRID.replace("restarts = 1\n", "restarts = 1\nrecipe = { lr = 3e-5 }\n");
+    let c = plan(&changed, None, "/out-a");
+    let a_ids: BTreeSet<_> = ids(&a).into_iter().collect();
+    assert!(ids(&c).iter().all(|id| !a_ids.contains(id)));
+}
+
+#[test]
+fn scale_overrides_apply_and_are_recorded() {
+    let g = parse(GRID, Some("cpu")).unwrap();
+    assert_eq!(g.file.targets, vec!["RTE".to_string()]);
+    assert_eq!(g.file.encoders[0].name, "MiniLM");
+    assert_eq!(g.restarts("RTE"), 2);
+    let keys: Vec<&str> = g.overrides.iter().map(|(k, _)| k.as_str()).collect();
+    assert!(keys.contains(&"targets"));
+    assert!(keys.contains(&"restarts_for.RTE"));
+    assert!(keys.contains(&"recipe.max_seq_len"));
+    let p = Plan::expand(&g, Some(Path::new("/out"))).unwrap();
+    let exp: toml::Table = toml::from_str(&p.experiment_toml(p.nodes.last().unwrap())).unwrap();
+    assert_eq!(exp["recipe"]["max_seq_len"].as_integer(), Some(64));
+    let err = parse(GRID, Some("gpu")).unwrap_err().to_string();
+    assert!(err.contains("scale.gpu") && err.contains("cpu"), "{err}");
+}
+
+#[test]
+fn generated_data_and_task_files_become_absolute_paths() {
+    let p = plan(GRID, None, "/out");
+    let rf = p
+        .nodes
+        .iter()
+        .find(|n| n.meta.kind == RunKind::Intermediate && n.meta.condition == "Real/Fake")
+        .unwrap();
+    let exp: toml::Table = toml::from_str(&p.experiment_toml(rf)).unwrap();
+    let task = &exp["phases"].as_array().unwrap()[0]["tasks"]
+        .as_array()
+        .unwrap()[0];
+    assert_eq!(task["data_root"].as_str(), Some("/out/data"));
+    let file = PathBuf::from(task["task"].as_str().unwrap());
+    assert!(file.is_absolute());
+    assert!(file.ends_with("configs/tasks/realfake.toml"));
+}
+
+#[test]
+fn typos_and_impossible_grids_are_errors_naming_the_key() {
+    let cases = [
+        (GRID.replace("restarts_for", "restart_for"), "restart_for"),
+        (
+            GRID.replace(
+                "regimes = [\"full\", \"1k\"]",
+                "regimes = [\"full\", \"lots\"]",
+            ),
+            "regimes[1]",
+        ),
+        (
+            GRID.replace("b = \"RTE\"", "b = \"SST-2\""),
+            "multitask[0].b",
+        ),
+        (
+            GRID.replace("restarts_for = { RTE = 3 }", "restarts_for = { WNLI = 3 }"),
+            "restarts_for.WNLI",
+        ),
+        (
+            GRID.replace("pretrained = \"/models/bert\"", ""),
+            "encoders[0]",
+        ),
+    ];
+    for (text, key) in cases {
+        let err = parse(&text, None).unwrap_err().to_string();
+        assert!(
+            err.contains(key),
+            "expected an error naming `{key}`, got: {err}"
+        );
+        assert!(err.contains("grid.toml"), "{err}");
+    }
+}
+
+#[test]
+fn shipped_grids_parse_and_expand() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    for name in ["table1", "table2", "table3", "figure1"] {
+        let path = root.join("configs/grids").join(format!("{name}.toml"));
+        for scale in [None, Some("cpu")] {
+            let g = spec::load(&path, scale).unwrap_or_else(|e| panic!("{name} {scale:?}: {e}"));
+            let p = Plan::expand(&g, Some(Path::new("/out"))).unwrap();
+            assert!(!p.nodes.is_empty(), "{name}");
+        }
+    }
+    let t1 = spec::load(&root.join("configs/grids/table1.toml"), None).unwrap();
+    let p = Plan::expand(&t1, Some(Path::new("/out"))).unwrap();
+    // 5 x 20 small-task restarts + 5 one-restart tasks, x (baseline + 4 intermediates), less the
+    // intermediate = target runs (QQP -> QQP, MNLI -> MNLI), plus the 4 intermediates.
+    assert_eq!(p.nodes.len(), (4 * 20 + 5) * 5 - 2 + 4);
+}
