@@ -233,15 +233,41 @@ fn spawn(plan: &Plan, id: &str, worker: &WorkerCommand, slot: usize) -> Result<C
         path: log_path.clone(),
         source: e,
     })?;
-    Command::new(&worker.stilts)
-        .args(worker.args(&dir))
+    let mut cmd = Command::new(&worker.stilts);
+    cmd.args(worker.args(&dir))
         .stdin(Stdio::null())
         .stdout(log)
-        .stderr(err)
-        .spawn()
-        .map_err(|e| LocalError::Spawn {
-            command: worker.stilts.display().to_string(),
-            run: id.to_string(),
-            source: e,
-        })
+        .stderr(err);
+    die_with_parent(&mut cmd);
+    let child = cmd.spawn().map_err(|e| LocalError::Spawn {
+        command: worker.stilts.display().to_string(),
+        run: id.to_string(),
+        source: e,
+    })?;
+    let pid_path = dir.join("worker.pid");
+    std::fs::write(&pid_path, format!("{}\n", child.id())).map_err(|e| LocalError::Io {
+        path: pid_path,
+        source: e,
+    })?;
+    Ok(child)
 }
+
+/// A killed driver must not leave workers behind (the next driver would start a second worker
+/// on the same run): on Linux the worker gets SIGTERM when the driver dies, and the next driver
+/// resumes the run from its checkpoint.
+#[cfg(target_os = "linux")]
+fn die_with_parent(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: prctl is async-signal-safe and touches only the child's own process state.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn die_with_parent(_cmd: &mut Command) {}

@@ -1,0 +1,283 @@
+//! The local executor as a user drives it: `cargo xtask reproduce` on a small real grid (a tiny
+//! random BERT on synthetic GLUE-layout tasks, trained by the real `stilts` binary), with a
+//! worker killed mid-run (re-submitted, resumed from its checkpoint), the driver itself killed
+//! (no worker left behind; the next driver resumes), and a re-run that starts nothing.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use xtask::exec::attempts;
+use xtask::grid::{Plan, Registry, RunKind, spec};
+
+const WORDS: &[&str] = &[
+    "the", "cat", "dog", "sat", "on", "mat", "ran", "far", "big", "small", "red", "blue", "a",
+    "house", "tree", "bird", "sky", "sun", "moon", "star", "car", "road", "fast", "slow", "up",
+    "down", "yes", "no",
+];
+
+/// The `stilts` binary: $STILTS_BIN, else the one `cargo test --workspace` builds beside this
+/// test's directory (target/<profile>/stilts).
+fn stilts_bin() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("STILTS_BIN") {
+        return Some(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe().ok()?;
+    let candidate = exe.parent()?.parent()?.join("stilts");
+    candidate.exists().then_some(candidate)
+}
+
+/// vocab.txt, glue/RTE and glue/SST-2 with learnable labels.
+fn world(root: &Path, train: usize, dev: usize) {
+    let mut vocab = String::from("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n");
+    for w in WORDS {
+        writeln!(vocab, "{w}").unwrap();
+    }
+    std::fs::write(root.join("vocab.txt"), vocab).unwrap();
+    let mut state = 7u64;
+    let mut next = move || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 33) as usize
+    };
+    for (task, header) in [
+        ("RTE", "index\tsentence1\tsentence2\tlabel\n"),
+        ("SST-2", "sentence\tlabel\n"),
+    ] {
+        let dir = root.join("glue").join(task);
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, n) in [("train", train), ("dev", dev)] {
+            let mut text = String::from(header);
+            for i in 0..n {
+                let a: Vec<&str> = (0..3 + next() % 8).map(|_| WORDS[next() % 26]).collect();
+                let yes = next() % 2 == 0;
+                let mut b: Vec<&str> = (0..1 + next() % 4).map(|_| WORDS[next() % 26]).collect();
+                b.insert(next() % (b.len() + 1), if yes { "yes" } else { "no" });
+                if task == "RTE" {
+                    let label = if yes { "entailment" } else { "not_entailment" };
+                    writeln!(text, "{i}\t{}\t{}\t{label}", a.join(" "), b.join(" ")).unwrap();
+                } else {
+                    writeln!(text, "{} {}\t{}", a.join(" "), b.join(" "), u8::from(yes)).unwrap();
+                }
+            }
+            std::fs::write(dir.join(format!("{name}.tsv")), text).unwrap();
+        }
+    }
+}
+
+fn grid_file(root: &Path) -> PathBuf {
+    let text = format!(
+        r#"
+name = "tiny"
+seed = 3
+targets = ["RTE"]
+restarts = 2
+predict_test = false
+recipe = {{ batch_size = 8, lr = 2e-3, max_seq_len = 32, epochs = 3, checkpoint_every_steps = 4 }}
+intermediate_recipe = {{ epochs = 1 }}
+data = {{ glue_dir = "{glue}" }}
+
+[[encoders]]
+name = "Tiny"
+random = {{ hidden_size = 32, num_hidden_layers = 2, num_attention_heads = 2, intermediate_size = 64, max_position_embeddings = 64 }}
+tokenizer = "{vocab}"
+
+[[intermediates]]
+name = "SST-2"
+task = "SST-2"
+"#,
+        glue = root.join("glue").display(),
+        vocab = root.join("vocab.txt").display(),
+    );
+    let path = root.join("tiny.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn driver(grid: &Path, out: &Path, stilts: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
+    cmd.args(["reproduce"])
+        .arg(grid)
+        .arg("--output-dir")
+        .arg(out)
+        .arg("--stilts")
+        .arg(stilts)
+        .env("STILTS_LOG", "warn");
+    cmd
+}
+
+fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn pid_alive(pid: u32) -> bool {
+    // A zombie still has /proc/<pid>; its state is Z.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| !s.split_whitespace().nth(2).is_some_and(|st| st == "Z"))
+        .unwrap_or(false)
+}
+
+fn kill(pid: u32) {
+    let ok = Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill {pid}");
+}
+
+fn worker_pid(run_dir: &Path) -> Option<u32> {
+    std::fs::read_to_string(run_dir.join("worker.pid"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+fn finish(child: Child) -> String {
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "driver failed:\n{text}");
+    text
+}
+
+fn resumed(plan: &Plan, id: &str) -> bool {
+    let node = plan.node(id).unwrap();
+    let result = plan
+        .run_dir(id)
+        .join(node.phase_dir())
+        .join(format!("seed-{}", node.meta.seed))
+        .join("result.json");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(result).unwrap()).unwrap();
+    v["resumed"].as_bool().unwrap()
+}
+
+#[test]
+fn killed_workers_and_drivers_resume_and_finished_runs_are_never_rerun() {
+    let Some(stilts) = stilts_bin() else {
+        panic!("no stilts binary: run through `cargo test --workspace` or set STILTS_BIN");
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    world(root, 320, 40);
+    let grid_path = grid_file(root);
+    let out = root.join("out");
+    let grid = spec::load(&grid_path, None).unwrap();
+    let plan = Plan::expand(&grid, Some(&out)).unwrap();
+    assert_eq!(plan.nodes.len(), 1 + 2 * 2);
+    let targets: Vec<String> = plan
+        .nodes
+        .iter()
+        .filter(|n| n.meta.kind == RunKind::Target)
+        .map(|n| n.id.clone())
+        .collect();
+
+    // 1. Kill the worker of the first target run once it has checkpointed: the driver
+    // re-submits it and it resumes.
+    let checkpoint = |id: &str| {
+        let node = plan.node(id).unwrap();
+        plan.run_dir(id)
+            .join(node.phase_dir())
+            .join(format!("seed-{}", node.meta.seed))
+            .join("checkpoint")
+    };
+    let first = plan.run_dir(&targets[0]);
+    let mut child = driver(&grid_path, &out, &stilts)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(
+        "a checkpoint of the first target",
+        Duration::from_secs(120),
+        || checkpoint(&targets[0]).exists(),
+    );
+    let pid = worker_pid(&first).expect("worker.pid");
+    assert!(!plan.is_finished(&targets[0]), "killed before it finished");
+    kill(pid);
+
+    // 2. Kill the driver while the second target runs: its worker goes with it.
+    let second = plan.run_dir(&targets[1]);
+    wait_for(
+        "a checkpoint of the second target",
+        Duration::from_secs(120),
+        || checkpoint(&targets[1]).exists(),
+    );
+    let pid2 = worker_pid(&second).expect("worker.pid");
+    assert!(!plan.is_finished(&targets[1]));
+    kill(child.id());
+    let _ = child.wait();
+    wait_for(
+        "the orphaned worker to exit",
+        Duration::from_secs(20),
+        || !pid_alive(pid2),
+    );
+    assert!(
+        plan.is_finished(&targets[0]),
+        "the re-submitted run finished"
+    );
+    assert!(resumed(&plan, &targets[0]));
+    assert_eq!(attempts(&first), 2);
+
+    // 3. A new driver finishes the grid; the interrupted run resumes.
+    let text = finish(
+        driver(&grid_path, &out, &stilts)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    for n in &plan.nodes {
+        assert!(plan.is_finished(&n.id), "{} unfinished:\n{text}", n.id);
+    }
+    assert!(resumed(&plan, &targets[1]));
+    assert_eq!(attempts(&second), 2);
+    let before: Vec<usize> = plan
+        .nodes
+        .iter()
+        .map(|n| attempts(&plan.run_dir(&n.id)))
+        .collect();
+    assert!(text.contains("5/5 runs finished"), "{text}");
+
+    // 4. Re-running starts nothing and counts nothing twice.
+    let text = finish(
+        driver(&grid_path, &out, &stilts)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    assert!(
+        text.contains("0 finished now, 5 already finished"),
+        "{text}"
+    );
+    let after: Vec<usize> = plan
+        .nodes
+        .iter()
+        .map(|n| attempts(&plan.run_dir(&n.id)))
+        .collect();
+    assert_eq!(before, after);
+    let reg = Registry::open(&out.join("registry.sqlite")).unwrap();
+    let rows = reg.rows("tiny").unwrap();
+    assert_eq!(rows.len(), 5);
+    assert!(rows.iter().all(|r| r.outcome.is_some()));
+    let n: i64 = reg
+        .connection()
+        .query_row("SELECT COUNT(DISTINCT run_id) FROM metrics", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(n, 5);
+    assert!(out.join("reports/table-full.md").exists());
+}
