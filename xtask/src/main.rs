@@ -46,6 +46,8 @@ enum Cmd {
     Status(reproduce::GridArgs),
     /// Ingest a grid's finished runs and render its tables and figures.
     Report(reproduce::GridArgs),
+    /// A GLUE submission from a grid's best-on-dev run per task (exported, validated, zipped).
+    Bundle(reproduce::BundleArgs),
 }
 
 fn main() -> Result<()> {
@@ -58,6 +60,7 @@ fn main() -> Result<()> {
         Cmd::Reproduce(args) => reproduce::reproduce(&root(), &args),
         Cmd::Status(args) => reproduce::status(&root(), &args),
         Cmd::Report(args) => reproduce::report(&root(), &args),
+        Cmd::Bundle(args) => reproduce::bundle(&root(), &args),
     }
 }
 

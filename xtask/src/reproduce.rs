@@ -53,6 +53,30 @@ pub struct ReproduceArgs {
     pub no_wait: bool,
 }
 
+#[derive(Args, Debug)]
+pub struct BundleArgs {
+    #[command(flatten)]
+    pub grid: GridArgs,
+    /// The encoder whose runs are submitted (default: the grid's first).
+    #[arg(long)]
+    pub encoder: Option<String>,
+    /// The data regime whose runs are submitted.
+    #[arg(long, default_value = "full")]
+    pub regime: String,
+    /// Accept fewer than GLUE's eleven files.
+    #[arg(long)]
+    pub partial: bool,
+    /// Skip the row-count check against the official test sets.
+    #[arg(long)]
+    pub no_validate: bool,
+    /// The `stilts` binary (default: $STILTS_BIN, else built with `cargo build --release`).
+    #[arg(long)]
+    pub stilts: Option<PathBuf>,
+    /// Device for scoring AX with the MNLI model.
+    #[arg(long)]
+    pub device: Option<String>,
+}
+
 fn grid_path(root: &Path, grid: &str) -> PathBuf {
     let p = PathBuf::from(grid);
     if p.exists() || grid.ends_with(".toml") {
@@ -295,5 +319,54 @@ fn render(grid: &LoadedGrid, plan: &Plan, registry: &Registry) -> Result<()> {
     let summary = xtask::report::render_all(grid, &rows, &out)?;
     print!("{}", summary.markdown);
     println!("reports in {}", out.display());
+    Ok(())
+}
+
+pub fn bundle(root: &Path, args: &BundleArgs) -> Result<()> {
+    use xtask::bundle::{BundleOptions, bundle, choose};
+    let (grid, plan) = load(root, &args.grid)?;
+    let mut registry = Registry::open(&plan.output_dir.join("registry.sqlite"))?;
+    registry.sync(&plan)?;
+    let encoder = match &args.encoder {
+        Some(e) => e.clone(),
+        None => grid.file.encoders[0].name.clone(),
+    };
+    let regime = xtask::grid::Regime::parse(&args.regime).map_err(anyhow::Error::msg)?;
+    let choices = choose(&registry.rows(&plan.grid)?, &encoder, regime);
+    if choices.is_empty() {
+        bail!(
+            "no finished {} runs of encoder `{encoder}` for a GLUE task in {}",
+            regime.label(),
+            plan.output_dir.display()
+        );
+    }
+    for c in &choices {
+        println!(
+            "{:<6} {:<18} restart {:<3} dev {:.4}  {}",
+            c.task,
+            c.condition,
+            c.restart,
+            c.dev_score,
+            c.seed_dir.display()
+        );
+    }
+    let max_seq_len = grid
+        .file
+        .recipe
+        .get("max_seq_len")
+        .and_then(|v| v.as_integer())
+        .unwrap_or(128) as usize;
+    let zip = bundle(
+        &choices,
+        &BundleOptions {
+            stilts: stilts_binary(root, args.stilts.as_deref())?,
+            out_dir: plan.output_dir.join("submission"),
+            partial: args.partial,
+            no_validate: args.no_validate,
+            max_seq_len,
+            device: args.device.clone(),
+        },
+    )?;
+    println!("submission: {}", zip.display());
     Ok(())
 }

@@ -65,6 +65,11 @@ fn world(root: &Path, train: usize, dev: usize) {
             std::fs::write(dir.join(format!("{name}.tsv")), text).unwrap();
         }
     }
+    let mut test = String::from("index\tsentence1\tsentence2\n");
+    for i in 0..dev {
+        writeln!(test, "{i}\t{} cat\tyes {}", WORDS[i % 26], WORDS[(i * 7) % 26]).unwrap();
+    }
+    std::fs::write(root.join("glue/RTE/test.tsv"), test).unwrap();
 }
 
 fn grid_file(root: &Path) -> PathBuf {
@@ -74,7 +79,7 @@ name = "tiny"
 seed = 3
 targets = ["RTE"]
 restarts = 2
-predict_test = false
+predict_test = true
 recipe = {{ batch_size = 8, lr = 2e-3, max_seq_len = 32, epochs = 3, checkpoint_every_steps = 4 }}
 intermediate_recipe = {{ epochs = 1 }}
 data = {{ glue_dir = "{glue}" }}
@@ -280,4 +285,26 @@ fn killed_workers_and_drivers_resume_and_finished_runs_are_never_rerun() {
         .unwrap();
     assert_eq!(n, 5);
     assert!(out.join("reports/table-full.md").exists());
+
+    // 5. The best RTE run becomes a GLUE submission file, zipped.
+    let bundle = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .arg("bundle")
+        .arg(&grid_path)
+        .arg("--output-dir")
+        .arg(&out)
+        .arg("--stilts")
+        .arg(&stilts)
+        .args(["--partial", "--no-validate"])
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&bundle.stdout),
+        String::from_utf8_lossy(&bundle.stderr)
+    );
+    assert!(bundle.status.success(), "{text}");
+    let rte = std::fs::read_to_string(out.join("submission/RTE.tsv")).unwrap();
+    assert_eq!(rte.lines().next(), Some("index\tprediction"));
+    assert_eq!(rte.lines().count(), 1 + 40);
+    assert!(out.join("submission/glue-submission.zip").exists());
 }
