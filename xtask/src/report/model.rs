@@ -455,9 +455,6 @@ impl<'a> ReportModel<'a> {
     }
 }
 
-/// The grid skips an intermediate's run on a target that *is* the intermediate (as
-/// `grid::plan` decides it).
-
 /// A target by the grid's name: its task when the name resolves, its metrics from the task
 /// (or, for a task that does not resolve here, from the metrics its runs recorded).
 fn resolve_target(key: &str, grid_source: &Path, rows: &[RunRow]) -> Target {
