@@ -65,9 +65,13 @@ def read_split(glue_dir, task, split):
 
 
 def manifest_ids(pattern, seed, task):
+    """The subset of `seed`: from a stilts result.json (its `manifests`) or a manifest written
+    by `stilts data sample --seed <seed> --stream 0` (the stream of a one-task phase)."""
     for path in sorted(glob.glob(pattern.format(seed=seed))):
         with open(path) as f:
             result = json.load(f)
+        if "ids" in result and result.get("task") == task and result.get("seed") == seed:
+            return path, result["ids"]
         for m in result.get("manifests", []):
             if m["task"] == task and m["seed"] == seed:
                 return path, m["ids"]
@@ -185,7 +189,9 @@ def main():
     p.add_argument("--glue-dir", default=os.environ.get("GLUE_DIR"))
     p.add_argument("--task", required=True, choices=sorted(TASKS))
     p.add_argument("--train-examples", type=int)
-    p.add_argument("--manifest-from", help="glob of stilts result.json files; {seed} is replaced")
+    p.add_argument("--manifest-from",
+                   help="glob of stilts result.json or `stilts data sample` manifest files; "
+                        "{seed} is replaced")
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--batch-size", type=int, default=24)

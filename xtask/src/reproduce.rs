@@ -309,8 +309,35 @@ fn print_status(plan: &Plan) -> Result<()> {
 }
 
 fn slurm(plan: &Plan, grid: &LoadedGrid, worker: &WorkerCommand, no_wait: bool) -> Result<()> {
-    let _ = (plan, grid, worker, no_wait);
-    bail!("the Slurm executor is not wired in yet")
+    use xtask::exec::slurm::{self, SlurmOptions};
+    let rep = slurm::run(
+        plan,
+        grid,
+        worker,
+        &SlurmOptions {
+            wait: !no_wait,
+            ..SlurmOptions::default()
+        },
+    )?;
+    println!(
+        "slurm: {} arrays submitted ({} runs, {} re-submitted); {} finished, {} failed, {} blocked",
+        rep.arrays.len(),
+        rep.submitted,
+        rep.resubmitted,
+        rep.finished.len(),
+        rep.failed.len(),
+        rep.blocked.len()
+    );
+    for (id, why) in &rep.blocked {
+        println!("  blocked: {id}: {why}");
+    }
+    for id in &rep.failed {
+        println!(
+            "  failed: {id} (log: {})",
+            plan.run_dir(id).join("worker.log").display()
+        );
+    }
+    Ok(())
 }
 
 fn render(grid: &LoadedGrid, plan: &Plan, registry: &Registry) -> Result<()> {

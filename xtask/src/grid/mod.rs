@@ -14,6 +14,9 @@
 //! runs/<run-id>/attempts.log      one line per worker start (local or Slurm)
 //! runs/<run-id>/worker.log        the worker's stdout/stderr
 //! reports/                        tables, figures, bootstrap intervals
+//! submission/                     `cargo xtask bundle`: GLUE files and their zip
+//! slurm/job.sh, slurm/aNNNN.list  the Slurm executor's job script and array-task -> run lists
+//! slurm/events.tsv, slurm/logs/   its submissions, losses and cancellations; array logs
 //! ```
 
 pub mod plan;
