@@ -67,7 +67,13 @@ fn world(root: &Path, train: usize, dev: usize) {
     }
     let mut test = String::from("index\tsentence1\tsentence2\n");
     for i in 0..dev {
-        writeln!(test, "{i}\t{} cat\tyes {}", WORDS[i % 26], WORDS[(i * 7) % 26]).unwrap();
+        writeln!(
+            test,
+            "{i}\t{} cat\tyes {}",
+            WORDS[i % 26],
+            WORDS[(i * 7) % 26]
+        )
+        .unwrap();
     }
     std::fs::write(root.join("glue/RTE/test.tsv"), test).unwrap();
 }
