@@ -34,6 +34,8 @@ fn single_phase_learns_and_writes_outputs() {
         "val_history.json",
         "model/stilts-model.json",
         "model/model.bpk",
+        // The tokenizer travels with the model, so `model.checkpoint` needs nothing else.
+        "model/vocab.txt",
     ] {
         assert!(run.join(f).exists(), "{f}");
     }
