@@ -11,7 +11,6 @@
 //! builds it).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
@@ -23,46 +22,9 @@ use xtask::exec::slurm::{
 use xtask::exec::{WorkerCommand, attempts};
 use xtask::grid::{LoadedGrid, Plan, Registry, RunKind};
 
-const WORDS: &[&str] = &[
-    "the", "cat", "dog", "sat", "on", "mat", "ran", "far", "big", "small", "red", "blue", "a",
-    "house", "tree", "bird", "sky", "sun", "moon", "star", "car", "road", "fast", "slow", "up",
-    "down", "yes", "no",
-];
+mod common;
 
-/// vocab.txt, glue/RTE (the target) and glue/SST-2 (the intermediate), both learnable.
-fn world(root: &Path, train: usize, dev: usize) {
-    let mut vocab = String::from("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n");
-    for w in WORDS {
-        writeln!(vocab, "{w}").unwrap();
-    }
-    std::fs::write(root.join("vocab.txt"), vocab).unwrap();
-    let mut state = 99u64;
-    let mut next = move || {
-        state = state
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (state >> 33) as usize
-    };
-    let rte = root.join("glue/RTE");
-    let sst = root.join("glue/SST-2");
-    std::fs::create_dir_all(&rte).unwrap();
-    std::fs::create_dir_all(&sst).unwrap();
-    for (name, n) in [("train", train), ("dev", dev)] {
-        let mut pairs = String::from("index\tsentence1\tsentence2\tlabel\n");
-        let mut single = String::from("sentence\tlabel\n");
-        for i in 0..n {
-            let a: Vec<&str> = (0..3 + next() % 8).map(|_| WORDS[next() % 26]).collect();
-            let yes = next() % 2 == 0;
-            let mut b: Vec<&str> = (0..1 + next() % 4).map(|_| WORDS[next() % 26]).collect();
-            b.insert(next() % (b.len() + 1), if yes { "yes" } else { "no" });
-            let label = if yes { "entailment" } else { "not_entailment" };
-            writeln!(pairs, "{i}\t{}\t{}\t{label}", a.join(" "), b.join(" ")).unwrap();
-            writeln!(single, "{} {}\t{}", a.join(" "), b.join(" "), yes as u8).unwrap();
-        }
-        std::fs::write(rte.join(format!("{name}.tsv")), pairs).unwrap();
-        std::fs::write(sst.join(format!("{name}.tsv")), single).unwrap();
-    }
-}
+use common::world;
 
 fn grid_toml(root: &Path, name: &str, restarts: usize) -> String {
     format!(
@@ -104,15 +66,8 @@ extra = ["--nice=0"]
 }
 
 fn stilts_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("STILTS_BIN") {
-        return PathBuf::from(p);
-    }
-    let exe = std::env::current_exe().expect("test executable");
-    // target/<profile>/deps/slurm-<hash> -> target/<profile>/stilts
-    exe.parent()
-        .and_then(Path::parent)
-        .map(|d| d.join("stilts"))
-        .expect("target directory")
+    common::stilts_bin()
+        .expect("no stilts binary: run through `cargo test --workspace` or set STILTS_BIN")
 }
 
 /// Cancels the grid's jobs when the test ends, also when it fails.
