@@ -117,7 +117,13 @@ fn stilts_binary(root: &Path, explicit: Option<&Path>) -> Result<PathBuf> {
 
 pub fn reproduce(root: &Path, args: &ReproduceArgs) -> Result<()> {
     let (grid, plan) = load(root, &args.grid)?;
-    let _lock = DriverLock::acquire(&plan.output_dir)?;
+    let Some(_lock) = DriverLock::try_acquire(&plan.output_dir)? else {
+        bail!(
+            "another driver is running grid {} ({} is locked); wait for it or stop it",
+            plan.grid,
+            plan.output_dir.join("driver.lock").display()
+        );
+    };
     plan.write(&grid)?;
     print_overrides(&grid);
     let counts = kind_counts(&plan);

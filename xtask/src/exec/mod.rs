@@ -59,46 +59,40 @@ pub fn attempts(run_dir: &Path) -> usize {
         .unwrap_or(0)
 }
 
-/// One driver per grid directory at a time: `<grid out>/driver.lock` holds the driver's pid;
-/// a lock whose process is gone is taken over. Removed on drop.
+/// One driver per directory at a time: an exclusive OS lock on `<dir>/driver.lock`, released
+/// when the holder exits however it exits (no stale lock files, no pid reuse).
 pub struct DriverLock {
-    path: PathBuf,
+    _file: std::fs::File,
 }
 
 impl DriverLock {
-    pub fn acquire(grid_dir: &Path) -> anyhow::Result<DriverLock> {
-        std::fs::create_dir_all(grid_dir)?;
-        let path = grid_dir.join("driver.lock");
-        for _ in 0..2 {
-            match std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&path)
-            {
-                Ok(mut f) => {
-                    writeln!(f, "{}", std::process::id())?;
-                    return Ok(DriverLock { path });
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let pid = std::fs::read_to_string(&path).unwrap_or_default();
-                    let pid = pid.trim();
-                    if !pid.is_empty() && Path::new("/proc").join(pid).exists() {
-                        anyhow::bail!(
-                            "another driver (pid {pid}) is running this grid ({}); wait for it or stop it",
-                            path.display()
-                        );
-                    }
-                    std::fs::remove_file(&path)?;
-                }
-                Err(e) => return Err(e.into()),
-            }
+    /// Takes the lock; `Ok(None)` when another process holds it.
+    pub fn try_acquire(dir: &Path) -> std::io::Result<Option<DriverLock>> {
+        std::fs::create_dir_all(dir)?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join("driver.lock"))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(DriverLock { _file: file })),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(e),
         }
-        anyhow::bail!("could not take {}", path.display())
     }
 }
 
-impl Drop for DriverLock {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+#[cfg(test)]
+mod tests {
+    use super::DriverLock;
+
+    #[test]
+    fn a_second_driver_is_refused_until_the_first_is_gone() {
+        let tmp = tempfile::tempdir().unwrap();
+        let first = DriverLock::try_acquire(tmp.path()).unwrap();
+        assert!(first.is_some());
+        assert!(DriverLock::try_acquire(tmp.path()).unwrap().is_none());
+        drop(first);
+        assert!(DriverLock::try_acquire(tmp.path()).unwrap().is_some());
     }
 }

@@ -46,7 +46,7 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
-use super::WorkerCommand;
+use super::{DriverLock, WorkerCommand};
 use crate::grid::plan::slug;
 use crate::grid::spec::SlurmFile;
 use crate::grid::{GridError, LoadedGrid, Plan, RunNode, write_atomic};
@@ -953,7 +953,7 @@ pub struct Driver<'a> {
     unstranded: BTreeSet<String>,
     chunk: Option<usize>,
     report: SlurmReport,
-    _lock: std::fs::File,
+    _lock: DriverLock,
 }
 
 impl<'a> Driver<'a> {
@@ -969,19 +969,9 @@ impl<'a> Driver<'a> {
         let logs = dir.join("logs");
         std::fs::create_dir_all(&logs).map_err(|e| SlurmError::io(&logs, e))?;
         let lock_path = dir.join("driver.lock");
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| SlurmError::io(&lock_path, e))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(SlurmError::Locked { path: lock_path });
-            }
-            Err(std::fs::TryLockError::Error(e)) => return Err(SlurmError::io(&lock_path, e)),
-        }
+        let lock = DriverLock::try_acquire(&dir)
+            .map_err(|e| SlurmError::io(&lock_path, e))?
+            .ok_or(SlurmError::Locked { path: lock_path })?;
         let slurm = grid.file.slurm.clone();
         let script = job_script(plan, &slurm, worker);
         let script_path = dir.join("job.sh");

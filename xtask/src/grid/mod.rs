@@ -6,6 +6,7 @@
 //!
 //! ```text
 //! grid.json                 the loaded grid (scale, overrides) and its plan
+//! driver.lock               held (OS lock) by the driver running this grid
 //! registry.sqlite           results ingested by the driver (workers never write it)
 //! runs/<run-id>/experiment.toml   what the worker runs: `stilts run experiment.toml --output-dir .`
 //! runs/<run-id>/run.json          the run's place in the grid (RunMeta)
