@@ -27,6 +27,7 @@ fn run_result(test_predictions: Vec<SplitPredictions>) -> RunResult {
         history: vec![],
         dev_score: 0.5,
         baseline: 0.5,
+        task_baselines: Default::default(),
         degenerate: false,
         data: vec![],
         manifests: vec![],

@@ -73,8 +73,13 @@ pub struct RunResult {
     pub history: Vec<EpochRecord>,
     /// Dev score of the final model.
     pub dev_score: f64,
-    /// The majority-class (classification) or constant (regression) baseline's dev score.
+    /// The majority-class (classification) or constant (regression) baseline's dev score: the
+    /// mean of `task_baselines`, as `dev_score` is the mean of the tasks' scores.
     pub baseline: f64,
+    /// Each task's baseline dev score, by task name (what a multitask run's tasks are judged
+    /// against one by one).
+    #[serde(default)]
+    pub task_baselines: BTreeMap<String, f64>,
     /// Whether the dev score is at or below the baseline.
     pub degenerate: bool,
     /// The data files (paths, SHA-256, sizes).
@@ -411,7 +416,9 @@ pub fn run(
     let dir = model_dir(&spec.run_dir);
     save_model(&carried, &dir)?;
     flush_clock(&mut state, false);
-    let baseline = baseline(spec.data)?;
+    let task_baselines = task_baselines(spec.data)?;
+    let baseline =
+        task_baselines.iter().map(|(_, b)| b).sum::<f64>() / task_baselines.len().max(1) as f64;
     let dev_score = state
         .history
         .last()
@@ -423,6 +430,7 @@ pub fn run(
         history: state.history.clone(),
         dev_score,
         baseline,
+        task_baselines: task_baselines.into_iter().collect(),
         degenerate: is_degenerate(dev_score, baseline),
         data: spec.data.iter().flat_map(TaskData::files).collect(),
         manifests: spec
@@ -554,10 +562,10 @@ pub fn score_split(task: &Task, split: &Split, logits: &[Vec<f32>]) -> Result<Ta
     })
 }
 
-/// Mean over tasks of the dev score of predicting the training set's majority class
-/// (classification; 0 for correlations of a constant).
-pub fn baseline(data: &[TaskData]) -> Result<f64> {
-    let mut total = 0.0;
+/// Each task's dev score of predicting its training set's majority class (classification; 0
+/// for correlations of a constant), in task order.
+pub fn task_baselines(data: &[TaskData]) -> Result<Vec<(String, f64)>> {
+    let mut out = Vec::with_capacity(data.len());
     for d in data {
         let outputs = d.task.target.num_outputs();
         let s = if d.task.target.is_regression() {
@@ -575,9 +583,9 @@ pub fn baseline(data: &[TaskData]) -> Result<f64> {
             let logits = vec![row; d.dev.data.len()];
             score_split(&d.task, &d.dev, &logits)?.score
         };
-        total += s;
+        out.push((d.task.name.clone(), s));
     }
-    Ok(total / data.len().max(1) as f64)
+    Ok(out)
 }
 
 fn named_predictions(data: &TaskData, split: &Split, logits: Vec<Vec<f32>>) -> SplitPredictions {

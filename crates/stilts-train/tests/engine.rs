@@ -123,6 +123,16 @@ fn multitask_then_target_with_reuse_and_stilts_with_map() {
         (dev[0].task.as_str(), dev[1].task.as_str()),
         ("NLI3", "RTE")
     );
+    // Each task is judged against its own majority-class baseline; the run's is their mean.
+    let names: Vec<&str> = mt.task_baselines.keys().map(String::as_str).collect();
+    assert_eq!(names, ["NLI3", "RTE"]);
+    assert!(
+        mt.task_baselines.values().all(|b| *b > 0.2 && *b < 0.8),
+        "{:?}",
+        mt.task_baselines
+    );
+    let mean = mt.task_baselines.values().sum::<f64>() / 2.0;
+    assert!((mt.baseline - mean).abs() < 1e-12);
     // 240 + 120 examples at batch 8: 30 + 15 batches per epoch.
     assert_eq!(mt.steps, 4 * 45);
     assert_eq!(summary.phases[1].runs.len(), 2);

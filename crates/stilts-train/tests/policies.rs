@@ -162,6 +162,7 @@ fn result(seed: u64, dev: f64, baseline: f64) -> RunResult {
         history: vec![],
         dev_score: dev,
         baseline,
+        task_baselines: Default::default(),
         degenerate: is_degenerate(dev, baseline),
         data: vec![],
         manifests: vec![],

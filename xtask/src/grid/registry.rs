@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, params};
 use serde::{Deserialize, Serialize};
 
 use super::plan::{Plan, RunKind, RunNode};
@@ -224,16 +224,15 @@ impl Registry {
 
     /// Number of runs of `grid` with an ingested outcome.
     pub fn finished(&self, grid: &str) -> Result<usize, GridError> {
-        let n: Option<i64> = self
+        let n: i64 = self
             .conn
             .query_row(
                 "SELECT COUNT(*) FROM runs WHERE grid = ?1 AND outcome IS NOT NULL",
                 params![grid],
                 |r| r.get(0),
             )
-            .optional()
             .map_err(|e| sql(&self.path, e))?;
-        Ok(n.unwrap_or(0) as usize)
+        Ok(n as usize)
     }
 
     /// The underlying connection, for ad-hoc queries (`cargo xtask grid sql`).
@@ -271,6 +270,8 @@ struct ResultFile {
     history: Vec<Epoch>,
     dev_score: f64,
     baseline: f64,
+    #[serde(default)]
+    task_baselines: BTreeMap<String, f64>,
     degenerate: bool,
     #[serde(default)]
     data: Vec<DataInfo>,
@@ -332,11 +333,9 @@ pub fn read_outcome(node: &RunNode, run_dir: &Path) -> Result<Option<Outcome>, G
     let result: ResultFile = read_json(&result_file)?;
     let last = result.history.last();
     let scored = match (&node.meta.target, node.meta.kind) {
-        (Some(t), RunKind::Multitask) => last.and_then(|e| {
-            e.dev
-                .iter()
-                .find(|s| s.task.eq_ignore_ascii_case(t) || s.task.ends_with(t.as_str()))
-        }),
+        (Some(t), RunKind::Multitask) => {
+            last.and_then(|e| e.dev.iter().find(|s| s.task.eq_ignore_ascii_case(t)))
+        }
         _ => last.and_then(|e| e.dev.first()),
     };
     let (dev_score, metrics) = match scored {
@@ -358,11 +357,16 @@ pub fn read_outcome(node: &RunNode, run_dir: &Path) -> Result<Option<Outcome>, G
                     .map(|d| d.examples)
             })
     });
-    let (baseline, degenerate) = if node.meta.kind == RunKind::Multitask {
-        // The phase baseline averages both tasks; a multitask run is scored on its target.
-        (result.baseline, dev_score <= result.baseline + 1e-12)
-    } else {
-        (result.baseline, result.degenerate)
+    // A multitask run is scored on its target alone, so it is judged against that task's
+    // baseline (the run-level one averages every task).
+    let (baseline, degenerate) = match scored_task
+        .as_deref()
+        .and_then(|t| result.task_baselines.get(t))
+    {
+        Some(&b) if node.meta.kind == RunKind::Multitask => {
+            (b, dev_score.is_nan() || dev_score <= b + 1e-12)
+        }
+        _ => (result.baseline, result.degenerate),
     };
     Ok(Some(Outcome {
         dev_score,
@@ -379,4 +383,72 @@ pub fn read_outcome(node: &RunNode, run_dir: &Path) -> Result<Option<Outcome>, G
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, GridError> {
     let text = std::fs::read_to_string(path).map_err(|e| GridError::io(path, e))?;
     serde_json::from_str(&text).map_err(|e| GridError::json(path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::grid::plan::RunMeta;
+
+    /// A finished one-seed multitask run {NLI, RTE} as `stilts run` writes it.
+    fn multitask_run(dir: &Path, rte_score: f64) -> RunNode {
+        let seed_dir = dir.join("00-multitask/seed-1");
+        std::fs::create_dir_all(&seed_dir).unwrap();
+        let summary = serde_json::json!({
+            "phases": [{ "runs": [{ "seed": 1 }], "best_run_dir": seed_dir }]
+        });
+        std::fs::write(dir.join("summary.json"), summary.to_string()).unwrap();
+        let result = serde_json::json!({
+            "history": [{ "dev": [
+                { "task": "NLI", "metrics": { "accuracy": 0.40 }, "score": 0.40 },
+                { "task": "RTE", "metrics": { "accuracy": rte_score }, "score": rte_score }
+            ] }],
+            "dev_score": (0.40 + rte_score) / 2.0,
+            "baseline": 0.45,
+            "task_baselines": { "NLI": 0.30, "RTE": 0.60 },
+            "degenerate": false,
+            "wall_s": 1.0,
+            "examples_per_s": 1.0
+        });
+        std::fs::write(seed_dir.join("result.json"), result.to_string()).unwrap();
+        RunNode {
+            id: "0123456789abcdef".into(),
+            meta: RunMeta {
+                grid: "g".into(),
+                kind: RunKind::Multitask,
+                encoder: "E".into(),
+                condition: "{NLI,RTE}".into(),
+                target: Some("RTE".into()),
+                regime: Regime::Full,
+                restart: 0,
+                seed: 1,
+                scale: None,
+                phase: "multitask".into(),
+            },
+            depends_on: None,
+            experiment: toml::Table::new(),
+        }
+    }
+
+    #[test]
+    fn a_multitask_run_is_scored_and_judged_on_its_target_alone() {
+        let tmp = tempfile::tempdir().unwrap();
+        // RTE at 0.55: above the run's mean baseline (0.45) but below RTE's own (0.60).
+        let node = multitask_run(tmp.path(), 0.55);
+        let out = read_outcome(&node, tmp.path()).unwrap().unwrap();
+        assert_eq!(out.dev_score, 0.55);
+        assert_eq!(out.metrics["accuracy"], 0.55);
+        assert_eq!(out.baseline, 0.60);
+        assert!(out.degenerate);
+        let node = multitask_run(tmp.path(), 0.70);
+        assert!(!read_outcome(&node, tmp.path()).unwrap().unwrap().degenerate);
+    }
+
+    #[test]
+    fn an_unfinished_run_has_no_outcome() {
+        let tmp = tempfile::tempdir().unwrap();
+        let node = multitask_run(tmp.path(), 0.5);
+        std::fs::remove_file(tmp.path().join("summary.json")).unwrap();
+        assert!(read_outcome(&node, tmp.path()).unwrap().is_none());
+    }
 }
