@@ -24,8 +24,8 @@ pub struct Choice {
 
 #[derive(Debug, thiserror::Error)]
 pub enum BundleError {
-    #[error("no finished {regime} runs of encoder `{encoder}` for a GLUE task")]
-    Nothing { encoder: String, regime: String },
+    #[error("no runs to bundle: choose() found no finished GLUE target run")]
+    NoRuns,
     #[error(
         "{path}: the run has no test predictions (its grid ran with `predict_test = false`); \
          set predict_test = true and re-run to bundle a submission"
@@ -99,21 +99,23 @@ pub struct BundleOptions {
 /// Exports the chosen runs into `out_dir` and `out_dir/glue-submission.zip`; returns the zip.
 pub fn bundle(choices: &[Choice], opts: &BundleOptions) -> Result<PathBuf, BundleError> {
     if choices.is_empty() {
-        return Err(BundleError::Nothing {
-            encoder: "?".into(),
-            regime: "?".into(),
-        });
+        return Err(BundleError::NoRuns);
+    }
+    // `stilts export glue --partial` would silently skip a run without test predictions; say
+    // why instead. Only the split names are read, not the predictions.
+    #[derive(serde::Deserialize)]
+    struct TestSplits {
+        #[serde(default)]
+        test_predictions: Vec<serde::de::IgnoredAny>,
     }
     for c in choices {
         let result = c.seed_dir.join("result.json");
-        let text = std::fs::read_to_string(&result).map_err(|e| BundleError::Io {
+        let file = std::fs::File::open(&result).map_err(|e| BundleError::Io {
             path: result.clone(),
             source: e,
         })?;
-        let has_test = serde_json::from_str::<serde_json::Value>(&text)
-            .ok()
-            .and_then(|v| v["test_predictions"].as_array().map(|a| !a.is_empty()))
-            .unwrap_or(false);
+        let has_test = serde_json::from_reader::<_, TestSplits>(std::io::BufReader::new(file))
+            .is_ok_and(|t| !t.test_predictions.is_empty());
         if !has_test {
             return Err(BundleError::NoTestPredictions { path: result });
         }

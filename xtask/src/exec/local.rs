@@ -3,10 +3,10 @@
 //! interrupted runs resume from their checkpoints (the worker does that); a run whose worker
 //! failed is retried once per invocation, and its dependents wait for a later invocation.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -68,7 +68,6 @@ struct Running {
     id: String,
     worker: usize,
     child: Child,
-    started: Instant,
 }
 
 /// Runs every unfinished run of `plan` (its files written by [`Plan::write`]).
@@ -78,14 +77,25 @@ pub fn run(
     opts: &LocalOptions,
 ) -> Result<LocalReport, LocalError> {
     let mut report = LocalReport::default();
+    let dependency: HashMap<&str, Option<&str>> = plan
+        .nodes
+        .iter()
+        .map(|n| (n.id.as_str(), n.depends_on.as_deref()))
+        .collect();
+    // Runs whose result file exists (checked once here, then updated as workers finish), and
+    // runs that cannot finish in this invocation (failed, or behind a failed dependency).
+    let mut finished: HashSet<String> = HashSet::new();
+    let mut unrunnable: HashSet<String> = HashSet::new();
     let mut pending: VecDeque<String> = VecDeque::new();
     for n in &plan.nodes {
         if plan.is_finished(&n.id) {
             report.skipped.push(n.id.clone());
+            finished.insert(n.id.clone());
         } else {
             pending.push_back(n.id.clone());
         }
     }
+    let dep_of = |id: &str| dependency.get(id).copied().flatten();
     let total = pending.len();
     let bar = if opts.progress && total > 0 {
         let b = ProgressBar::new(total as u64);
@@ -101,10 +111,8 @@ pub fn run(
         ProgressBar::hidden()
     };
     let mut attempts: BTreeMap<String, usize> = BTreeMap::new();
-    let mut failed: BTreeSet<String> = BTreeSet::new();
     let mut running: Vec<Running> = Vec::new();
     let workers = opts.workers.len().max(1);
-    let mut durations: Vec<f64> = Vec::new();
     loop {
         // Reap finished workers.
         let mut i = 0;
@@ -119,7 +127,7 @@ pub fn run(
             };
             let r = running.swap_remove(i);
             if plan.is_finished(&r.id) {
-                durations.push(r.started.elapsed().as_secs_f64());
+                finished.insert(r.id.clone());
                 report.finished.push(r.id.clone());
                 bar.inc(1);
                 tracing_line(&bar, &format!("run {} finished ({status})", r.id));
@@ -142,18 +150,16 @@ pub fn run(
                         plan.run_dir(&r.id).join("worker.log").display()
                     ),
                 );
-                failed.insert(r.id.clone());
+                unrunnable.insert(r.id.clone());
                 report.failed.push(r.id);
                 bar.inc(1);
             }
         }
         // Drop runs whose dependency failed.
         pending.retain(|id| {
-            let dep_failed = plan
-                .node(id)
-                .and_then(|n| n.depends_on.as_ref())
-                .is_some_and(|d| failed.contains(d) || report.blocked.contains(d));
+            let dep_failed = dep_of(id).is_some_and(|d| unrunnable.contains(d));
             if dep_failed {
+                unrunnable.insert(id.clone());
                 report.blocked.push(id.clone());
                 bar.inc(1);
             }
@@ -161,11 +167,9 @@ pub fn run(
         });
         // Start ready runs on free workers.
         while running.len() < workers {
-            let ready = pending.iter().position(|id| {
-                plan.node(id)
-                    .and_then(|n| n.depends_on.as_ref())
-                    .is_none_or(|d| plan.is_finished(d))
-            });
+            let ready = pending
+                .iter()
+                .position(|id| dep_of(id).is_none_or(|d| finished.contains(d)));
             let Some(pos) = ready else { break };
             let Some(id) = pending.remove(pos) else { break };
             let busy: BTreeSet<usize> = running.iter().map(|r| r.worker).collect();
@@ -180,7 +184,6 @@ pub fn run(
                 id,
                 worker: slot,
                 child,
-                started: Instant::now(),
             });
         }
         let done = report.finished.len() + report.failed.len() + report.blocked.len();

@@ -134,7 +134,7 @@ impl Plan {
                 target: target.map(str::to_string),
                 regime,
                 restart,
-                seed: f.seed + restart as u64,
+                seed: grid.restart_seed(restart),
                 scale: grid.scale.clone(),
                 phase: phase.to_string(),
             };
@@ -146,12 +146,12 @@ impl Plan {
                     grid,
                     enc,
                     None,
-                    f.seed,
+                    grid.restart_seed(0),
                     phase_table(
                         &phase,
                         vec![intermediate_task(m)],
                         None,
-                        f.seed,
+                        grid.restart_seed(0),
                         &f.intermediate_recipe,
                         false,
                     ),
@@ -180,7 +180,7 @@ impl Plan {
                 let cond = format!("{{{},{}}}", mt.a, mt.b);
                 for &regime in &regimes {
                     for restart in 0..grid.restarts(&mt.b) {
-                        let seed = f.seed + restart as u64;
+                        let seed = grid.restart_seed(restart);
                         let phase = "multitask".to_string();
                         let tasks = vec![intermediate_task(a), target_task(&mt.b, regime)];
                         let exp = experiment(
@@ -221,12 +221,14 @@ impl Plan {
                 let phase = slug(target);
                 for &regime in &regimes {
                     for restart in 0..grid.restarts(target) {
-                        let seed = f.seed + restart as u64;
+                        let seed = grid.restart_seed(restart);
                         let mut add = |condition: &str, dep: Option<&(String, String)>| {
                             let exp = experiment(
                                 grid,
                                 enc,
-                                dep.map(|(id, dir)| (id.as_str(), dir.as_str(), f.seed)),
+                                dep.map(|(id, dir)| {
+                                    (id.as_str(), dir.as_str(), grid.restart_seed(0))
+                                }),
                                 seed,
                                 phase_table(
                                     &phase,
@@ -342,9 +344,12 @@ impl Plan {
                 write_atomic(&toml_path, text.as_bytes())?;
             }
             let meta_path = dir.join("run.json");
-            let meta =
-                serde_json::to_string_pretty(&(node.id.as_str(), &node.meta, &node.depends_on))
-                    .map_err(|e| GridError::json(&meta_path, e))?;
+            let meta = serde_json::to_string_pretty(&serde_json::json!({
+                "id": node.id,
+                "meta": node.meta,
+                "depends_on": node.depends_on,
+            }))
+            .map_err(|e| GridError::json(&meta_path, e))?;
             if std::fs::read_to_string(&meta_path).ok().as_deref() != Some(meta.as_str()) {
                 write_atomic(&meta_path, meta.as_bytes())?;
             }

@@ -348,6 +348,11 @@ impl LoadedGrid {
             .unwrap_or(self.file.restarts)
     }
 
+    /// The seed of restart `restart` (0-based): `seed + restart`; intermediates use restart 0.
+    pub fn restart_seed(&self, restart: usize) -> u64 {
+        self.file.seed + restart as u64
+    }
+
     /// Regimes, parsed (validated at load).
     pub fn regimes(&self) -> Vec<Regime> {
         self.file
