@@ -326,8 +326,13 @@ fn grid_through_slurm_survives_cancel_requeue_and_controller_restart() {
         "{again:#?}"
     );
 
-    // Behind the closed gate, the intermediate and (with a second CPU) a baseline run.
-    let snap = wait_until(&driver, 60, |s| running(s).len() >= 2);
+    // Behind the closed gate, the intermediate and (with a second CPU) a baseline run. Slurm
+    // reports a task RUNNING once it is allocated, before its batch script has started; wait
+    // for the script's attempts.log line too, or a cancel can land before the first attempt.
+    let snap = wait_until(&driver, 60, |s| {
+        let on = running(s);
+        on.len() >= 2 && on.iter().all(|(id, _)| attempts(&plan.run_dir(id)) >= 1)
+    });
     let on = running(&snap);
     let mut expected = BTreeMap::new();
     let Some((_, t)) = on.iter().find(|(id, _)| *id == inter) else {
