@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use stilts_data::Task;
 use stilts_models::bert::{
     BertClassifierConfig, BertConfig, BertForSequenceClassification, BertInput, BertModel, Labels,
+    weights_file,
 };
 
 use crate::config::{HeadPolicy, LoadMode, ModelSource, RandomBertFile};
@@ -174,27 +175,18 @@ pub fn build_initial(
     };
     let (bert, config, heads, meta_heads) = match source {
         ModelSource::Pretrained { dir } => {
-            let mut config = BertClassifierConfig::from_hf_file(dir.join("config.json"), 1)
-                .map_err(TrainError::from)?;
-            config.bert = with_dropout(config.bert);
-            let weights = ["model.safetensors", "pytorch_model.bin"]
-                .map(|f| dir.join(f))
-                .into_iter()
-                .find(|p| p.exists())
-                .ok_or_else(|| TrainError::Checkpoint {
-                    path: dir.clone(),
-                    message: "no model.safetensors or pytorch_model.bin".into(),
-                })?;
-            let (model, report) =
-                BertForSequenceClassification::from_hf_weights(&config, weights, device)
-                    .map_err(TrainError::from)?;
+            // The encoder only: a task head in the checkpoint (a hub model fine-tuned on
+            // MNLI, say) is ignored, whatever its width; phases add their own heads.
+            let config = with_dropout(BertConfig::from_hf_file(dir.join("config.json"))?);
+            let (bert, report) = BertModel::from_hf_weights(&config, weights_file(dir)?, device)?;
             tracing::info!(
                 loaded = report.loaded.len(),
                 initialized = ?report.initialized,
+                ignored = ?report.ignored,
                 "loaded pretrained encoder from {}",
                 dir.display()
             );
-            (model.bert, config.bert, Vec::new(), Vec::new())
+            (bert, config, Vec::new(), Vec::new())
         }
         ModelSource::Random { size } => {
             let config = with_dropout(random_config(size, vocab_size));

@@ -25,9 +25,18 @@ impl BertModel {
     ) -> Result<(Self, LoadReport), ModelError> {
         let dir = dir.as_ref();
         let config = BertConfig::from_hf_file(dir.join("config.json"))?;
-        let weights = weights_file(dir)?;
+        Self::from_hf_weights(&config, weights_file(dir)?, device)
+    }
+
+    /// Builds the encoder described by `config` and loads a Hugging Face checkpoint file into
+    /// it; a task head in the checkpoint (of any width) is ignored.
+    pub fn from_hf_weights(
+        config: &BertConfig,
+        weights: impl AsRef<Path>,
+        device: &Device,
+    ) -> Result<(Self, LoadReport), ModelError> {
         let mut model = config.init(device);
-        let report = load_hf_weights(&mut model, &weights, Target::Encoder)?;
+        let report = load_hf_weights(&mut model, weights.as_ref(), Target::Encoder)?;
         Ok((model, report))
     }
 }

@@ -185,7 +185,7 @@ impl Target {
 
 /// The weights file of a Hugging Face model directory: `model.safetensors`, else
 /// `pytorch_model.bin`.
-pub(crate) fn weights_file(dir: &Path) -> Result<PathBuf, ModelError> {
+pub fn weights_file(dir: &Path) -> Result<PathBuf, ModelError> {
     ["model.safetensors", "pytorch_model.bin"]
         .iter()
         .map(|name| dir.join(name))

@@ -8,7 +8,7 @@ mod optim;
 
 pub use checkpoint::{CONFIG_FILE, WEIGHTS_FILE};
 pub use config::{BertClassifierConfig, BertConfig};
-pub use hf::{BERT_IGNORED_KEYS, BERT_KEY_MAP, LoadReport, map_hf_key};
+pub use hf::{BERT_IGNORED_KEYS, BERT_KEY_MAP, LoadReport, map_hf_key, weights_file};
 pub use model::{
     BertAttention, BertEmbeddings, BertEncoder, BertForSequenceClassification, BertInput,
     BertIntermediate, BertLayer, BertModel, BertModelOutput, BertOutput, BertPooler,
