@@ -246,3 +246,68 @@ fn train_from_flags_and_config_errors() {
         "{err}"
     );
 }
+
+/// `--model org/name` (and `[model] pretrained = "org/name"`) fetches through the Hugging Face
+/// cache; here offline, from a cache laid out as `huggingface_hub` leaves it.
+#[test]
+fn train_from_a_hub_id() {
+    let tmp = tempfile::tempdir().unwrap();
+    world(tmp.path(), 64, 16);
+    let cache = tmp.path().join("hf-cache");
+    let commit = "0123456789abcdef0123456789abcdef01234567";
+    let repo = cache.join("models--stilts-test--tiny-bert");
+    let snapshot = repo.join("snapshots").join(commit);
+    std::fs::create_dir_all(&snapshot).unwrap();
+    std::fs::create_dir_all(repo.join("refs")).unwrap();
+    std::fs::write(repo.join("refs/main"), commit).unwrap();
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../stilts-models/tests/fixtures/tiny-bert");
+    for file in ["config.json", "model.safetensors", "vocab.txt"] {
+        std::fs::copy(fixture.join(file), snapshot.join(file)).unwrap();
+    }
+    let train = |model: &str, out: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_stilts"))
+            .args(["train", "--task", "RTE", "--model", model, "--glue-dir"])
+            .arg(tmp.path().join("glue"))
+            .args(["--epochs", "1", "--max-seq-len", "32", "--output-dir"])
+            .arg(out)
+            .arg("--quiet")
+            .env("STILTS_LOG", "warn")
+            .env("HF_HUB_OFFLINE", "1")
+            .env("HF_HUB_CACHE", &cache)
+            .output()
+            .expect("run stilts")
+    };
+
+    let out = tmp.path().join("hub");
+    let o = train("stilts-test/tiny-bert", &out);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let exp: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("experiment.json")).unwrap())
+            .unwrap();
+    let used = exp.to_string();
+    assert!(used.contains(&snapshot.display().to_string()), "{used}");
+    assert!(out.join("00-RTE/seed-1/result.json").exists());
+    // The saved model carries the hub model's tokenizer.
+    assert!(out.join("00-RTE/seed-1/model/vocab.txt").exists());
+
+    // Not cached, offline: the error names the key, the id and the cache folder.
+    let o = train("stilts-test/absent", &tmp.path().join("absent"));
+    assert!(!o.status.success());
+    let err = text(&o.stderr);
+    for want in [
+        "`model.pretrained`",
+        "stilts-test/absent",
+        "HF_HUB_OFFLINE",
+        "models--stilts-test--absent",
+    ] {
+        assert!(err.contains(want), "{want:?} not in {err}");
+    }
+    // Neither a directory nor a hub id.
+    let o = train("no/such/dir", &tmp.path().join("none"));
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("no/such/dir is neither a model directory nor a hub id"),
+        "{err}"
+    );
+}

@@ -8,7 +8,7 @@
 //! seed = 1
 //!
 //! [model]
-//! pretrained = "${STILTS_MINILM_DIR}"     # a Hugging Face BERT directory
+//! pretrained = "${STILTS_MINILM_DIR}"     # a Hugging Face BERT directory or hub id
 //!
 //! [recipe]                                 # defaults for every phase (the BERT recipe)
 //! max_seq_len = 128
@@ -32,6 +32,7 @@ use serde::{Deserialize, Serialize};
 use stilts_data::custom::{TaskRef, load_task_file};
 use stilts_data::{BuiltinTask, SplitRole, Task};
 use stilts_models::device::{DeviceChoice, DeviceError};
+use stilts_models::hub::{self, DownloadProgress, HubOptions, ModelName};
 
 use crate::error::{Result, TrainError};
 
@@ -69,7 +70,8 @@ pub struct ExperimentFile {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelFile {
-    /// A Hugging Face BERT directory (`config.json` + `model.safetensors`).
+    /// A Hugging Face BERT directory (`config.json` + `model.safetensors`), or a hub id
+    /// `org/name[@revision]` downloaded into the Hugging Face cache.
     pub pretrained: Option<String>,
     /// A freshly initialised BERT of this size (tests, ablations).
     pub random: Option<RandomBertFile>,
@@ -520,6 +522,50 @@ fn expand(origin: &Path, key: &str, value: &str) -> Result<PathBuf> {
     Ok(PathBuf::from(out))
 }
 
+/// `model.pretrained`: a directory, or else a hub id `org/name[@revision]` fetched into the
+/// Hugging Face cache as `huggingface_hub` does (`HF_ENDPOINT`, `HF_HUB_CACHE`, `HF_HUB_OFFLINE`,
+/// `HF_TOKEN`); files already cached are not fetched again.
+fn pretrained_dir(origin: &Path, value: &str) -> Result<PathBuf> {
+    let dir = expand(origin, "model.pretrained", value)?;
+    if dir.is_dir() {
+        return Ok(dir);
+    }
+    let name = dir.to_string_lossy().into_owned();
+    let Ok(ModelName::Hub(model)) = ModelName::parse(&name) else {
+        return Err(TrainError::config(
+            origin,
+            "model.pretrained",
+            format!("{name} is neither a model directory nor a hub id (org/name[@revision])"),
+        ));
+    };
+    let hub_error = |source| TrainError::Hub {
+        path: origin.to_path_buf(),
+        model: name.clone(),
+        source: Box::new(source),
+    };
+    let options = HubOptions::from_env().map_err(hub_error)?;
+    let snapshot = hub::download_model(&model, &options, &LogProgress).map_err(hub_error)?;
+    tracing::info!("{name} is {}", snapshot.display());
+    Ok(snapshot)
+}
+
+/// Hub downloads reported as log lines (the library draws no bars).
+struct LogProgress;
+
+impl DownloadProgress for LogProgress {
+    fn start(&self, file: &str, total: Option<u64>) {
+        match total {
+            Some(bytes) => tracing::info!("downloading {file} ({bytes} bytes)"),
+            None => tracing::info!("downloading {file}"),
+        }
+    }
+    fn advance(&self, _bytes: u64) {}
+    fn finish(&self) {}
+    fn note(&self, message: &str) {
+        tracing::warn!("{message}");
+    }
+}
+
 fn must_exist(origin: &Path, key: &str, path: &Path, what: &str) -> Result<()> {
     if path.exists() {
         Ok(())
@@ -633,8 +679,8 @@ impl ExperimentFile {
             .as_deref()
             .map(|t| expand(origin, "model.tokenizer", t))
             .transpose()?;
-        let (source, model_dir) = if let Some(dir) = &m.pretrained {
-            let dir = expand(origin, "model.pretrained", dir)?;
+        let (source, model_dir) = if let Some(name) = &m.pretrained {
+            let dir = pretrained_dir(origin, name)?;
             must_exist(
                 origin,
                 "model.pretrained",

@@ -37,6 +37,17 @@ pub enum TrainError {
         /// What is wrong.
         message: String,
     },
+    /// `model.pretrained` names a hub model that cannot be fetched (or, offline, is not cached).
+    #[error("{}: `model.pretrained`: cannot get {model} from the hub", path.display())]
+    Hub {
+        /// The experiment file.
+        path: PathBuf,
+        /// The hub id as written.
+        model: String,
+        /// What failed (names the URL or the cache folder).
+        #[source]
+        source: Box<stilts_models::hub::HubError>,
+    },
     /// A file could not be read or written.
     #[error("cannot access {}", path.display())]
     Io {

@@ -15,7 +15,8 @@ pub struct TrainArgs {
     /// multitask phase.
     #[arg(long = "task", required = true)]
     tasks: Vec<String>,
-    /// A Hugging Face BERT directory (e.g. all-MiniLM-L6-v2).
+    /// A Hugging Face BERT directory, or a hub id `org/name[@revision]` (downloaded into the
+    /// Hugging Face cache; HF_ENDPOINT, HF_HUB_CACHE, HF_HUB_OFFLINE, HF_TOKEN apply).
     #[arg(long, conflicts_with_all = ["checkpoint", "random"])]
     model: Option<String>,
     /// A stilts model directory from a previous run (`.../model`); encoder only.
