@@ -158,6 +158,9 @@ pub struct PhaseFile {
     pub seeds: Option<Vec<u64>>,
     /// Write test-split predictions.
     pub predict_test: Option<bool>,
+    /// Multitask: rank restarts, and judge degenerate runs, on this task's dev score (the
+    /// paper's `{MNLI,RTE}` is read on RTE) instead of the mean over the phase's tasks.
+    pub select_on: Option<String>,
     /// Recipe overrides for this phase.
     #[serde(default)]
     pub recipe: RecipeFile,
@@ -464,6 +467,19 @@ pub struct Phase {
     pub seeds: Vec<u64>,
     pub recipe: Recipe,
     pub predict_test: bool,
+    /// The task (index into `tasks`) restarts are ranked on; `None`: the mean over tasks.
+    pub select_on: Option<usize>,
+}
+
+impl Phase {
+    /// The score restarts are ranked on, from per-task scores in task order: the
+    /// `select_on` task's, else the mean.
+    pub fn selection_score(&self, scores: &[f64]) -> f64 {
+        match self.select_on {
+            Some(t) => scores.get(t).copied().unwrap_or(f64::NAN),
+            None => scores.iter().sum::<f64>() / scores.len() as f64,
+        }
+    }
 }
 
 /// A resolved, validated experiment.
@@ -888,6 +904,24 @@ impl PhaseFile {
         if name.is_empty() || name.contains(['/', '\\']) || name == "." || name == ".." {
             return Err(err("name", format!("`{name}` cannot name a directory")));
         }
+        let select_on = match &self.select_on {
+            None => None,
+            Some(wanted) => Some(
+                tasks
+                    .iter()
+                    .position(|t| t.task.name == *wanted || t.reference == *wanted)
+                    .ok_or_else(|| {
+                        let names: Vec<&str> = tasks.iter().map(|t| t.task.name.as_str()).collect();
+                        err(
+                            "select_on",
+                            format!(
+                                "`{wanted}` is not a task of this phase (tasks: {})",
+                                names.join(", ")
+                            ),
+                        )
+                    })?,
+            ),
+        };
         Ok(Phase {
             name,
             tasks,
@@ -896,6 +930,7 @@ impl PhaseFile {
             seeds,
             recipe,
             predict_test: self.predict_test.unwrap_or(false),
+            select_on,
         })
     }
 }

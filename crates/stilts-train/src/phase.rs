@@ -48,7 +48,8 @@ pub struct EpochRecord {
     pub train_loss: f64,
     /// Dev scores per task.
     pub dev: Vec<TaskScores>,
-    /// Mean of the tasks' scores: what restarts are selected on.
+    /// What restarts are selected on: the mean of the tasks' scores, or the phase's
+    /// `select_on` task's score.
     pub dev_score: f64,
 }
 
@@ -73,8 +74,8 @@ pub struct RunResult {
     pub history: Vec<EpochRecord>,
     /// Dev score of the final model.
     pub dev_score: f64,
-    /// The majority-class (classification) or constant (regression) baseline's dev score: the
-    /// mean of `task_baselines`, as `dev_score` is the mean of the tasks' scores.
+    /// The majority-class (classification) or constant (regression) baseline's dev score,
+    /// taken over the tasks as `dev_score` is (the mean, or the `select_on` task's).
     pub baseline: f64,
     /// Each task's baseline dev score, by task name (what a multitask run's tasks are judged
     /// against one by one).
@@ -364,7 +365,7 @@ pub fn run(
             );
             dev.push(score_split(&data.task, &data.dev, &logits)?);
         }
-        let dev_score = dev.iter().map(|d| d.score).sum::<f64>() / dev.len() as f64;
+        let dev_score = phase.selection_score(&dev.iter().map(|d| d.score).collect::<Vec<_>>());
         let record = EpochRecord {
             epoch: epoch + 1,
             step: state.step,
@@ -418,7 +419,7 @@ pub fn run(
     flush_clock(&mut state, false);
     let task_baselines = task_baselines(spec.data)?;
     let baseline =
-        task_baselines.iter().map(|(_, b)| b).sum::<f64>() / task_baselines.len().max(1) as f64;
+        phase.selection_score(&task_baselines.iter().map(|(_, b)| *b).collect::<Vec<_>>());
     let dev_score = state
         .history
         .last()

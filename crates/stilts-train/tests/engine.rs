@@ -166,6 +166,44 @@ fn multitask_then_target_with_reuse_and_stilts_with_map() {
     assert_eq!(rte.manifests.len(), 1);
     assert_eq!(rte.manifests[0].ids.len(), 50);
     assert_eq!(rte.steps, 7);
+
+    // {NLI3, RTE} read on RTE: restarts are ranked, and judged degenerate, on RTE alone.
+    let text = common::experiment_toml(
+        &root,
+        "on_rte",
+        &format!(
+            "[[phases]]\nname = \"mt\"\ntasks = [\"{}\", \"RTE\"]\nselect_on = \"RTE\"\nrestarts = 2\nrecipe = {{ epochs = 1 }}\n",
+            nli.display()
+        ),
+    );
+    let exp = common::resolve(&text).unwrap();
+    assert_eq!(exp.phases[0].select_on, Some(1));
+    let summary = run_experiment(&exp, &mut NoopObserver).unwrap();
+    assert_eq!(summary.phases[0].runs.len(), 2);
+    let mut rte_scores = Vec::new();
+    for seed in [7, 8] {
+        let path = tmp
+            .path()
+            .join(format!("on_rte/00-mt/seed-{seed}/result.json"));
+        let r: stilts_train::phase::RunResult =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let last = r.history.last().unwrap();
+        assert_eq!(last.dev[1].task, "RTE");
+        assert_eq!(r.dev_score, last.dev[1].score);
+        assert_eq!(last.dev_score, last.dev[1].score);
+        assert_eq!(r.baseline, r.task_baselines["RTE"]);
+        assert_eq!(
+            r.degenerate,
+            stilts_train::phase::is_degenerate(r.dev_score, r.baseline)
+        );
+        rte_scores.push((last.dev[1].score, r.seed));
+    }
+    let best = if rte_scores[1].0 > rte_scores[0].0 {
+        rte_scores[1].1
+    } else {
+        rte_scores[0].1
+    };
+    assert_eq!(summary.phases[0].best_seed, best);
 }
 
 /// The `bert_adam` faithfulness mode trains as well, and the run records which optimizer it used.

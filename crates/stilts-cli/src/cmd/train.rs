@@ -64,6 +64,9 @@ pub struct TrainArgs {
     /// Also write test-split predictions.
     #[arg(long)]
     predict_test: bool,
+    /// Multitask: rank restarts on this task's dev score instead of the mean over tasks.
+    #[arg(long, value_name = "TASK")]
+    select_on: Option<String>,
     #[arg(long)]
     quiet: bool,
 }
@@ -128,6 +131,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
             tasks,
             restarts: Some(args.restarts),
             predict_test: Some(args.predict_test),
+            select_on: args.select_on.clone(),
             ..PhaseFile::default()
         }],
     };
