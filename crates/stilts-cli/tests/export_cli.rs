@@ -25,6 +25,7 @@ fn run_result(test_predictions: Vec<SplitPredictions>) -> RunResult {
         phase: "p".into(),
         seed: 1,
         history: vec![],
+        kept_epoch: 0,
         dev_score: 0.5,
         baseline: 0.5,
         task_baselines: Default::default(),

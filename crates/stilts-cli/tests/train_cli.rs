@@ -125,7 +125,12 @@ fn run_and_kill(exp: &Path, out: &Path, ready: impl Fn(&serde_json::Value) -> bo
 fn killed_run_resumes_to_identical_results() {
     let tmp = tempfile::tempdir().unwrap();
     world(tmp.path(), 320, 60);
-    let exp = experiment(tmp.path(), "epochs = 4\ncheckpoint_every_steps = 15");
+    // Kept on its best epoch: the best-epoch model held beside the checkpoint must survive
+    // the kills too.
+    let exp = experiment(
+        tmp.path(),
+        "epochs = 4\ncheckpoint_every_steps = 15\nkeep = \"best_epoch\"",
+    );
     let exp_s = exp.to_str().unwrap();
 
     let straight = tmp.path().join("straight");
@@ -169,6 +174,10 @@ fn killed_run_resumes_to_identical_results() {
     assert_eq!(a["dev_predictions"], b["dev_predictions"]);
     assert_eq!(a["weights_sha256"], b["weights_sha256"]);
     assert_eq!(a["steps"], b["steps"]);
+    assert_eq!(a["kept_epoch"], b["kept_epoch"]);
+    let kept = a["kept_epoch"].as_u64().unwrap() as usize;
+    println!("kept epoch {kept} of 4");
+    assert!(!killed.join("00-rte/seed-7/best-epoch").exists());
 
     // Once finished, the same command reuses the result.
     let o = stilts(&[
@@ -181,7 +190,7 @@ fn killed_run_resumes_to_identical_results() {
     assert!(o.status.success());
     assert_eq!(result(&killed)["history"], a["history"]);
 
-    // `stilts eval` on the final model reproduces the final dev accuracy.
+    // `stilts eval` on the final model reproduces the kept epoch's dev accuracy.
     let o = stilts(&[
         "eval",
         "--model",
@@ -198,8 +207,8 @@ fn killed_run_resumes_to_identical_results() {
     ]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     let scores: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let last = a["history"].as_array().unwrap().last().unwrap().clone();
-    assert_eq!(scores["score"], last["dev"][0]["score"]);
+    let kept = a["history"][kept - 1].clone();
+    assert_eq!(scores["score"], kept["dev"][0]["score"]);
 }
 
 #[test]

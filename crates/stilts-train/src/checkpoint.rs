@@ -16,7 +16,10 @@ use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, TrainError};
-use crate::model::{ModelMeta, TaskModel, load_weights, save_weights, skeleton};
+use crate::model::{
+    Carried, META_FILE as MODEL_META_FILE, ModelMeta, TaskModel, load_model, load_weights,
+    save_model, save_weights, skeleton,
+};
 use crate::phase::EpochRecord;
 
 const STATE_FILE: &str = "state.json";
@@ -80,39 +83,18 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::rename(&tmp, path).map_err(|e| TrainError::io(path, e))
 }
 
-/// Saves a checkpoint atomically; `model` is the plain-device (`valid()`) model.
-pub fn save(
-    dir: &Path,
-    model: &TaskModel,
-    meta: &ModelMeta,
-    optimizer: &ModuleOptimizer,
-    state: &TrainState,
-) -> Result<()> {
+/// Replaces the directory `dir` with what `write` puts into a fresh `<dir>.tmp/`: the files
+/// are synced, the previous `dir` is kept as `<dir>.old/` during the swap, so a process killed
+/// at any moment leaves a complete `dir` or `<dir>.old/` behind.
+fn replace_dir(dir: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     let tmp = sibling(dir, ".tmp");
     let old = sibling(dir, ".old");
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp).map_err(|e| TrainError::io(&tmp, e))?;
     }
     std::fs::create_dir_all(&tmp).map_err(|e| TrainError::io(&tmp, e))?;
-    save_weights(model, &tmp.join(MODEL_FILE))?;
-    let optim_path = tmp.join(OPTIM_FILE);
-    optimizer
-        .save(&optim_path)
-        .map_err(|e| TrainError::Checkpoint {
-            path: optim_path.clone(),
-            message: e.to_string(),
-        })?;
-    for (file, value) in [
-        (META_FILE, serde_json::to_vec_pretty(meta)),
-        (STATE_FILE, serde_json::to_vec_pretty(state)),
-    ] {
-        let path = tmp.join(file);
-        let bytes = value.map_err(|e| TrainError::json(&path, e))?;
-        std::fs::write(&path, bytes).map_err(|e| TrainError::io(&path, e))?;
-    }
-    for file in [MODEL_FILE, OPTIM_FILE, META_FILE, STATE_FILE] {
-        sync_file(&tmp.join(file))?;
-    }
+    write(&tmp)?;
+    sync_tree(&tmp)?;
     if old.exists() {
         std::fs::remove_dir_all(&old).map_err(|e| TrainError::io(&old, e))?;
     }
@@ -128,6 +110,61 @@ pub fn save(
     {
         let _ = d.sync_all();
     }
+    Ok(())
+}
+
+/// Syncs every file below `dir`.
+fn sync_tree(dir: &Path) -> Result<()> {
+    for entry in std::fs::read_dir(dir).map_err(|e| TrainError::io(dir, e))? {
+        let path = entry.map_err(|e| TrainError::io(dir, e))?.path();
+        if path.is_dir() {
+            sync_tree(&path)?;
+        } else {
+            sync_file(&path)?;
+        }
+    }
+    Ok(())
+}
+
+/// `dir` if it is complete (holds `marker`), else the `<dir>.old/` a crash left mid-swap.
+fn complete(dir: &Path, marker: &str) -> Option<PathBuf> {
+    let old = sibling(dir, ".old");
+    if dir.join(marker).exists() {
+        Some(dir.to_path_buf())
+    } else if old.join(marker).exists() {
+        Some(old)
+    } else {
+        None
+    }
+}
+
+/// Saves a checkpoint atomically; `model` is the plain-device (`valid()`) model.
+pub fn save(
+    dir: &Path,
+    model: &TaskModel,
+    meta: &ModelMeta,
+    optimizer: &ModuleOptimizer,
+    state: &TrainState,
+) -> Result<()> {
+    replace_dir(dir, |tmp| {
+        save_weights(model, &tmp.join(MODEL_FILE))?;
+        let optim_path = tmp.join(OPTIM_FILE);
+        optimizer
+            .save(&optim_path)
+            .map_err(|e| TrainError::Checkpoint {
+                path: optim_path.clone(),
+                message: e.to_string(),
+            })?;
+        for (file, value) in [
+            (META_FILE, serde_json::to_vec_pretty(meta)),
+            (STATE_FILE, serde_json::to_vec_pretty(state)),
+        ] {
+            let path = tmp.join(file);
+            let bytes = value.map_err(|e| TrainError::json(&path, e))?;
+            std::fs::write(&path, bytes).map_err(|e| TrainError::io(&path, e))?;
+        }
+        Ok(())
+    })?;
     tracing::debug!(
         step = state.step,
         epoch = state.next_epoch,
@@ -137,15 +174,31 @@ pub fn save(
     Ok(())
 }
 
+/// Where a `keep = "best_epoch"` run holds its best epoch's model until the run ends.
+pub fn best_epoch_dir(run_dir: &Path) -> PathBuf {
+    run_dir.join("best-epoch")
+}
+
+/// Saves the best epoch's model (written before the checkpoint that records the epoch, so a
+/// resumed run that redoes the epoch writes it again).
+pub fn save_best_epoch(run_dir: &Path, carried: &Carried) -> Result<()> {
+    replace_dir(&best_epoch_dir(run_dir), |tmp| save_model(carried, tmp))
+}
+
+/// Loads the model saved by [`save_best_epoch`].
+pub fn load_best_epoch(run_dir: &Path, device: &Device) -> Result<Carried> {
+    let dir = best_epoch_dir(run_dir);
+    let found = complete(&dir, MODEL_META_FILE).ok_or_else(|| TrainError::Checkpoint {
+        path: dir.clone(),
+        message: "the best epoch's model is missing".into(),
+    })?;
+    load_model(&found, device)
+}
+
 /// Loads the checkpoint in `dir` (or the previous one, if a crash interrupted the swap); `None`
 /// when there is none. The model is on `device` (plain).
 pub fn load(dir: &Path, _start: &ModelMeta, device: &Device) -> Result<Option<Checkpoint>> {
-    let old = sibling(dir, ".old");
-    let dir = if dir.join(STATE_FILE).exists() {
-        dir.to_path_buf()
-    } else if old.join(STATE_FILE).exists() {
-        old
-    } else {
+    let Some(dir) = complete(dir, STATE_FILE) else {
         return Ok(None);
     };
     let read = |file: &str| -> Result<Vec<u8>> {
@@ -163,12 +216,7 @@ pub fn load(dir: &Path, _start: &ModelMeta, device: &Device) -> Result<Option<Ch
 
 /// Loads the optimizer state saved next to a checkpoint loaded by [`load`].
 pub fn load_optimizer(dir: &Path, optimizer: ModuleOptimizer) -> Result<ModuleOptimizer> {
-    let old = sibling(dir, ".old");
-    let dir = if dir.join(STATE_FILE).exists() {
-        dir.to_path_buf()
-    } else {
-        old
-    };
+    let dir = complete(dir, STATE_FILE).unwrap_or_else(|| sibling(dir, ".old"));
     let path = dir.join(OPTIM_FILE);
     optimizer.load(&path).map_err(|e| TrainError::Checkpoint {
         path,
@@ -176,7 +224,7 @@ pub fn load_optimizer(dir: &Path, optimizer: ModuleOptimizer) -> Result<ModuleOp
     })
 }
 
-/// Removes a run's checkpoint (after its final outputs are written).
+/// Removes a run's checkpoint, or its best-epoch model (after its final outputs are written).
 pub fn remove(dir: &Path) -> Result<()> {
     for d in [
         dir.to_path_buf(),

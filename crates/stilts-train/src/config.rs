@@ -133,6 +133,26 @@ pub struct RecipeFile {
     pub bucket_by_length: Option<bool>,
     /// Also checkpoint every this many optimizer steps (0: only at epoch ends).
     pub checkpoint_every_steps: Option<u64>,
+    /// The model a run ends with: `last` (default, the paper's) or `best_epoch` (the epoch
+    /// with the best dev score, as jiant keeps it).
+    pub keep: Option<Keep>,
+}
+
+/// Which epoch's model a run ends with (and reports, predicts with and passes on).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Keep {
+    /// The model after the last epoch.
+    #[default]
+    Last,
+    /// The model after the epoch with the best dev score (the first of equal scores).
+    BestEpoch,
+}
+
+impl Keep {
+    fn is_last(&self) -> bool {
+        *self == Keep::Last
+    }
 }
 
 /// One `[[phases]]` entry.
@@ -311,6 +331,10 @@ pub struct Recipe {
     pub bucket_by_length: bool,
     /// `None`: checkpoints at epoch ends only.
     pub checkpoint_every_steps: Option<u64>,
+    /// Left out of the JSON when `last`, so that runs configured before it existed keep their
+    /// fingerprints (and resume).
+    #[serde(default, skip_serializing_if = "Keep::is_last")]
+    pub keep: Keep,
 }
 
 impl Default for Recipe {
@@ -334,6 +358,7 @@ impl Default for Recipe {
             grad_accum_steps: 1,
             bucket_by_length: false,
             checkpoint_every_steps: None,
+            keep: Keep::Last,
         }
     }
 }
@@ -358,7 +383,8 @@ impl Recipe {
             max_seq_len,
             epochs,
             grad_accum_steps,
-            bucket_by_length
+            bucket_by_length,
+            keep
         );
         if let Some(v) = file.max_grad_norm {
             r.max_grad_norm = (v > 0.0).then_some(v);
@@ -468,6 +494,8 @@ pub struct Phase {
     pub recipe: Recipe,
     pub predict_test: bool,
     /// The task (index into `tasks`) restarts are ranked on; `None`: the mean over tasks.
+    /// Left out of the JSON when `None` (fingerprints of earlier runs stay valid).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub select_on: Option<usize>,
 }
 

@@ -71,16 +71,11 @@ pub struct ExperimentSummary {
 
 /// Picks the best run on dev (the first of equal scores; NaN never wins).
 pub fn best_of(results: &[RunResult]) -> Option<usize> {
-    let mut best: Option<usize> = None;
-    for (i, r) in results.iter().enumerate() {
-        if r.dev_score.is_nan() {
-            continue;
-        }
-        if best.is_none_or(|b| r.dev_score > results[b].dev_score) {
-            best = Some(i);
-        }
-    }
-    best.or(if results.is_empty() { None } else { Some(0) })
+    phase::first_best(results.iter().map(|r| r.dev_score)).or(if results.is_empty() {
+        None
+    } else {
+        Some(0)
+    })
 }
 
 /// Summarises restarts.

@@ -19,7 +19,7 @@ use stilts_models::bert::{AdamWGroupsConfig, BertAdamGroupsConfig};
 
 use crate::batching::{collate, plan_epoch};
 use crate::checkpoint::{self, TrainState};
-use crate::config::{OptimizerKind, Phase};
+use crate::config::{Keep, OptimizerKind, Phase};
 use crate::error::{Result, TrainError};
 use crate::model::{Carried, TaskModel, loss, save_model};
 use crate::observer::{Observer, StepEvent};
@@ -72,7 +72,11 @@ pub struct RunResult {
     pub seed: u64,
     /// Validation history, one record per epoch.
     pub history: Vec<EpochRecord>,
-    /// Dev score of the final model.
+    /// The epoch (1-based) whose model the run ended with: the last, or with
+    /// `keep = "best_epoch"` the best on dev.
+    #[serde(default)]
+    pub kept_epoch: usize,
+    /// Dev score of the kept model.
     pub dev_score: f64,
     /// The majority-class (classification) or constant (regression) baseline's dev score,
     /// taken over the tasks as `dev_score` is (the mean, or the `select_on` task's).
@@ -99,6 +103,17 @@ pub struct RunResult {
     pub examples_per_s: f64,
     /// Whether the run was resumed from a checkpoint.
     pub resumed: bool,
+}
+
+/// The index of the first highest score; NaN never wins. `None` when every score is NaN.
+pub fn first_best(scores: impl IntoIterator<Item = f64>) -> Option<usize> {
+    let mut best: Option<(usize, f64)> = None;
+    for (i, s) in scores.into_iter().enumerate() {
+        if !s.is_nan() && best.is_none_or(|(_, b)| s > b) {
+            best = Some((i, s));
+        }
+    }
+    best.map(|(i, _)| i)
 }
 
 /// The output directory of a run's final model.
@@ -375,6 +390,15 @@ pub fn run(
         };
         tracing::info!(phase = %phase.name, seed = spec.seed, epoch = epoch + 1, train_loss = record.train_loss, dev_score, "epoch done");
         state.history.push(record.clone());
+        if recipe.keep == Keep::BestEpoch
+            && first_best(state.history.iter().map(|r| r.dev_score)) == Some(epoch)
+        {
+            let best = Carried {
+                model: eval_model.clone(),
+                meta: meta.clone(),
+            };
+            checkpoint::save_best_epoch(&spec.run_dir, &best)?;
+        }
         state.next_epoch = epoch + 1;
         state.group_in_epoch = 0;
         state.epoch_loss_sum = 0.0;
@@ -384,11 +408,22 @@ pub fn run(
         write_json(&spec.run_dir.join("val_history.json"), &state.history)?;
         observer.epoch_end(&record);
     }
-    // Final predictions and outputs.
-    let eval_model = model.valid();
-    let carried = Carried {
-        model: eval_model,
-        meta,
+    // Final predictions and outputs, from the kept epoch's model.
+    let last = state.history.len();
+    let kept_epoch = match recipe.keep {
+        Keep::Last => last,
+        Keep::BestEpoch => {
+            first_best(state.history.iter().map(|r| r.dev_score)).map_or(last, |i| i + 1)
+        }
+    };
+    let carried = if kept_epoch < last {
+        tracing::info!(phase = %phase.name, seed = spec.seed, kept_epoch, "keeping the best epoch's model");
+        checkpoint::load_best_epoch(&spec.run_dir, &spec.device)?
+    } else {
+        Carried {
+            model: model.valid(),
+            meta,
+        }
     };
     let mut dev_predictions = Vec::new();
     let mut test_predictions = Vec::new();
@@ -420,15 +455,16 @@ pub fn run(
     let task_baselines = task_baselines(spec.data)?;
     let baseline =
         phase.selection_score(&task_baselines.iter().map(|(_, b)| *b).collect::<Vec<_>>());
-    let dev_score = state
-        .history
-        .last()
+    let dev_score = kept_epoch
+        .checked_sub(1)
+        .and_then(|i| state.history.get(i))
         .map(|r| r.dev_score)
         .unwrap_or(f64::NAN);
     let result = RunResult {
         phase: phase.name.clone(),
         seed: spec.seed,
         history: state.history.clone(),
+        kept_epoch,
         dev_score,
         baseline,
         task_baselines: task_baselines.into_iter().collect(),
@@ -450,6 +486,7 @@ pub fn run(
     };
     write_json(&result_path, &result)?;
     checkpoint::remove(&ckpt_dir)?;
+    checkpoint::remove(&checkpoint::best_epoch_dir(&spec.run_dir))?;
     observer.run_end(&result);
     Ok((result, carried))
 }

@@ -27,6 +27,7 @@ fn errors_name_file_and_key() {
         ("[[phases]]\ntasks = [\"RTE\"]\n[[phases]]\nname = \"t\"\ntasks = [\"RTE\"]\nhead = \"map\"\nlabel_map = { entailment = \"x\" }\n".into(), "label `not_entailment` of RTE is not mapped"),
         ("[[phases]]\ntasks = [\"RTE\"]\nseeds = [1]\nrestarts = 2\n".into(), "phases[0].seeds"),
         ("[[phases]]\ntasks = [\"RTE\"]\nrestarts = 0\n".into(), "phases[0].restarts"),
+        ("[[phases]]\ntasks = [\"RTE\"]\nrecipe = { keep = \"best\" }\n".into(), "unknown variant `best`, expected `last` or `best_epoch`"),
         (format!("[[phases]]\ntasks = [\"RTE\", \"{nli}\"]\nselect_on = \"CoLA\"\n"), "phases[0].select_on`: `CoLA` is not a task of this phase (tasks: RTE, NLI3)"),
         ("[[phases]]\ntasks = [\"RTE\"]\n[[phases]]\ntasks = [\"RTE\"]\n".into(), "phase name `RTE` is used twice"),
         ("[[phases]]\ntasks = [\"QQQ\"]\n".into(), "unknown task `QQQ`"),

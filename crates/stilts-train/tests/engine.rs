@@ -228,3 +228,62 @@ fn bert_adam_mode_learns() {
     let resolved: serde_json::Value = serde_json::from_str(&resolved).unwrap();
     assert_eq!(resolved["phases"][0]["recipe"]["optimizer"], "bert_adam");
 }
+
+/// `keep = "best_epoch"` trains exactly as `last` does and ends with the epoch best on dev: its
+/// score, its predictions, its weights; the held best-epoch model is removed at the end.
+#[test]
+fn keep_best_epoch_ends_with_the_best_dev_model() {
+    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let root = common::world(tmp.path(), 120, 40);
+    let run = |out: &str, keep: &str| -> stilts_train::phase::RunResult {
+        let text = common::experiment_toml(
+            &root,
+            out,
+            &format!(
+                "[[phases]]\ntasks = [\"RTE\"]\nrecipe = {{ epochs = 6, lr = 3e-3, warmup_proportion = 0.0, keep = \"{keep}\" }}\n"
+            ),
+        );
+        let exp = common::resolve(&text).unwrap();
+        run_experiment(&exp, &mut NoopObserver).unwrap();
+        let dir = tmp.path().join(out).join("00-RTE/seed-7");
+        assert!(!dir.join("best-epoch").exists());
+        serde_json::from_str(&std::fs::read_to_string(dir.join("result.json")).unwrap()).unwrap()
+    };
+    let last = run("last", "last");
+    let best = run("best", "best_epoch");
+    assert_eq!(best.history, last.history, "keep must not change training");
+    let scores: Vec<f64> = last.history.iter().map(|r| r.dev_score).collect();
+    println!("dev by epoch: {scores:?}; kept epoch {}", best.kept_epoch);
+    assert_eq!((last.kept_epoch, last.dev_score), (6, scores[5]));
+    let i = stilts_train::phase::first_best(scores.iter().copied()).unwrap();
+    // This task is solved (dev 1.0) before the last epoch: the first of the equal best is kept.
+    assert!(i < 5, "{scores:?}");
+    assert_eq!(best.kept_epoch, i + 1);
+    assert_eq!(best.dev_score, scores[i]);
+    assert!(scores.iter().all(|s| *s <= best.dev_score));
+    assert_eq!(best.weights_sha256 == last.weights_sha256, i == 5);
+
+    // The predictions are the kept model's: re-scored against the gold labels they give its
+    // dev score.
+    let gold: std::collections::BTreeMap<String, String> =
+        std::fs::read_to_string(root.join("glue/RTE/dev.tsv"))
+            .unwrap()
+            .lines()
+            .skip(1)
+            .map(|l| {
+                let f: Vec<&str> = l.split('\t').collect();
+                (f[0].to_owned(), f[3].to_owned())
+            })
+            .collect();
+    for r in [&best, &last] {
+        let p = &r.dev_predictions[0];
+        let right = p
+            .ids
+            .iter()
+            .zip(&p.predictions)
+            .filter(|(id, label)| gold[*id] == **label)
+            .count();
+        assert_eq!(right as f64 / p.ids.len() as f64, r.dev_score);
+    }
+}

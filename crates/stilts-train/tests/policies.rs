@@ -160,6 +160,7 @@ fn result(seed: u64, dev: f64, baseline: f64) -> RunResult {
         phase: "p".into(),
         seed,
         history: vec![],
+        kept_epoch: 0,
         dev_score: dev,
         baseline,
         task_baselines: Default::default(),

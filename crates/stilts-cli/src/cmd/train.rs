@@ -5,8 +5,8 @@ use std::path::Path;
 use anyhow::{Result, bail};
 use clap::Args;
 use stilts_train::config::{
-    DataFile, ExperimentFile, ModelFile, PhaseFile, RandomBertFile, RecipeFile, TaskEntryFile,
-    TaskTableFile,
+    DataFile, ExperimentFile, Keep, ModelFile, PhaseFile, RandomBertFile, RecipeFile,
+    TaskEntryFile, TaskTableFile,
 };
 
 #[derive(Args)]
@@ -61,6 +61,9 @@ pub struct TrainArgs {
     grad_accum_steps: Option<usize>,
     #[arg(long)]
     bucket_by_length: bool,
+    /// The model a run ends with: the last epoch's (the paper's) or the best on dev.
+    #[arg(long, value_parser = ["last", "best_epoch"])]
+    keep: Option<String>,
     /// Also write test-split predictions.
     #[arg(long)]
     predict_test: bool,
@@ -125,6 +128,10 @@ pub fn run(args: TrainArgs) -> Result<()> {
             max_seq_len: args.max_seq_len,
             grad_accum_steps: args.grad_accum_steps,
             bucket_by_length: args.bucket_by_length.then_some(true),
+            keep: args.keep.as_deref().map(|k| match k {
+                "best_epoch" => Keep::BestEpoch,
+                _ => Keep::Last,
+            }),
             ..RecipeFile::default()
         },
         phases: vec![PhaseFile {
