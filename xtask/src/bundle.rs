@@ -50,10 +50,13 @@ pub enum BundleError {
 pub fn choose(rows: &[RunRow], encoder: &str, regime: Regime) -> Vec<Choice> {
     let mut best: BTreeMap<String, Choice> = BTreeMap::new();
     for r in rows {
-        if r.kind == RunKind::Intermediate || r.encoder != encoder || r.regime != regime {
+        if r.meta.kind == RunKind::Intermediate
+            || r.meta.encoder != encoder
+            || r.meta.regime != regime
+        {
             continue;
         }
-        let (Some(task), Some(out)) = (&r.target, &r.outcome) else {
+        let (Some(task), Some(out)) = (&r.meta.target, &r.outcome) else {
             continue;
         };
         if BuiltinTask::parse(task).is_err() || out.dev_score.is_nan() {
@@ -70,8 +73,8 @@ pub fn choose(rows: &[RunRow], encoder: &str, regime: Regime) -> Vec<Choice> {
                 task.clone(),
                 Choice {
                     task: task.clone(),
-                    condition: r.condition.clone(),
-                    restart: r.restart,
+                    condition: r.meta.condition.clone(),
+                    restart: r.meta.restart,
                     dev_score: out.dev_score,
                     seed_dir,
                 },

@@ -219,6 +219,10 @@ fn killed_workers_and_drivers_resume_and_finished_runs_are_never_rerun() {
     let rows = reg.rows("tiny").unwrap();
     assert_eq!(rows.len(), 5);
     assert!(rows.iter().all(|r| r.outcome.is_some()));
+    // The registry holds each run's place in the grid as the plan has it.
+    for r in &rows {
+        assert_eq!(r.meta, plan.node(&r.run_id).unwrap().meta);
+    }
     let n: i64 = reg
         .connection()
         .query_row("SELECT COUNT(DISTINCT run_id) FROM metrics", [], |r| {

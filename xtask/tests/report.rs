@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use stilts_data::{BuiltinTask, LoadOptions, Metric};
-use xtask::grid::plan::RunKind;
+use xtask::grid::plan::{RunKind, RunMeta};
 use xtask::grid::registry::Outcome;
 use xtask::grid::spec::{LoadedGrid, parse};
 use xtask::grid::{Regime, RunRow};
@@ -95,14 +95,18 @@ fn row(
     );
     RunRow {
         run_id: id.clone(),
-        grid: "toy".into(),
-        kind,
-        encoder: "BERT".into(),
-        condition: condition.into(),
-        target: target.map(str::to_string),
-        regime,
-        restart,
-        seed: 7 + restart as u64,
+        meta: RunMeta {
+            grid: "toy".into(),
+            kind,
+            encoder: "BERT".into(),
+            condition: condition.into(),
+            target: target.map(str::to_string),
+            regime,
+            restart,
+            seed: 7 + restart as u64,
+            scale: None,
+            phase: target.unwrap_or(condition).into(),
+        },
         depends_on: None,
         run_dir: PathBuf::from("runs").join(&id),
         outcome: Some(Outcome {
@@ -679,7 +683,7 @@ fn bootstrap_from_result_files() {
                 false,
                 file,
             );
-            r.grid = "rte".into();
+            r.meta.grid = "rte".into();
             rows.push(r);
         }
     }

@@ -259,6 +259,7 @@ fn check_complete(plan: &Plan, runner: &CommandRunner, expected: &BTreeMap<Strin
     }
     for r in &rows {
         assert!(r.outcome.is_some(), "run {} has no outcome", r.run_id);
+        assert_eq!(r.meta, plan.node(&r.run_id).unwrap().meta);
     }
     assert_eq!(reg.finished(&plan.grid).unwrap(), plan.nodes.len());
 }

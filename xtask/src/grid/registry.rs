@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, params};
 use serde::{Deserialize, Serialize};
 
-use super::plan::{Plan, RunKind, RunNode};
+use super::plan::{Plan, RunKind, RunMeta, RunNode};
 use super::{GridError, Regime};
 
 /// What a finished run scored (from its result files).
@@ -32,26 +32,22 @@ pub struct Outcome {
     pub result_file: PathBuf,
 }
 
-/// One run of a grid as the registry knows it.
+/// One run of a grid as the registry knows it: the plan's [`RunMeta`] and what it scored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRow {
     pub run_id: String,
-    pub grid: String,
-    pub kind: RunKind,
-    /// Encoder row label ("BERT", "MiniLM").
-    pub encoder: String,
-    /// `none` (baseline), an intermediate's name (`MNLI`), `{A,B}` (multitask) or `{A,B}->B`.
-    pub condition: String,
-    /// The scored task (targets and multitask runs); `None` for intermediate runs.
-    pub target: Option<String>,
-    pub regime: Regime,
-    pub restart: usize,
-    pub seed: u64,
+    #[serde(flatten)]
+    pub meta: RunMeta,
     pub depends_on: Option<String>,
     pub run_dir: PathBuf,
     /// `None` until the run's result file exists and has been ingested.
     pub outcome: Option<Outcome>,
 }
+
+/// The layout of [`SCHEMA`], kept in SQLite's `user_version`. The registry is derived from the
+/// plan and the result files, so a database of another layout is dropped and re-filled by the
+/// next [`Registry::sync`].
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS runs (
@@ -64,6 +60,8 @@ CREATE TABLE IF NOT EXISTS runs (
     regime TEXT NOT NULL,
     restart INTEGER NOT NULL,
     seed INTEGER NOT NULL,
+    scale TEXT,
+    phase TEXT NOT NULL,
     depends_on TEXT,
     run_dir TEXT NOT NULL,
     outcome TEXT
@@ -89,7 +87,16 @@ impl Registry {
             std::fs::create_dir_all(dir).map_err(|e| GridError::io(dir, e))?;
         }
         let conn = Connection::open(path).map_err(|e| sql(path, e))?;
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| sql(path, e))?;
+        if version != SCHEMA_VERSION {
+            conn.execute_batch("DROP TABLE IF EXISTS runs; DROP TABLE IF EXISTS metrics;")
+                .map_err(|e| sql(path, e))?;
+        }
         conn.execute_batch(SCHEMA).map_err(|e| sql(path, e))?;
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION)
+            .map_err(|e| sql(path, e))?;
         Ok(Registry {
             path: path.to_path_buf(),
             conn,
@@ -105,9 +112,9 @@ impl Registry {
         for node in &plan.nodes {
             let run_dir = plan.run_dir(&node.id);
             tx.execute(
-                "INSERT INTO runs (run_id, grid, kind, encoder, condition, target, regime, restart, seed, depends_on, run_dir)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
-                 ON CONFLICT(run_id) DO UPDATE SET grid = ?2, run_dir = ?11",
+                "INSERT INTO runs (run_id, grid, kind, encoder, condition, target, regime, restart, seed, scale, phase, depends_on, run_dir)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+                 ON CONFLICT(run_id) DO UPDATE SET grid = ?2, scale = ?10, run_dir = ?13",
                 params![
                     node.id,
                     node.meta.grid,
@@ -118,6 +125,8 @@ impl Registry {
                     node.meta.regime.label(),
                     node.meta.restart as i64,
                     node.meta.seed as i64,
+                    node.meta.scale,
+                    node.meta.phase,
                     node.depends_on,
                     run_dir.display().to_string(),
                 ],
@@ -157,66 +166,75 @@ impl Registry {
 
     /// Every run of `grid`, in insertion order.
     pub fn rows(&self, grid: &str) -> Result<Vec<RunRow>, GridError> {
+        /// A row as stored; its enums and outcome are parsed outside rusqlite's closure.
+        struct Stored {
+            row: RunRow,
+            kind: String,
+            regime: String,
+            outcome: Option<String>,
+        }
         let path = &self.path;
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT run_id, grid, kind, encoder, condition, target, regime, restart, seed, depends_on, run_dir, outcome
+                "SELECT run_id, grid, kind, encoder, condition, target, regime, restart, seed, scale, phase, depends_on, run_dir, outcome
                  FROM runs WHERE grid = ?1 ORDER BY rowid",
             )
             .map_err(|e| sql(path, e))?;
-        let raw = stmt
+        let stored = stmt
             .query_map(params![grid], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, String>(4)?,
-                    r.get::<_, Option<String>>(5)?,
-                    r.get::<_, String>(6)?,
-                    r.get::<_, i64>(7)?,
-                    r.get::<_, i64>(8)?,
-                    r.get::<_, Option<String>>(9)?,
-                    r.get::<_, String>(10)?,
-                    r.get::<_, Option<String>>(11)?,
-                ))
+                Ok(Stored {
+                    row: RunRow {
+                        run_id: r.get(0)?,
+                        meta: RunMeta {
+                            grid: r.get(1)?,
+                            kind: RunKind::Target,
+                            encoder: r.get(3)?,
+                            condition: r.get(4)?,
+                            target: r.get(5)?,
+                            regime: Regime::Full,
+                            restart: r.get::<_, i64>(7)? as usize,
+                            seed: r.get::<_, i64>(8)? as u64,
+                            scale: r.get(9)?,
+                            phase: r.get(10)?,
+                        },
+                        depends_on: r.get(11)?,
+                        run_dir: PathBuf::from(r.get::<_, String>(12)?),
+                        outcome: None,
+                    },
+                    kind: r.get(2)?,
+                    regime: r.get(6)?,
+                    outcome: r.get(13)?,
+                })
             })
             .map_err(|e| sql(path, e))?
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| sql(path, e))?;
-        raw.into_iter()
+        stored
+            .into_iter()
             .map(
-                |(id, grid, kind, enc, cond, target, regime, restart, seed, dep, dir, out)| {
-                    let kind = RunKind::parse(&kind).ok_or_else(|| {
+                |Stored {
+                     mut row,
+                     kind,
+                     regime,
+                     outcome,
+                 }| {
+                    let id = &row.run_id;
+                    row.meta.kind = RunKind::parse(&kind).ok_or_else(|| {
                         GridError::config(
                             path,
                             format!("runs.{id}.kind"),
                             format!("unknown `{kind}`"),
                         )
                     })?;
-                    let regime = Regime::parse(&regime)
+                    row.meta.regime = Regime::parse(&regime)
                         .map_err(|m| GridError::config(path, format!("runs.{id}.regime"), m))?;
-                    let outcome = match out {
-                        Some(text) => Some(
-                            serde_json::from_str(&text).map_err(|e| GridError::json(path, e))?,
-                        ),
-                        None => None,
-                    };
-                    Ok(RunRow {
-                        run_id: id,
-                        grid,
-                        kind,
-                        encoder: enc,
-                        condition: cond,
-                        target,
-                        regime,
-                        restart: restart as usize,
-                        seed: seed as u64,
-                        depends_on: dep,
-                        run_dir: PathBuf::from(dir),
-                        outcome,
-                    })
+                    row.outcome = outcome
+                        .map(|text| {
+                            serde_json::from_str(&text).map_err(|e| GridError::json(path, e))
+                        })
+                        .transpose()?;
+                    Ok(row)
                 },
             )
             .collect()
@@ -442,6 +460,38 @@ mod tests {
         assert!(out.degenerate);
         let node = multitask_run(tmp.path(), 0.70);
         assert!(!read_outcome(&node, tmp.path()).unwrap().unwrap().degenerate);
+    }
+
+    #[test]
+    fn a_registry_of_an_older_layout_is_rebuilt() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("registry.sqlite");
+        let old = Connection::open(&path).unwrap();
+        old.execute_batch(
+            "CREATE TABLE runs (run_id TEXT PRIMARY KEY, grid TEXT NOT NULL);
+             INSERT INTO runs VALUES ('x', 'g');",
+        )
+        .unwrap();
+        drop(old);
+        let reg = Registry::open(&path).unwrap();
+        assert!(reg.rows("g").unwrap().is_empty());
+        let version: i64 = reg
+            .connection()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        // Reopening the current layout keeps it.
+        reg.connection()
+            .execute(
+                "INSERT INTO runs (run_id, grid, kind, encoder, condition, regime, restart, seed, phase, run_dir)
+                 VALUES ('y', 'g', 'target', 'E', 'none', 'full', 0, 1, 'RTE', 'r')",
+                [],
+            )
+            .unwrap();
+        drop(reg);
+        let rows = Registry::open(&path).unwrap().rows("g").unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].meta.phase, "RTE");
     }
 
     #[test]

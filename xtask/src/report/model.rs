@@ -319,22 +319,27 @@ impl<'a> ReportModel<'a> {
             if r.outcome.is_none() {
                 continue;
             }
-            match (r.kind, &r.target) {
+            match (r.meta.kind, &r.meta.target) {
                 (RunKind::Intermediate, _) => {
-                    intermediates.insert((r.encoder.clone(), r.condition.clone()), r);
+                    intermediates.insert((r.meta.encoder.clone(), r.meta.condition.clone()), r);
                 }
                 (_, Some(t)) => cells
-                    .entry((r.encoder.clone(), r.condition.clone(), t.clone(), r.regime))
+                    .entry((
+                        r.meta.encoder.clone(),
+                        r.meta.condition.clone(),
+                        t.clone(),
+                        r.meta.regime,
+                    ))
                     .or_default()
                     .push(r),
                 (_, None) => {}
             }
         }
         for runs in cells.values_mut() {
-            runs.sort_by_key(|r| r.restart);
+            runs.sort_by_key(|r| r.meta.restart);
             // A restart ingested twice under different ids (a changed configuration): keep the
             // first, so a cell never counts more runs than restarts.
-            runs.dedup_by_key(|r| r.restart);
+            runs.dedup_by_key(|r| r.meta.restart);
         }
         ReportModel {
             grid,
@@ -389,7 +394,10 @@ impl<'a> ReportModel<'a> {
             .unwrap_or_default();
         let restarts = self.grid.restarts(&target.key);
         Some(Cell {
-            runs: runs.into_iter().filter(|r| r.restart < restarts).collect(),
+            runs: runs
+                .into_iter()
+                .filter(|r| r.meta.restart < restarts)
+                .collect(),
             restarts,
             substituted: applies == Applies::Substituted,
         })
@@ -441,7 +449,7 @@ impl<'a> ReportModel<'a> {
                 continue;
             }
             for r in runs {
-                if r.kind == RunKind::Target
+                if r.meta.kind == RunKind::Target
                     && let Some(n) = r.outcome.as_ref().and_then(|o| o.train_examples)
                 {
                     *counts.entry(n).or_default() += 1;
@@ -472,7 +480,7 @@ fn resolve_target(key: &str, grid_source: &Path, rows: &[RunRow]) -> Target {
         None => {
             let seen: Vec<String> = rows
                 .iter()
-                .filter(|r| r.target.as_deref() == Some(key))
+                .filter(|r| r.meta.target.as_deref() == Some(key))
                 .filter_map(|r| r.outcome.as_ref())
                 .flat_map(|o| o.metrics.keys().cloned())
                 .collect();
