@@ -286,6 +286,9 @@ struct SeedScore {
 #[derive(Deserialize)]
 struct ResultFile {
     history: Vec<Epoch>,
+    /// 1-based; absent (0) in results written before `keep` existed: the last epoch.
+    #[serde(default)]
+    kept_epoch: usize,
     dev_score: f64,
     baseline: f64,
     #[serde(default)]
@@ -349,12 +352,16 @@ pub fn read_outcome(node: &RunNode, run_dir: &Path) -> Result<Option<Outcome>, G
     };
     let result_file = best.join("result.json");
     let result: ResultFile = read_json(&result_file)?;
-    let last = result.history.last();
+    // The epoch whose model the run ended with (`keep = "best_epoch"` may keep an earlier one).
+    let kept = match result.kept_epoch {
+        0 => result.history.last(),
+        k => result.history.get(k - 1),
+    };
     let scored = match (&node.meta.target, node.meta.kind) {
         (Some(t), RunKind::Multitask) => {
-            last.and_then(|e| e.dev.iter().find(|s| s.task.eq_ignore_ascii_case(t)))
+            kept.and_then(|e| e.dev.iter().find(|s| s.task.eq_ignore_ascii_case(t)))
         }
-        _ => last.and_then(|e| e.dev.first()),
+        _ => kept.and_then(|e| e.dev.first()),
     };
     let (dev_score, metrics) = match scored {
         Some(s) => (s.score, s.metrics.clone()),
@@ -460,6 +467,29 @@ mod tests {
         assert!(out.degenerate);
         let node = multitask_run(tmp.path(), 0.70);
         assert!(!read_outcome(&node, tmp.path()).unwrap().unwrap().degenerate);
+    }
+
+    #[test]
+    fn a_run_is_scored_on_the_epoch_it_kept() {
+        let tmp = tempfile::tempdir().unwrap();
+        let node = multitask_run(tmp.path(), 0.55);
+        let path = tmp.path().join("00-multitask/seed-1/result.json");
+        let mut result: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        // A second, worse epoch; the run kept the first (`keep = "best_epoch"`).
+        let later = serde_json::json!({ "dev": [
+            { "task": "NLI", "metrics": { "accuracy": 0.35 }, "score": 0.35 },
+            { "task": "RTE", "metrics": { "accuracy": 0.50 }, "score": 0.50 }
+        ] });
+        result["history"].as_array_mut().unwrap().push(later);
+        std::fs::write(&path, result.to_string()).unwrap();
+        let out = read_outcome(&node, tmp.path()).unwrap().unwrap();
+        assert_eq!(out.dev_score, 0.50, "without kept_epoch: the last epoch");
+        result["kept_epoch"] = 1.into();
+        std::fs::write(&path, result.to_string()).unwrap();
+        let out = read_outcome(&node, tmp.path()).unwrap().unwrap();
+        assert_eq!(out.dev_score, 0.55);
+        assert_eq!(out.metrics["accuracy"], 0.55);
     }
 
     #[test]
