@@ -6,6 +6,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
+use stilts_data::env::expand_env;
 use xtask::exec::local::{self, LocalOptions};
 use xtask::exec::{DriverLock, WorkerCommand};
 use xtask::grid::{LoadedGrid, Plan, Registry, RunKind, spec};
@@ -235,27 +236,6 @@ fn prepare_data(grid: &LoadedGrid, plan: &Plan, stilts: &Path) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// `${VAR}` expansion, as `stilts run` does for paths.
-fn expand_env(value: &str) -> Result<String> {
-    let mut out = String::new();
-    let mut rest = value;
-    while let Some(start) = rest.find("${") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let end = after
-            .find('}')
-            .with_context(|| format!("unterminated `${{` in `{value}`"))?;
-        let var = &after[..end];
-        out.push_str(
-            &std::env::var(var)
-                .with_context(|| format!("environment variable {var} is not set"))?,
-        );
-        rest = &after[end + 1..];
-    }
-    out.push_str(rest);
-    Ok(out)
 }
 
 fn print_overrides(grid: &LoadedGrid) {

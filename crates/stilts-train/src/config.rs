@@ -30,6 +30,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use stilts_data::custom::{TaskRef, load_task_file};
+use stilts_data::env::expand_env;
 use stilts_data::{BuiltinTask, SplitRole, Task};
 use stilts_models::device::{DeviceChoice, DeviceError};
 use stilts_models::hub::{self, DownloadProgress, HubOptions, ModelName};
@@ -543,27 +544,9 @@ impl Experiment {
 
 /// Expands `${VAR}` in a path string.
 fn expand(origin: &Path, key: &str, value: &str) -> Result<PathBuf> {
-    let mut out = String::new();
-    let mut rest = value;
-    while let Some(start) = rest.find("${") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let Some(end) = after.find('}') else {
-            return Err(TrainError::config(origin, key, "unterminated `${`"));
-        };
-        let var = &after[..end];
-        let val = std::env::var(var).map_err(|_| {
-            TrainError::config(
-                origin,
-                key,
-                format!("environment variable {var} is not set"),
-            )
-        })?;
-        out.push_str(&val);
-        rest = &after[end + 1..];
-    }
-    out.push_str(rest);
-    Ok(PathBuf::from(out))
+    expand_env(value)
+        .map(PathBuf::from)
+        .map_err(|e| TrainError::config(origin, key, e.to_string()))
 }
 
 /// `model.pretrained`: a directory, or else a hub id `org/name[@revision]` fetched into the
