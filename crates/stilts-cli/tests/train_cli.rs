@@ -232,13 +232,21 @@ fn train_from_flags_and_config_errors() {
         "8",
         "--max-seq-len",
         "32",
+        "--keep",
+        "best_epoch",
         "--output-dir",
         out.to_str().unwrap(),
         "--quiet",
     ]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     assert!(text(&o.stdout).contains("phase RTE: best seed 1"));
-    assert!(out.join("00-RTE/seed-1/result.json").exists());
+    let r: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("00-RTE/seed-1/result.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(r["kept_epoch"], 1);
+    let exp = std::fs::read_to_string(out.join("experiment.json")).unwrap();
+    assert!(exp.contains("\"keep\": \"best_epoch\""), "{exp}");
 
     // A typo'd key is rejected before training, naming the file and the key.
     let exp = experiment(tmp.path(), "epoch = 3");

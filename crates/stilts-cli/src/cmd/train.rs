@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use anyhow::{Result, bail};
-use clap::Args;
+use clap::{Args, ValueEnum};
 use stilts_train::config::{
     DataFile, ExperimentFile, Keep, ModelFile, PhaseFile, RandomBertFile, RecipeFile,
     TaskEntryFile, TaskTableFile,
@@ -62,8 +62,8 @@ pub struct TrainArgs {
     #[arg(long)]
     bucket_by_length: bool,
     /// The model a run ends with: the last epoch's (the paper's) or the best on dev.
-    #[arg(long, value_parser = ["last", "best_epoch"])]
-    keep: Option<String>,
+    #[arg(long, value_enum)]
+    keep: Option<KeepArg>,
     /// Also write test-split predictions.
     #[arg(long)]
     predict_test: bool,
@@ -72,6 +72,14 @@ pub struct TrainArgs {
     select_on: Option<String>,
     #[arg(long)]
     quiet: bool,
+}
+
+/// `--keep`, spelled as in the experiment TOML.
+#[derive(Clone, Copy, ValueEnum)]
+enum KeepArg {
+    Last,
+    #[value(name = "best_epoch")]
+    BestEpoch,
 }
 
 fn parse_random(s: &str) -> Result<RandomBertFile> {
@@ -128,9 +136,9 @@ pub fn run(args: TrainArgs) -> Result<()> {
             max_seq_len: args.max_seq_len,
             grad_accum_steps: args.grad_accum_steps,
             bucket_by_length: args.bucket_by_length.then_some(true),
-            keep: args.keep.as_deref().map(|k| match k {
-                "best_epoch" => Keep::BestEpoch,
-                _ => Keep::Last,
+            keep: args.keep.map(|k| match k {
+                KeepArg::Last => Keep::Last,
+                KeepArg::BestEpoch => Keep::BestEpoch,
             }),
             ..RecipeFile::default()
         },
