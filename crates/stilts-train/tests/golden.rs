@@ -1,0 +1,330 @@
+//! A fixed-seed tiny-BERT STILTs experiment pinned to the numbers it produced before the
+//! encoder seam was cut (issue 11): a multitask `{NLI3, RTE}` phase, then RTE from it with the
+//! RTE head reused, two restarts, a downsampled target, mid-epoch checkpoints, test predictions;
+//! once straight through and once killed mid-run and resumed. Structural changes must leave
+//! every number here as it was.
+//!
+//! The training losses, dev scores and dev logits are compared with tolerances; the weights
+//! hash is compared exactly on a CPU of the SIMD class the pins were taken on (burn-flex
+//! picks its vector width at run time, and a wider sum rounds differently), and printed
+//! elsewhere. `STILTS_GOLDEN_PRINT=1` prints the values in the form of the pins below.
+
+mod common;
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::Path;
+use std::sync::Mutex;
+
+use serde_json::Value;
+use stilts_train::experiment::run_experiment;
+use stilts_train::observer::{NoopObserver, Observer, StepEvent};
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// The SIMD class the pinned hashes were taken on.
+const PINNED_CLASS: &str = "avx512";
+
+struct RunPin {
+    dir: &'static str,
+    steps: u64,
+    train_loss: &'static [f64],
+    dev_score: &'static [f64],
+    weights_sha256: &'static str,
+    /// The first three dev examples' logits of the first task.
+    dev_logits: &'static [&'static [f32]],
+}
+
+const PINS: &[RunPin] = &[
+    RunPin {
+        dir: "00-mt/seed-7",
+        steps: 135,
+        train_loss: &[0.8301771508322822, 0.4754418399598863, 0.26321800740228757],
+        dev_score: &[0.7875, 0.8625, 0.8625],
+        weights_sha256: "28e07e0523e702d52d2fc4d6d73248e53ff3be869c49b3532ea226bebe0dbfb3",
+        dev_logits: &[
+            &[1.0838296, -0.9955773, 0.86685306],
+            &[-1.1070199, 1.0265706, -0.891174],
+            &[1.0837951, -0.9955242, 0.86694604],
+        ],
+    },
+    RunPin {
+        dir: "01-rte/seed-7",
+        steps: 60,
+        train_loss: &[
+            0.012160384577388566,
+            0.001959692981715004,
+            0.0011310319144589205,
+            0.0009457410119163494,
+        ],
+        dev_score: &[1.0, 1.0, 1.0, 1.0],
+        weights_sha256: "478b211614f7c4e08aa9919392d23483c5e1a0687733396e5b62581552019903",
+        dev_logits: &[
+            &[3.59553, -3.5191135],
+            &[3.5955122, -3.519097],
+            &[-3.6012726, 3.5247955],
+        ],
+    },
+    RunPin {
+        dir: "01-rte/seed-8",
+        steps: 60,
+        train_loss: &[
+            0.012437754590064288,
+            0.001879178616218269,
+            0.0011023451457731425,
+            0.0009636366351818044,
+        ],
+        dev_score: &[1.0, 1.0, 1.0, 1.0],
+        weights_sha256: "dfff60aca4ba4c5b54e21d06706f78296058bcd047efa562d66b4636151dd075",
+        dev_logits: &[
+            &[3.624168, -3.5477984],
+            &[3.6241755, -3.5478048],
+            &[-3.5862224, 3.509831],
+        ],
+    },
+];
+
+fn simd_class() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx512f") {
+            return "avx512";
+        }
+        if std::is_x86_feature_detected!("avx2") {
+            return "avx2";
+        }
+    }
+    "other"
+}
+
+fn experiment(root: &Path, out: &str, nli: &Path) -> String {
+    common::experiment_toml(
+        root,
+        out,
+        &format!(
+            "[[phases]]\nname = \"mt\"\ntasks = [\"{}\", \"RTE\"]\nrecipe = {{ epochs = 3, lr = 3e-3, checkpoint_every_steps = 4 }}\n\
+             [[phases]]\nname = \"rte\"\ntasks = [{{ task = \"RTE\", train_examples = 120 }}]\n\
+             head = \"reuse\"\nrestarts = 2\npredict_test = true\n\
+             recipe = {{ epochs = 4, checkpoint_every_steps = 4, lr = 3e-3 }}\n",
+            nli.display()
+        ),
+    )
+}
+
+const RUN_DIRS: &[&str] = &["00-mt/seed-7", "01-rte/seed-7", "01-rte/seed-8"];
+
+fn result(out: &Path, dir: &str) -> Value {
+    let path = out.join(dir).join("result.json");
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+/// The result without what differs between an uninterrupted and a resumed run.
+fn comparable(mut v: Value) -> Value {
+    let o = v.as_object_mut().unwrap();
+    for k in ["wall_s", "examples_per_s", "resumed"] {
+        o.remove(k);
+    }
+    v
+}
+
+/// Panics (as a kill would stop the process) at the `at`-th optimizer step it sees.
+struct KillAt {
+    at: u64,
+    seen: u64,
+}
+
+impl Observer for KillAt {
+    fn step(&mut self, _e: &StepEvent) {
+        self.seen += 1;
+        if self.seen == self.at {
+            panic!("killed at step {}", self.seen);
+        }
+    }
+}
+
+fn print_pins(out: &Path) {
+    println!("const PINS: &[RunPin] = &[");
+    for dir in RUN_DIRS {
+        let r = result(out, dir);
+        let hist = r["history"].as_array().unwrap();
+        let losses: Vec<f64> = hist
+            .iter()
+            .map(|h| h["train_loss"].as_f64().unwrap())
+            .collect();
+        let scores: Vec<f64> = hist
+            .iter()
+            .map(|h| h["dev_score"].as_f64().unwrap())
+            .collect();
+        let logits: Vec<String> = r["dev_predictions"][0]["logits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .take(3)
+            .map(|row| {
+                let v: Vec<String> = row
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|x| format!("{:?}", x.as_f64().unwrap() as f32))
+                    .collect();
+                format!("&[{}]", v.join(", "))
+            })
+            .collect();
+        println!(
+            "    RunPin {{\n        dir: {dir:?},\n        steps: {},\n        train_loss: &{losses:?},\n        dev_score: &{scores:?},\n        weights_sha256: {:?},\n        dev_logits: &[{}],\n    }},",
+            r["steps"],
+            r["weights_sha256"].as_str().unwrap(),
+            logits.join(", ")
+        );
+    }
+    println!("];");
+}
+
+fn check_pins(out: &Path) {
+    assert_eq!(
+        PINS.len(),
+        RUN_DIRS.len(),
+        "pins missing: run with STILTS_GOLDEN_PRINT=1"
+    );
+    let exact = simd_class() == PINNED_CLASS;
+    for pin in PINS {
+        let r = result(out, pin.dir);
+        assert_eq!(r["steps"].as_u64(), Some(pin.steps), "{}", pin.dir);
+        let hist = r["history"].as_array().unwrap();
+        assert_eq!(hist.len(), pin.train_loss.len(), "{}", pin.dir);
+        for (h, (&loss, &score)) in hist.iter().zip(pin.train_loss.iter().zip(pin.dev_score)) {
+            let got = h["train_loss"].as_f64().unwrap();
+            assert!(
+                (got - loss).abs() <= 1e-4 * loss.abs().max(1.0),
+                "{}: train loss {got} vs pinned {loss}",
+                pin.dir
+            );
+            // A dev score may move by one borderline example on another SIMD class.
+            let got = h["dev_score"].as_f64().unwrap();
+            let tol = if exact { 1e-12 } else { 0.051 };
+            assert!(
+                (got - score).abs() <= tol,
+                "{}: dev score {got} vs pinned {score}",
+                pin.dir
+            );
+        }
+        let logits = r["dev_predictions"][0]["logits"].as_array().unwrap();
+        for (row, want) in logits.iter().zip(pin.dev_logits) {
+            for (g, w) in row.as_array().unwrap().iter().zip(want.iter()) {
+                let g = g.as_f64().unwrap() as f32;
+                assert!(
+                    (g - w).abs() <= 1e-3 * w.abs().max(1.0),
+                    "{}: dev logit {g} vs pinned {w}",
+                    pin.dir
+                );
+            }
+        }
+        let hash = r["weights_sha256"].as_str().unwrap();
+        if exact {
+            assert_eq!(hash, pin.weights_sha256, "{}: final weights", pin.dir);
+        } else {
+            println!(
+                "{}: weights {hash} (pinned on {PINNED_CLASS}: {}; this CPU is {})",
+                pin.dir,
+                pin.weights_sha256,
+                simd_class()
+            );
+        }
+    }
+}
+
+#[test]
+fn stilts_run_matches_its_pins_straight_and_resumed() {
+    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let root = common::world(tmp.path(), 200, 40);
+    let nli = common::nli3(tmp.path(), 160, 40);
+
+    let straight = tmp.path().join("straight");
+    let exp = common::resolve(&experiment(&root, "straight", &nli)).unwrap();
+    run_experiment(&exp, &mut NoopObserver).unwrap();
+    if std::env::var_os("STILTS_GOLDEN_PRINT").is_some() {
+        print_pins(&straight);
+    }
+    if let Some(keep) = std::env::var_os("STILTS_GOLDEN_KEEP") {
+        let status = std::process::Command::new("cp")
+            .arg("-r")
+            .arg(&straight)
+            .arg(&keep)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    check_pins(&straight);
+
+    // Killed twice, each time three steps past a mid-epoch checkpoint: at step 7 of the
+    // multitask phase (45 steps an epoch, 3 epochs), then, after the 131 steps left of it and
+    // the first restart's 60, at step 7 of the second restart of the target phase.
+    let resumed = tmp.path().join("resumed");
+    let exp = common::resolve(&experiment(&root, "resumed", &nli)).unwrap();
+    for at in [7, 198] {
+        let killed = catch_unwind(AssertUnwindSafe(|| {
+            let _ = run_experiment(&exp, &mut KillAt { at, seen: 0 });
+        }));
+        assert!(
+            killed.is_err(),
+            "the run should have been killed at step {at}"
+        );
+    }
+    run_experiment(&exp, &mut NoopObserver).unwrap();
+    for dir in RUN_DIRS {
+        assert_eq!(
+            comparable(result(&resumed, dir)),
+            comparable(result(&straight, dir)),
+            "{dir}: resumed run differs from the uninterrupted one"
+        );
+    }
+    assert!(
+        RUN_DIRS
+            .iter()
+            .any(|d| result(&resumed, d)["resumed"] == Value::Bool(true)),
+        "no run was resumed"
+    );
+}
+
+/// A model directory saved before the encoder seam (`fixtures/model-v0`: the final model of
+/// `01-rte/seed-7` above, written by stilts at commit 0fe4718) still loads and predicts what
+/// it predicted then.
+#[test]
+fn a_model_saved_before_the_seam_still_loads_and_predicts() {
+    use burn::tensor::Device;
+    use stilts_train::data::tokenize::EncodeOptions;
+    use stilts_train::data::{BuiltinTask, LoadOptions};
+    use stilts_train::experiment::load_tokenizer;
+    use stilts_train::prepare::Split;
+
+    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/model-v0");
+    let tmp = tempfile::tempdir().unwrap();
+    let root = common::world(tmp.path(), 200, 40);
+    let device = Device::flex();
+    let carried = stilts_train::model::load_model(&fixture, &device).unwrap();
+    assert_eq!(carried.meta.heads.len(), 1);
+    assert_eq!(carried.meta.heads[0].task, "RTE");
+    let tokenizer = load_tokenizer(&fixture.join("vocab.txt"))
+        .unwrap()
+        .with_options(EncodeOptions {
+            max_seq_len: 32,
+            ..EncodeOptions::default()
+        })
+        .unwrap();
+    let rte = BuiltinTask::Rte.task();
+    let dev = rte
+        .load(&root.join("glue/RTE"), "dev", LoadOptions::default())
+        .unwrap();
+    let split = Split::encode(dev, &tokenizer).unwrap();
+    let logits = stilts_train::phase::predict(&carried.model, 0, &split, &tokenizer, 64, &device);
+    let scores = stilts_train::phase::score_split(&rte, &split, &logits).unwrap();
+    assert_eq!(scores.score, 1.0);
+    let pin = &PINS[1];
+    assert_eq!(pin.dir, "01-rte/seed-7");
+    for (row, want) in logits.iter().zip(pin.dev_logits) {
+        for (g, w) in row.iter().zip(want.iter()) {
+            assert!((g - w).abs() <= 1e-5 * w.abs().max(1.0), "{g} vs {w}");
+        }
+    }
+}
