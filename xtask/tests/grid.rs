@@ -225,3 +225,89 @@ fn shipped_grids_parse_and_expand() {
     // intermediate = target runs (QQP -> QQP, MNLI -> MNLI), plus the 4 intermediates.
     assert_eq!(p.nodes.len(), (4 * 20 + 5) * 5 - 2 + 4);
 }
+
+/// Run ids hash each run's configuration: they are how a grid finds its finished runs again, so
+/// a refactor of the planner must leave them as they are (pinned at commit 0fe4718). The hash
+/// is over every run id of the shipped grids (default and `cpu` scales) and the test grid, in
+/// plan order; `STILTS_PRINT_IDS=1` prints the current values.
+#[test]
+fn run_ids_of_the_shipped_grids_are_pinned() {
+    use sha2::{Digest, Sha256};
+    const PINNED: &[(&str, &str)] = &[
+        (
+            "table1/default",
+            "dc1e0875061bb8e14cbecc9e5d83f791f9253f582279f23b53a635c1eb071c32",
+        ),
+        (
+            "table1/cpu",
+            "d04c325d355fe1c1807c2096372181e141e9a28eda22afa3be660259ba3870e8",
+        ),
+        (
+            "table2/default",
+            "4ede5969a9fbea0afc556e17d259021a5f97ac352fb9a63559eba965703cbbca",
+        ),
+        (
+            "table2/cpu",
+            "6d1ea02d85726cf60cf35182b97168300d086f3a1c92056df8d6bb8c800f86a4",
+        ),
+        (
+            "table3/default",
+            "a84295fec946ed96942b702f3c0ba37ff8a86cb1d2c6a2d1ea4b50df3a1a4054",
+        ),
+        (
+            "table3/cpu",
+            "16b5b7c3b55cfc4622c71959aec6851bf89e53481b383d9a677ba088a56146e8",
+        ),
+        (
+            "figure1/default",
+            "ca35f4975b38a05e54158256b6750a5725b1f929e16a9e5bd5cb8f8f3bdd9c6c",
+        ),
+        (
+            "figure1/cpu",
+            "06726db1fbb3c2fdf3a24c5537a8abdfc4c8ef8aca50555b8d6814ee04625347",
+        ),
+        (
+            "test/default",
+            "9a9983de604a1529266149b55fae96dae9a3fb72c61b2c34348956da784d6591",
+        ),
+        (
+            "test/cpu",
+            "eec83ffb260e132d62a9836a3e0ee3f46626e52563eecbe79f05d2c5d57be6be",
+        ),
+    ];
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let mut got = Vec::new();
+    for name in ["table1", "table2", "table3", "figure1"] {
+        let path = root.join("configs/grids").join(format!("{name}.toml"));
+        for scale in [None, Some("cpu")] {
+            let g = spec::load(&path, scale).unwrap();
+            let p = Plan::expand(&g, Some(Path::new("/out"))).unwrap();
+            let ids: Vec<&str> = p.nodes.iter().map(|n| n.id.as_str()).collect();
+            let key = format!("{name}/{}", scale.unwrap_or("default"));
+            got.push((key, format!("{:x}", Sha256::digest(ids.join("\n")))));
+        }
+    }
+    for scale in [None, Some("cpu")] {
+        let p = plan(GRID, scale, "/out");
+        let ids: Vec<&str> = p.nodes.iter().map(|n| n.id.as_str()).collect();
+        let key = format!("test/{}", scale.unwrap_or("default"));
+        got.push((key, format!("{:x}", Sha256::digest(ids.join("\n")))));
+    }
+    if std::env::var_os("STILTS_PRINT_IDS").is_some() {
+        for (k, h) in &got {
+            println!("        ({k:?}, {h:?}),");
+        }
+    }
+    assert_eq!(
+        got.len(),
+        PINNED.len(),
+        "pins missing: run with STILTS_PRINT_IDS=1"
+    );
+    for ((k, h), (pk, ph)) in got.iter().zip(PINNED) {
+        assert_eq!(
+            (k.as_str(), h.as_str()),
+            (*pk, *ph),
+            "run ids of {k} changed"
+        );
+    }
+}
