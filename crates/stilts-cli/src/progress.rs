@@ -4,8 +4,7 @@ use std::cell::RefCell;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use stilts_train::data::download;
-use stilts_train::models::hub;
+use stilts_train::io::Progress;
 
 /// One byte-counting bar per file (a spinner when the size is unknown); notes are printed above
 /// the bar. Serves GLUE downloads (`stilts data download`) and hub downloads (`--model org/name`).
@@ -54,7 +53,7 @@ impl ByteBars {
     }
 }
 
-impl download::Progress for ByteBars {
+impl Progress for ByteBars {
     fn start(&self, what: &str, total: Option<u64>) {
         ByteBars::start(self, what, total)
     }
@@ -66,20 +65,5 @@ impl download::Progress for ByteBars {
     }
     fn note(&self, message: &str) {
         ByteBars::note(self, message)
-    }
-}
-
-impl hub::DownloadProgress for ByteBars {
-    fn start(&self, file: &str, total: Option<u64>) {
-        ByteBars::start(self, file, total)
-    }
-    fn advance(&self, bytes: u64) {
-        ByteBars::advance(self, bytes)
-    }
-    fn finish(&self) {
-        ByteBars::finish(self)
-    }
-    fn note(&self, message: &str) {
-        tracing::debug!("{message}")
     }
 }

@@ -14,7 +14,6 @@
 pub mod custom;
 pub mod dataset;
 pub mod download;
-pub mod env;
 pub mod error;
 pub mod glue;
 pub mod metrics;
@@ -23,6 +22,9 @@ pub mod rng;
 pub mod sample;
 pub mod task;
 pub mod tokenize;
+
+/// `${VAR}` expansion of path strings (from `stilts-io`).
+pub use stilts_io::env;
 
 pub use dataset::{Dataset, Example, Label, LoadOptions};
 pub use error::{DataError, Location, Result, RowProblem};

@@ -50,8 +50,8 @@ use crate::dataset::{hex, read_bytes};
 use crate::error::DataError;
 use crate::metrics::Metric;
 use crate::rng::Rng;
-use crate::sample::write_atomic;
 use crate::task::{InputKind, Layout, Source, SplitRole, SplitSpec, Target, Task};
+use stilts_io::fs::write_atomic;
 
 /// Name and version of the generation recipe, recorded in every report.
 pub const ALGORITHM: &str = "stilts-realfake/v1";
@@ -395,9 +395,9 @@ pub fn generate(
         source,
     })?;
     json.push(b'\n');
-    write_atomic(&report_path, &json).map_err(|source| RealFakeError::Io {
-        path: report_path,
-        source,
+    write_atomic(&report_path, &json).map_err(|e| RealFakeError::Io {
+        path: e.path,
+        source: e.source,
     })?;
     Ok(report)
 }
@@ -455,9 +455,9 @@ fn write_split(path: &Path, examples: &[RealFakeExample]) -> Result<SplitReport,
             *fakes_by_swaps.entry(ex.swaps.len()).or_insert(0) += 1;
         }
     }
-    write_atomic(path, out.as_bytes()).map_err(|source| RealFakeError::Io {
-        path: path.to_owned(),
-        source,
+    write_atomic(path, out.as_bytes()).map_err(|e| RealFakeError::Io {
+        path: e.path,
+        source: e.source,
     })?;
     Ok(SplitReport {
         file: path

@@ -29,9 +29,7 @@
 //! ```
 
 use std::collections::{HashMap, HashSet};
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -232,9 +230,9 @@ impl SampleManifest {
             source,
         })?;
         json.push(b'\n');
-        write_atomic(path, &json).map_err(|source| SampleError::Io {
-            path: path.to_owned(),
-            source,
+        stilts_io::fs::write_atomic(path, &json).map_err(|e| SampleError::Io {
+            path: e.path,
+            source: e.source,
         })
     }
 
@@ -297,39 +295,6 @@ fn with_examples(data: &Dataset, examples: Vec<Example>) -> Dataset {
     }
 }
 
-/// Write `bytes` to `path` through a fresh temporary file in the same directory and a rename, so
-/// readers see the old file or the new one, never a partial one.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let name = path.file_name().ok_or_else(|| {
-        std::io::Error::new(std::io::ErrorKind::InvalidInput, "path has no file name")
-    })?;
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let tmp = dir.join(format!(
-        ".{}.{}.{}.tmp",
-        name.to_string_lossy(),
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let result = (|| {
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        drop(file);
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -348,21 +313,5 @@ mod tests {
         let got = downsample_indices(100, 10, 42, 0);
         assert_eq!(got, [2, 5, 17, 27, 57, 78, 85, 97, 98, 99]);
         assert_eq!(downsample_indices(3, 10, 42, 0), [0, 1, 2]);
-    }
-
-    #[test]
-    fn atomic_write_replaces_and_leaves_no_temporaries() {
-        let dir = std::env::temp_dir().join(format!("stilts-sample-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("m.json");
-        write_atomic(&path, b"one").unwrap();
-        write_atomic(&path, b"two").unwrap();
-        assert_eq!(std::fs::read(&path).unwrap(), b"two");
-        let names: Vec<_> = std::fs::read_dir(&dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert_eq!(names, ["m.json"]);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

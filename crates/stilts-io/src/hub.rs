@@ -26,18 +26,20 @@
 //! download never leaves a truncated file under its final name.
 //!
 //! ```no_run
-//! # fn main() -> Result<(), stilts_models::hub::HubError> {
-//! let dir = stilts_models::hub::resolve_model("sentence-transformers/all-MiniLM-L6-v2")?;
+//! # fn main() -> Result<(), stilts_io::hub::HubError> {
+//! let dir = stilts_io::hub::resolve_model("sentence-transformers/all-MiniLM-L6-v2")?;
 //! assert!(dir.join("config.json").is_file());
 //! # Ok(()) }
 //! ```
 
-use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use sha2::{Digest, Sha256};
+use crate::files::TOKENIZER_FILES;
+use crate::fs::{FsError, temp_path};
+use crate::http::{Expect, Http, HttpConfig, HttpError};
+pub use crate::progress::{NoProgress, Progress};
 
 /// The public hub, used when `HF_ENDPOINT` is unset.
 pub const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
@@ -45,8 +47,9 @@ pub const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
 pub const DEFAULT_REVISION: &str = "main";
 /// Weights files, in order of preference.
 pub const WEIGHTS_FILES: &[&str] = &["model.safetensors", "pytorch_model.bin"];
-/// Files fetched when the repository has them (tokenizer tables).
-pub const OPTIONAL_FILES: &[&str] = &["vocab.txt", "tokenizer.json", "tokenizer_config.json"];
+/// Files fetched when the repository has them: the tokenizer files of every encoder
+/// ([`TOKENIZER_FILES`]).
+pub const OPTIONAL_FILES: &[&str] = TOKENIZER_FILES;
 
 /// Everything that can go wrong while resolving or downloading a model.
 #[derive(Debug, thiserror::Error)]
@@ -139,35 +142,31 @@ fn offline_reason(cause: &Option<Box<HubError>>) -> String {
     }
 }
 
+impl From<FsError> for HubError {
+    fn from(e: FsError) -> Self {
+        HubError::Io {
+            path: e.path,
+            source: e.source,
+        }
+    }
+}
+
+impl From<HttpError> for HubError {
+    fn from(e: HttpError) -> Self {
+        match e {
+            HttpError::Transport { url, message, .. } => HubError::Request { url, message },
+            HttpError::Status { url, status, .. } => status_error(&url, status),
+            HttpError::Corrupt { url, message } => HubError::Corrupt { url, message },
+            HttpError::Fs(e) => e.into(),
+        }
+    }
+}
+
 fn io_error(path: &Path) -> impl FnOnce(io::Error) -> HubError + '_ {
     move |source| HubError::Io {
         path: path.to_path_buf(),
         source,
     }
-}
-
-/// Progress of downloads. Each file is announced by `start`, grows by `advance` and ends with
-/// `finish` (also when it failed). The CLI draws progress bars with it; the library draws
-/// nothing.
-pub trait DownloadProgress {
-    /// A download of `file` begins; `total` in bytes when known.
-    fn start(&self, file: &str, total: Option<u64>);
-    /// `bytes` more of the current file arrived.
-    fn advance(&self, bytes: u64);
-    /// The current file is over.
-    fn finish(&self);
-    /// A one-line status message (a cached file, a fallback).
-    fn note(&self, _message: &str) {}
-}
-
-/// A [`DownloadProgress`] that shows nothing.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NoProgress;
-
-impl DownloadProgress for NoProgress {
-    fn start(&self, _file: &str, _total: Option<u64>) {}
-    fn advance(&self, _bytes: u64) {}
-    fn finish(&self) {}
 }
 
 /// Where to download from, where to cache, and whether to go online.
@@ -181,8 +180,8 @@ pub struct HubOptions {
     pub offline: bool,
     /// Bearer token for gated or private repositories.
     pub token: Option<String>,
-    /// Limit for connecting, for the response to start and for each read of the body.
-    pub timeout: Duration,
+    /// Timeouts and retries.
+    pub http: HttpConfig,
 }
 
 impl std::fmt::Debug for HubOptions {
@@ -192,20 +191,24 @@ impl std::fmt::Debug for HubOptions {
             .field("cache_dir", &self.cache_dir)
             .field("offline", &self.offline)
             .field("token", &self.token.as_ref().map(|_| "<hidden>"))
-            .field("timeout", &self.timeout)
+            .field("http", &self.http)
             .finish()
     }
 }
 
 impl HubOptions {
-    /// Options for `endpoint` and `cache_dir`: online, no token, 60 s timeouts.
+    /// Options for `endpoint` and `cache_dir`: online, no token, 60 s timeouts, 2 retries
+    /// from 1 s.
     pub fn new(endpoint: impl Into<String>, cache_dir: impl Into<PathBuf>) -> Self {
         HubOptions {
             endpoint: endpoint.into().trim_end_matches('/').to_owned(),
             cache_dir: cache_dir.into(),
             offline: false,
             token: None,
-            timeout: Duration::from_secs(60),
+            http: HttpConfig {
+                retries: 2,
+                ..HttpConfig::default()
+            },
         }
     }
 
@@ -240,16 +243,8 @@ impl HubOptions {
         Ok(options)
     }
 
-    fn agent(&self, follow_redirects: bool) -> ureq::Agent {
-        ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .max_redirects(if follow_redirects { 10 } else { 0 })
-            .timeout_connect(Some(self.timeout))
-            .timeout_recv_response(Some(self.timeout))
-            .timeout_per_read(Some(self.timeout))
-            .user_agent(format!("stilts/{}", env!("CARGO_PKG_VERSION")))
-            .build()
-            .into()
+    fn client(&self) -> Http {
+        Http::new(self.http)
     }
 }
 
@@ -341,7 +336,7 @@ pub fn resolve_model(name: &str) -> Result<PathBuf, HubError> {
 pub fn resolve_model_with(
     name: &str,
     options: &HubOptions,
-    progress: &dyn DownloadProgress,
+    progress: &dyn Progress,
 ) -> Result<PathBuf, HubError> {
     match ModelName::parse(name)? {
         ModelName::Dir(dir) => Ok(dir),
@@ -359,7 +354,7 @@ pub fn resolve_model_with(
 pub fn download_model(
     model: &HubModel,
     options: &HubOptions,
-    progress: &dyn DownloadProgress,
+    progress: &dyn Progress,
 ) -> Result<PathBuf, HubError> {
     if options.offline {
         return cached_snapshot(model, options, None);
@@ -427,7 +422,7 @@ pub fn download_file(
     model: &HubModel,
     filename: &str,
     options: &HubOptions,
-    progress: &dyn DownloadProgress,
+    progress: &dyn Progress,
 ) -> Result<Option<PathBuf>, HubError> {
     if options.offline {
         let commit = cached_commit(model, options, &mut None)?;
@@ -516,29 +511,7 @@ fn write_ref(repo: &Path, revision: &str, commit: &str) -> Result<(), HubError> 
     if fs::read_to_string(&path).is_ok_and(|c| c.trim() == commit) {
         return Ok(());
     }
-    write_atomic(&path, commit.as_bytes())
-}
-
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), HubError> {
-    let parent = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(parent).map_err(io_error(parent))?;
-    let tmp = temp_name(path);
-    let result = (|| {
-        let mut file = File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result.map_err(io_error(path))
-}
-
-fn temp_name(path: &Path) -> PathBuf {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(format!(".{}.incomplete", std::process::id()));
-    path.with_file_name(name)
+    Ok(crate::fs::write_atomic(&path, commit.as_bytes())?)
 }
 
 /// What a `HEAD` on a `resolve` URL tells.
@@ -585,7 +558,7 @@ fn absolute(base: &str, location: &str) -> String {
     }
 }
 
-fn header(response: &ureq::http::Response<ureq::Body>, name: &str) -> Option<String> {
+fn header(response: &crate::http::Response, name: &str) -> Option<String> {
     response
         .headers()
         .get(name)
@@ -600,11 +573,25 @@ fn normalize_etag(etag: &str) -> String {
         .to_owned()
 }
 
-fn with_auth<B>(request: ureq::RequestBuilder<B>, options: &HubOptions) -> ureq::RequestBuilder<B> {
-    match &options.token {
-        Some(token) => request.header("Authorization", format!("Bearer {token}")),
-        None => request,
+/// The `Authorization` header, sent to the hub itself only (never to a CDN it redirects to).
+fn auth(url: &str, options: &HubOptions) -> Option<String> {
+    let token = options.token.as_ref()?;
+    (origin(url) == origin(&options.endpoint)).then(|| format!("Bearer {token}"))
+}
+
+/// The headers of a request to `url`: no compression (sizes and digests are of the file), and
+/// the token where it may go.
+fn request_headers<'a>(
+    url: &str,
+    options: &HubOptions,
+    auth_value: &'a mut Option<String>,
+) -> Vec<(&'static str, &'a str)> {
+    *auth_value = auth(url, options);
+    let mut headers = vec![("Accept-Encoding", "identity")];
+    if let Some(a) = auth_value.as_deref() {
+        headers.push(("Authorization", a));
     }
+    headers
 }
 
 fn status_error(url: &str, status: u16) -> HubError {
@@ -629,16 +616,12 @@ fn fetch_meta(
     file: &str,
     options: &HubOptions,
 ) -> Result<Option<FileMeta>, HubError> {
-    let agent = options.agent(false);
+    let client = options.client();
     let mut url = resolve_url(options, model, revision, file);
     for _ in 0..5 {
-        let response = with_auth(agent.head(&url), options)
-            .header("Accept-Encoding", "identity")
-            .call()
-            .map_err(|e| HubError::Request {
-                url: url.clone(),
-                message: e.to_string(),
-            })?;
+        let mut auth_value = None;
+        let headers = request_headers(&url, options, &mut auth_value);
+        let response = client.send("HEAD", &url, &headers, false, &NoProgress)?;
         let status = response.status().as_u16();
         if status == 404 {
             return Ok(None);
@@ -717,7 +700,7 @@ fn fetch_file(
     file: &str,
     meta: FileMeta,
     options: &HubOptions,
-    progress: &dyn DownloadProgress,
+    progress: &dyn Progress,
 ) -> Result<PathBuf, HubError> {
     let repo = model.cache_dir(&options.cache_dir);
     let blob = repo.join("blobs").join(&meta.etag);
@@ -725,7 +708,7 @@ fn fetch_file(
     if !blob.is_file() {
         download_blob(&meta, &blob, file, options, progress)?;
     } else {
-        progress.note(&format!("{file}: cached"));
+        tracing::debug!("{file}: cached");
     }
     if !link.is_file() {
         link_blob(&blob, &link, file)?;
@@ -738,95 +721,20 @@ fn download_blob(
     blob: &Path,
     file: &str,
     options: &HubOptions,
-    progress: &dyn DownloadProgress,
+    progress: &dyn Progress,
 ) -> Result<(), HubError> {
     let url = &meta.location;
-    let dir = blob.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir).map_err(io_error(dir))?;
-    // Send the token only to the hub itself, never to a CDN it redirects to.
-    let request = options
-        .agent(true)
-        .get(url)
-        .header("Accept-Encoding", "identity");
-    let request = if origin(url) == origin(&options.endpoint) {
-        with_auth(request, options)
-    } else {
-        request
-    };
-    let mut response = request.call().map_err(|e| HubError::Request {
-        url: url.clone(),
-        message: e.to_string(),
-    })?;
-    let status = response.status().as_u16();
-    if !(200..300).contains(&status) {
-        return Err(status_error(url, status));
-    }
-    let total = meta.size.or(response.body().content_length());
-    let tmp = temp_name(blob);
-    let mut out = File::create(&tmp).map_err(io_error(&tmp))?;
     let verify_sha = meta.etag.len() == 64 && meta.etag.chars().all(|c| c.is_ascii_hexdigit());
-    let mut hasher = Sha256::new();
-    progress.start(file, total);
-    let mut copied = 0u64;
-    let mut buf = vec![0u8; 1 << 16];
-    let mut reader = response.body_mut().as_reader();
-    let result = loop {
-        let n = match reader.read(&mut buf) {
-            Ok(0) => break Ok(()),
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                break Err(HubError::Request {
-                    url: url.clone(),
-                    message: format!("reading the response: {e}"),
-                });
-            }
-        };
-        if let Err(e) = out.write_all(&buf[..n]) {
-            break Err(io_error(&tmp)(e));
-        }
-        if verify_sha {
-            hasher.update(&buf[..n]);
-        }
-        copied += n as u64;
-        progress.advance(n as u64);
+    let expect = Expect {
+        size: meta.size,
+        sha256: verify_sha.then(|| meta.etag.clone()),
     };
-    progress.finish();
-    let result = result
-        .and_then(|()| match total {
-            Some(total) if total != copied => Err(HubError::Corrupt {
-                url: url.clone(),
-                message: format!("received {copied} of {total} bytes"),
-            }),
-            _ => Ok(()),
-        })
-        .and_then(|()| {
-            if !verify_sha {
-                return Ok(());
-            }
-            let digest: String = hasher
-                .finalize()
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect();
-            if digest.eq_ignore_ascii_case(&meta.etag) {
-                Ok(())
-            } else {
-                Err(HubError::Corrupt {
-                    url: url.clone(),
-                    message: format!("SHA-256 {digest} differs from the ETag {}", meta.etag),
-                })
-            }
-        })
-        .and_then(|()| out.sync_all().map_err(io_error(&tmp)));
-    drop(out);
-    match result {
-        Ok(()) => fs::rename(&tmp, blob).map_err(io_error(blob)),
-        Err(e) => {
-            let _ = fs::remove_file(&tmp);
-            Err(e)
-        }
-    }
+    let mut auth_value = None;
+    let headers = request_headers(url, options, &mut auth_value);
+    options
+        .client()
+        .download(url, &headers, blob, file, &expect, progress)?;
+    Ok(())
 }
 
 /// Points `snapshots/<commit>/<file>` at the blob: a relative symlink on Unix (through a
@@ -834,8 +742,7 @@ fn download_blob(
 fn link_blob(blob: &Path, link: &Path, file: &str) -> Result<(), HubError> {
     let dir = link.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir).map_err(io_error(dir))?;
-    let tmp = temp_name(link);
-    let _ = fs::remove_file(&tmp);
+    let tmp = temp_path(link);
     #[cfg(unix)]
     let made = {
         // snapshots/<commit>/<file...> -> ../../(../ per extra folder)blobs/<etag>

@@ -70,9 +70,10 @@
 pub mod bert;
 pub mod device;
 mod error;
-pub mod hub;
 
 /// The burn this crate is built on, so dependents use the same version and features.
 pub use burn;
 pub use error::ModelError;
-pub use hub::resolve_model;
+/// Hub ids and the Hugging Face cache (from `stilts-io`).
+pub use stilts_io::hub;
+pub use stilts_io::hub::resolve_model;

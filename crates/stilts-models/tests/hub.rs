@@ -15,7 +15,7 @@ use common::{Fixture, fixtures, max_abs_diff};
 use sha2::{Digest, Sha256};
 use stilts_models::bert::{BertForSequenceClassification, BertInput, BertModel};
 use stilts_models::hub::{
-    DownloadProgress, HubError, HubModel, HubOptions, ModelName, NoProgress, download_model,
+    HubError, HubModel, HubOptions, ModelName, NoProgress, Progress, download_model,
     resolve_model_with,
 };
 
@@ -178,7 +178,7 @@ struct Recorder {
     finished: AtomicUsize,
 }
 
-impl DownloadProgress for Recorder {
+impl Progress for Recorder {
     fn start(&self, file: &str, total: Option<u64>) {
         self.started.lock().unwrap().push((file.to_owned(), total));
     }
@@ -347,7 +347,8 @@ fn errors_name_the_url_or_file() {
     assert!(err.to_string().contains("HF_HUB_OFFLINE"), "{err}");
 
     // Unreachable hub and nothing cached: the error says both.
-    let dead = HubOptions::new("http://127.0.0.1:9", cache.path());
+    let mut dead = HubOptions::new("http://127.0.0.1:9", cache.path());
+    dead.http.retries = 0;
     let err = download_model(&hub_model("stilts-test/tiny-bert"), &dead, &NoProgress).unwrap_err();
     assert!(
         matches!(&err, HubError::NotCached { cause: Some(_), .. }),

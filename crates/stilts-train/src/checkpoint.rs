@@ -7,13 +7,12 @@
 //! over `checkpoint/` (the previous one is kept as `checkpoint.old/` during the swap), so a
 //! process killed at any moment leaves a complete checkpoint behind.
 
-use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use burn::optim::ModuleOptimizer;
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
+use stilts_io::fs::{self, complete_dir, remove_replaced_dir, replace_dir, sibling};
 
 use crate::error::{Result, TrainError};
 use crate::model::{
@@ -60,82 +59,9 @@ pub fn dir(run_dir: &Path) -> PathBuf {
     run_dir.join("checkpoint")
 }
 
-fn sibling(dir: &Path, suffix: &str) -> PathBuf {
-    let mut name = dir.file_name().unwrap_or_default().to_os_string();
-    name.push(suffix);
-    dir.with_file_name(name)
-}
-
-fn sync_file(path: &Path) -> Result<()> {
-    File::open(path)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| TrainError::io(path, e))
-}
-
-/// Writes `bytes` to `path` through a synced temporary file and a rename.
+/// Writes `bytes` to `path` atomically ([`stilts_io::fs::write_atomic`]).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = sibling(path, ".tmp");
-    {
-        let mut f = File::create(&tmp).map_err(|e| TrainError::io(&tmp, e))?;
-        f.write_all(bytes).map_err(|e| TrainError::io(&tmp, e))?;
-        f.sync_all().map_err(|e| TrainError::io(&tmp, e))?;
-    }
-    std::fs::rename(&tmp, path).map_err(|e| TrainError::io(path, e))
-}
-
-/// Replaces the directory `dir` with what `write` puts into a fresh `<dir>.tmp/`: the files
-/// are synced, the previous `dir` is kept as `<dir>.old/` during the swap, so a process killed
-/// at any moment leaves a complete `dir` or `<dir>.old/` behind.
-fn replace_dir(dir: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
-    let tmp = sibling(dir, ".tmp");
-    let old = sibling(dir, ".old");
-    if tmp.exists() {
-        std::fs::remove_dir_all(&tmp).map_err(|e| TrainError::io(&tmp, e))?;
-    }
-    std::fs::create_dir_all(&tmp).map_err(|e| TrainError::io(&tmp, e))?;
-    write(&tmp)?;
-    sync_tree(&tmp)?;
-    if old.exists() {
-        std::fs::remove_dir_all(&old).map_err(|e| TrainError::io(&old, e))?;
-    }
-    if dir.exists() {
-        std::fs::rename(dir, &old).map_err(|e| TrainError::io(dir, e))?;
-    }
-    std::fs::rename(&tmp, dir).map_err(|e| TrainError::io(dir, e))?;
-    if old.exists() {
-        std::fs::remove_dir_all(&old).map_err(|e| TrainError::io(&old, e))?;
-    }
-    if let Some(parent) = dir.parent()
-        && let Ok(d) = File::open(parent)
-    {
-        let _ = d.sync_all();
-    }
-    Ok(())
-}
-
-/// Syncs every file below `dir`.
-fn sync_tree(dir: &Path) -> Result<()> {
-    for entry in std::fs::read_dir(dir).map_err(|e| TrainError::io(dir, e))? {
-        let path = entry.map_err(|e| TrainError::io(dir, e))?.path();
-        if path.is_dir() {
-            sync_tree(&path)?;
-        } else {
-            sync_file(&path)?;
-        }
-    }
-    Ok(())
-}
-
-/// `dir` if it is complete (holds `marker`), else the `<dir>.old/` a crash left mid-swap.
-fn complete(dir: &Path, marker: &str) -> Option<PathBuf> {
-    let old = sibling(dir, ".old");
-    if dir.join(marker).exists() {
-        Some(dir.to_path_buf())
-    } else if old.join(marker).exists() {
-        Some(old)
-    } else {
-        None
-    }
+    Ok(fs::write_atomic(path, bytes)?)
 }
 
 /// Saves a checkpoint atomically; `model` is the plain-device (`valid()`) model.
@@ -146,7 +72,7 @@ pub fn save(
     optimizer: &ModuleOptimizer,
     state: &TrainState,
 ) -> Result<()> {
-    replace_dir(dir, |tmp| {
+    replace_dir(dir, |tmp| -> Result<()> {
         save_weights(model, &tmp.join(MODEL_FILE))?;
         let optim_path = tmp.join(OPTIM_FILE);
         optimizer
@@ -188,7 +114,7 @@ pub fn save_best_epoch(run_dir: &Path, carried: &Carried) -> Result<()> {
 /// Loads the model saved by [`save_best_epoch`].
 pub fn load_best_epoch(run_dir: &Path, device: &Device) -> Result<Carried> {
     let dir = best_epoch_dir(run_dir);
-    let found = complete(&dir, MODEL_META_FILE).ok_or_else(|| TrainError::Checkpoint {
+    let found = complete_dir(&dir, MODEL_META_FILE).ok_or_else(|| TrainError::Checkpoint {
         path: dir.clone(),
         message: "the best epoch's model is missing".into(),
     })?;
@@ -198,7 +124,7 @@ pub fn load_best_epoch(run_dir: &Path, device: &Device) -> Result<Carried> {
 /// Loads the checkpoint in `dir` (or the previous one, if a crash interrupted the swap); `None`
 /// when there is none. The model is on `device` (plain).
 pub fn load(dir: &Path, _start: &ModelMeta, device: &Device) -> Result<Option<Checkpoint>> {
-    let Some(dir) = complete(dir, STATE_FILE) else {
+    let Some(dir) = complete_dir(dir, STATE_FILE) else {
         return Ok(None);
     };
     let read = |file: &str| -> Result<Vec<u8>> {
@@ -216,7 +142,7 @@ pub fn load(dir: &Path, _start: &ModelMeta, device: &Device) -> Result<Option<Ch
 
 /// Loads the optimizer state saved next to a checkpoint loaded by [`load`].
 pub fn load_optimizer(dir: &Path, optimizer: ModuleOptimizer) -> Result<ModuleOptimizer> {
-    let dir = complete(dir, STATE_FILE).unwrap_or_else(|| sibling(dir, ".old"));
+    let dir = complete_dir(dir, STATE_FILE).unwrap_or_else(|| sibling(dir, ".old"));
     let path = dir.join(OPTIM_FILE);
     optimizer.load(&path).map_err(|e| TrainError::Checkpoint {
         path,
@@ -226,14 +152,5 @@ pub fn load_optimizer(dir: &Path, optimizer: ModuleOptimizer) -> Result<ModuleOp
 
 /// Removes a run's checkpoint, or its best-epoch model (after its final outputs are written).
 pub fn remove(dir: &Path) -> Result<()> {
-    for d in [
-        dir.to_path_buf(),
-        sibling(dir, ".old"),
-        sibling(dir, ".tmp"),
-    ] {
-        if d.exists() {
-            std::fs::remove_dir_all(&d).map_err(|e| TrainError::io(&d, e))?;
-        }
-    }
-    Ok(())
+    Ok(remove_replaced_dir(dir)?)
 }

@@ -32,8 +32,9 @@ use serde::{Deserialize, Serialize};
 use stilts_data::custom::{TaskRef, load_task_file};
 use stilts_data::env::expand_env;
 use stilts_data::{BuiltinTask, SplitRole, Task};
+use stilts_io::progress::LogProgress;
 use stilts_models::device::{DeviceChoice, DeviceError};
-use stilts_models::hub::{self, DownloadProgress, HubOptions, ModelName};
+use stilts_models::hub::{self, HubOptions, ModelName};
 
 use crate::error::{Result, TrainError};
 
@@ -574,23 +575,6 @@ fn pretrained_dir(origin: &Path, value: &str) -> Result<PathBuf> {
     let snapshot = hub::download_model(&model, &options, &LogProgress).map_err(hub_error)?;
     tracing::info!("{name} is {}", snapshot.display());
     Ok(snapshot)
-}
-
-/// Hub downloads reported as log lines (the library draws no bars).
-struct LogProgress;
-
-impl DownloadProgress for LogProgress {
-    fn start(&self, file: &str, total: Option<u64>) {
-        match total {
-            Some(bytes) => tracing::info!("downloading {file} ({bytes} bytes)"),
-            None => tracing::info!("downloading {file}"),
-        }
-    }
-    fn advance(&self, _bytes: u64) {}
-    fn finish(&self) {}
-    fn note(&self, message: &str) {
-        tracing::warn!("{message}");
-    }
 }
 
 fn must_exist(origin: &Path, key: &str, path: &Path, what: &str) -> Result<()> {

@@ -57,6 +57,9 @@ pub enum TrainError {
         #[source]
         source: std::io::Error,
     },
+    /// A file or directory could not be written atomically.
+    #[error(transparent)]
+    Fs(#[from] stilts_io::fs::FsError),
     /// A JSON file could not be read or written.
     #[error("invalid JSON in {}", path.display())]
     Json {

@@ -33,7 +33,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use stilts_data::{BuiltinTask, Task};
@@ -365,22 +364,12 @@ fn convert(
     Ok(rows)
 }
 
-/// Writes `contents` to `path` atomically (a temporary file beside it, then a rename).
+/// Writes `contents` to `path` atomically ([`stilts_io::fs::write_atomic`]).
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), ExportError> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.tmp"));
-    let io = |p: &Path| {
-        let p = p.to_path_buf();
-        move |source| ExportError::Io { path: p, source }
-    };
-    let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-    f.write_all(contents).map_err(io(&tmp))?;
-    f.sync_all().map_err(io(&tmp))?;
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(io(path))
+    stilts_io::fs::write_atomic(path, contents).map_err(|e| ExportError::Io {
+        path: e.path,
+        source: e.source,
+    })
 }
 
 /// The text of a submission file.

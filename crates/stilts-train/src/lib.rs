@@ -39,4 +39,5 @@ pub mod schedule;
 
 pub use error::{Result, TrainError};
 pub use stilts_data as data;
+pub use stilts_io as io;
 pub use stilts_models as models;

@@ -87,17 +87,9 @@ impl GridError {
     }
 }
 
-/// Writes `bytes` to a temporary file beside `path` and renames it into place.
+/// Writes `bytes` to `path` atomically ([`stilts_io::fs::write_atomic`]).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), GridError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| GridError::io(dir, e))?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    std::fs::write(&tmp, bytes).map_err(|e| GridError::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| GridError::io(path, e))
+    stilts_io::fs::write_atomic(path, bytes).map_err(|e| GridError::io(&e.path, e.source))
 }
 
 /// Writes `value` as pretty JSON, atomically.

@@ -375,30 +375,18 @@ pub fn svg(fig: &Figure) -> Result<String, String> {
     Ok(buf)
 }
 
-/// Renders the PNG to `path` (atomically: a temporary `.png` beside it, then a rename). Needs a
-/// registered font ([`register_font`]).
+/// Renders the PNG to `path` atomically ([`stilts_io::fs::persist_with`]). Needs a registered
+/// font ([`register_font`]).
 pub fn write_png(fig: &Figure, path: &Path) -> Result<(), ReportError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| ReportError::io(dir, e))?;
-    let name = path
-        .file_stem()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    // The encoder picks the format from the extension, so the temporary file keeps `.png`.
-    let tmp = dir.join(format!(".{name}.tmp-{}.png", std::process::id()));
-    let drawn = (|| {
-        let root = BitMapBackend::new(&tmp, fig.size()).into_drawing_area();
-        draw(fig, &root)?;
-        root.present().map_err(|e| e.to_string())
-    })();
-    if let Err(message) = drawn {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(ReportError::Plot {
-            path: path.to_path_buf(),
-            message,
-        });
-    }
-    std::fs::rename(&tmp, path).map_err(|e| ReportError::io(path, e))
+    stilts_io::fs::persist_with(path, |tmp| {
+        let root = BitMapBackend::new(tmp, fig.size()).into_drawing_area();
+        draw(fig, &root)
+            .and_then(|()| root.present().map_err(|e| e.to_string()))
+            .map_err(|message| ReportError::Plot {
+                path: path.to_path_buf(),
+                message,
+            })
+    })
 }
 
 /// Where fonts are looked for, in order: `$STILTS_FONT`, DejaVu Sans, Liberation Sans, then

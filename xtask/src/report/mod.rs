@@ -69,6 +69,15 @@ pub enum ReportError {
     NoFont { tried: Vec<PathBuf> },
 }
 
+impl From<stilts_io::fs::FsError> for ReportError {
+    fn from(e: stilts_io::fs::FsError) -> Self {
+        ReportError::Io {
+            path: e.path,
+            source: e.source,
+        }
+    }
+}
+
 fn tried_list(tried: &[PathBuf]) -> String {
     if tried.is_empty() {
         return "no candidates".into();

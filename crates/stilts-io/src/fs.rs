@@ -1,0 +1,263 @@
+//! Files and directories that are never half-written.
+//!
+//! [`write_atomic`] and [`persist_with`] write to a fresh temporary name beside the target
+//! (`.<name>.<pid>.<n>.tmp`), `fsync` it, rename it over the target and `fsync` the directory,
+//! so a reader sees the old contents or the new ones and a crash at any moment leaves one of
+//! the two. [`replace_dir`] does the same for a whole directory (a checkpoint, a saved model):
+//! it is built in `<dir>.tmp/`, synced, and swapped in with the previous version kept as
+//! `<dir>.old/` for the moment of the swap; [`complete_dir`] finds whichever of the two a crash
+//! left complete.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A file-system operation failed on a path.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot {action} {}", path.display())]
+pub struct FsError {
+    /// What was being done (`write`, `rename`, `create directory`, ...).
+    pub action: &'static str,
+    /// The path it was done to.
+    pub path: PathBuf,
+    /// The operating system's error.
+    #[source]
+    pub source: io::Error,
+}
+
+impl FsError {
+    /// An error of `action` on `path`.
+    pub fn new(action: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+        FsError {
+            action,
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// A closure for `map_err`.
+    pub fn on<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> FsError + 'a {
+        move |source| FsError::new(action, path, source)
+    }
+}
+
+/// `path` with `suffix` appended to its file name (`checkpoint` -> `checkpoint.old`).
+pub fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(suffix);
+    path.with_file_name(name)
+}
+
+/// The directory holding `path` (`.` for a bare file name).
+fn parent_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// A temporary name beside `path` that no other writer (thread or process) uses; it keeps the
+/// extension (`.fig.png.<pid>.<n>.tmp.png`) for writers that choose a format by it.
+pub fn temp_path(path: &Path) -> PathBuf {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let ext = path
+        .extension()
+        .map(|e| format!(".{}", e.to_string_lossy()))
+        .unwrap_or_default();
+    parent_of(path).join(format!(
+        ".{name}.{}.{}.tmp{ext}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ))
+}
+
+/// Flushes a directory's entries (a rename into it) to disk; a no-op where directories cannot
+/// be opened (not Unix).
+pub fn sync_dir(dir: &Path) -> Result<(), FsError> {
+    #[cfg(unix)]
+    {
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(FsError::on("sync", dir))?;
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
+/// `fsync`s a file already written.
+pub fn sync_file(path: &Path) -> Result<(), FsError> {
+    File::open(path)
+        .and_then(|f| f.sync_all())
+        .map_err(FsError::on("sync", path))
+}
+
+/// Creates `dir` and its parents.
+pub fn create_dir_all(dir: &Path) -> Result<(), FsError> {
+    fs::create_dir_all(dir).map_err(FsError::on("create directory", dir))
+}
+
+/// Writes `bytes` to `path` atomically (see the module doc); creates the parent directory.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FsError> {
+    persist_with(path, |tmp| {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(tmp)
+            .map_err(FsError::on("create", tmp))?;
+        file.write_all(bytes).map_err(FsError::on("write", tmp))
+    })
+}
+
+/// Lets `write` fill a temporary file (by its path: it may be created by a library that only
+/// takes paths), then syncs it and renames it to `path` atomically. On error the temporary file
+/// is removed and `path` is left as it was.
+pub fn persist_with<E: From<FsError>>(
+    path: &Path,
+    write: impl FnOnce(&Path) -> Result<(), E>,
+) -> Result<(), E> {
+    let dir = parent_of(path);
+    create_dir_all(dir)?;
+    let tmp = temp_path(path);
+    let result = write(&tmp).and_then(|()| {
+        sync_file(&tmp)?;
+        fs::rename(&tmp, path).map_err(FsError::on("rename into", path))?;
+        sync_dir(dir)?;
+        Ok(())
+    });
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Syncs every file below `dir`, then `dir` itself.
+pub fn sync_tree(dir: &Path) -> Result<(), FsError> {
+    for entry in fs::read_dir(dir).map_err(FsError::on("read directory", dir))? {
+        let path = entry.map_err(FsError::on("read directory", dir))?.path();
+        if path.is_dir() {
+            sync_tree(&path)?;
+        } else {
+            sync_file(&path)?;
+        }
+    }
+    sync_dir(dir)
+}
+
+fn remove_dir_if_present(dir: &Path) -> Result<(), FsError> {
+    match fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => {
+            Err(FsError::new("remove directory", dir, e))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Replaces the directory `dir` with what `write` puts into a fresh `<dir>.tmp/`: the files are
+/// synced, the previous `dir` is kept as `<dir>.old/` during the swap and removed after, so a
+/// process killed at any moment leaves a complete `dir` or `<dir>.old/` (see [`complete_dir`]).
+pub fn replace_dir<E: From<FsError>>(
+    dir: &Path,
+    write: impl FnOnce(&Path) -> Result<(), E>,
+) -> Result<(), E> {
+    let tmp = sibling(dir, ".tmp");
+    let old = sibling(dir, ".old");
+    remove_dir_if_present(&tmp)?;
+    create_dir_all(&tmp)?;
+    write(&tmp)?;
+    sync_tree(&tmp)?;
+    remove_dir_if_present(&old)?;
+    if dir.exists() {
+        fs::rename(dir, &old).map_err(FsError::on("rename", dir))?;
+    }
+    fs::rename(&tmp, dir).map_err(FsError::on("rename into", dir))?;
+    remove_dir_if_present(&old)?;
+    sync_dir(parent_of(dir))?;
+    Ok(())
+}
+
+/// `dir` if it is complete (holds `marker`), else the `<dir>.old/` a crash left mid-swap of
+/// [`replace_dir`]; `None` when neither is.
+pub fn complete_dir(dir: &Path, marker: &str) -> Option<PathBuf> {
+    let old = sibling(dir, ".old");
+    if dir.join(marker).exists() {
+        Some(dir.to_path_buf())
+    } else if old.join(marker).exists() {
+        Some(old)
+    } else {
+        None
+    }
+}
+
+/// Removes a directory written by [`replace_dir`] with its `.old` and `.tmp` siblings.
+pub fn remove_replaced_dir(dir: &Path) -> Result<(), FsError> {
+    for d in [
+        dir.to_path_buf(),
+        sibling(dir, ".old"),
+        sibling(dir, ".tmp"),
+    ] {
+        remove_dir_if_present(&d)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn atomic_write_replaces_and_leaves_no_temporaries() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("sub/a.json");
+        write_atomic(&path, b"one").unwrap();
+        write_atomic(&path, b"two").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"two");
+        assert_eq!(names(&tmp.path().join("sub")), ["a.json"]);
+    }
+
+    #[test]
+    fn a_failed_write_keeps_the_old_file_and_cleans_up() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("a.txt");
+        write_atomic(&path, b"old").unwrap();
+        let err = persist_with(&path, |t| -> Result<(), FsError> {
+            fs::write(t, b"half").unwrap();
+            Err(FsError::new("write", t, io::Error::other("disk full")))
+        })
+        .unwrap_err();
+        assert!(err.to_string().starts_with("cannot write "), "{err}");
+        assert_eq!(fs::read(&path).unwrap(), b"old");
+        assert_eq!(names(tmp.path()), ["a.txt"]);
+    }
+
+    #[test]
+    fn replace_dir_swaps_and_complete_dir_finds_the_survivor() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("ckpt");
+        for v in ["1", "2"] {
+            replace_dir(&dir, |t| -> Result<(), FsError> {
+                write_atomic(&t.join("state"), v.as_bytes())
+            })
+            .unwrap();
+        }
+        assert_eq!(fs::read(dir.join("state")).unwrap(), b"2");
+        assert_eq!(names(tmp.path()), ["ckpt"]);
+        // A crash between the two renames leaves only `ckpt.old`.
+        fs::rename(&dir, sibling(&dir, ".old")).unwrap();
+        assert_eq!(complete_dir(&dir, "state"), Some(sibling(&dir, ".old")));
+        remove_replaced_dir(&dir).unwrap();
+        assert_eq!(complete_dir(&dir, "state"), None);
+        assert!(names(tmp.path()).is_empty());
+    }
+}
