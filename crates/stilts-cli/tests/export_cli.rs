@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use stilts_train::export::submission_specs;
-use stilts_train::phase::{RunResult, SplitPredictions, write_json};
+use stilts_train::results::{RunResult, SplitPredictions, write_json};
 
 fn stilts(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_stilts"))

@@ -14,6 +14,7 @@
 pub mod custom;
 pub mod dataset;
 pub mod download;
+pub mod encoding;
 pub mod error;
 pub mod glue;
 pub mod metrics;

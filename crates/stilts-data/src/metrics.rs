@@ -194,6 +194,18 @@ pub enum Predictions<'a> {
     Scores { pred: &'a [f64], gold: &'a [f64] },
 }
 
+/// The class a row of logits predicts: the first index of the largest value; NaN never wins (a
+/// row of NaN predicts class 0). The one tie rule of the workspace (training, evaluation, GLUE
+/// export and the bootstrap all call this).
+pub fn argmax(row: &[f32]) -> usize {
+    row.iter()
+        .enumerate()
+        .fold((0, f32::NEG_INFINITY), |best, (i, &v)| {
+            if v > best.1 { (i, v) } else { best }
+        })
+        .0
+}
+
 /// Fraction of positions where `preds` equals `gold`.
 pub fn accuracy(preds: &[usize], gold: &[usize]) -> Result<f64, MetricError> {
     check_lengths(preds.len(), gold.len())?;
@@ -483,6 +495,14 @@ fn average_ranks(values: &[f64]) -> Vec<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn argmax_takes_the_first_largest_and_never_nan() {
+        assert_eq!(argmax(&[0.1, 0.7, 0.7]), 1);
+        assert_eq!(argmax(&[f32::NAN, -3.0, f32::NAN]), 1);
+        assert_eq!(argmax(&[f32::NAN, f32::NAN]), 0);
+        assert_eq!(argmax(&[]), 0);
+    }
 
     #[test]
     fn ranks_average_ties() {

@@ -82,6 +82,9 @@ pub enum TokenizeError {
     /// A fixed padding length shorter than `max_seq_len` could not hold every encoding.
     #[error("fixed padding length {len} is shorter than max_seq_len {max_seq_len}")]
     FixedPaddingTooShort { len: usize, max_seq_len: usize },
+    /// No tokenizer file where one was looked for.
+    #[error("{}: no tokenizer (tokenizer.json or vocab.txt)", path.display())]
+    Missing { path: PathBuf },
     /// The `tokenizers` pipeline failed on a text.
     #[error("tokenization failed: {source}")]
     Encode {

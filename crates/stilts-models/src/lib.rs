@@ -69,10 +69,15 @@
 
 pub mod bert;
 pub mod device;
+pub mod encoder;
 mod error;
+pub mod loss;
 
 /// The burn this crate is built on, so dependents use the same version and features.
 pub use burn;
+pub use encoder::{
+    Encoder, EncoderConfig, EncoderInput, EncoderKind, EncoderOutput, SentenceEncoder,
+};
 pub use error::ModelError;
 /// Hub ids and the Hugging Face cache (from `stilts-io`).
 pub use stilts_io::hub;

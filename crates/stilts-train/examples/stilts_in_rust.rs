@@ -8,11 +8,11 @@
 //! ```
 
 use stilts_train::config::{
-    ExperimentFile, HeadKind, ModelFile, PhaseFile, RecipeFile, TaskEntryFile,
+    Experiment, ExperimentFile, HeadKind, ModelFile, PhaseFile, RecipeFile, TaskEntryFile,
 };
 use stilts_train::experiment::run_experiment;
 use stilts_train::observer::{Observer, StepEvent};
-use stilts_train::phase::EpochRecord;
+use stilts_train::results::EpochRecord;
 
 struct Print;
 
@@ -62,7 +62,7 @@ fn main() -> Result<(), stilts_train::TrainError> {
         ],
         ..ExperimentFile::default()
     };
-    let experiment = file.resolve("<example>".as_ref(), "stilts_in_rust")?;
+    let experiment = Experiment::from_file(&file, "<example>".as_ref(), "stilts_in_rust")?;
     let summary = run_experiment(&experiment, &mut Print)?;
     for p in &summary.phases {
         println!(

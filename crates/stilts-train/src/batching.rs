@@ -3,9 +3,10 @@
 //! `(seed, epoch)` through `stilts-data`'s [`Rng`], so a resumed run sees the same batches.
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
+use stilts_data::encoding::{InputEncoder, Tokenizer};
 use stilts_data::rng::Rng;
-use stilts_data::tokenize::{BertTokenizer, Encoding};
-use stilts_models::bert::BertInput;
+use stilts_data::tokenize::Encoding;
+use stilts_models::EncoderInput;
 
 use crate::config::Sampler;
 use crate::sampler::{draw_tasks, task_probabilities};
@@ -102,21 +103,37 @@ pub fn plan_epoch(
     out
 }
 
-/// Pads the encodings to the longest and builds the three id tensors on `device`.
+/// Pads the encodings to the longest and builds the encoder's input tensors on `device`.
 ///
 /// # Shapes
 ///
 /// - output: `[batch, longest]` each
-pub fn collate(tokenizer: &BertTokenizer, encodings: &[Encoding], device: &Device) -> BertInput {
+pub fn collate(tokenizer: &Tokenizer, encodings: &[Encoding], device: &Device) -> EncoderInput {
     let batch = tokenizer.collate(encodings);
     let shape = [batch.batch_size, batch.seq_len];
     let tensor =
         |values: Vec<i64>| Tensor::<2, Int>::from_data(TensorData::new(values, shape), device);
-    BertInput::new(
-        tensor(batch.input_ids_i64()),
-        tensor(batch.token_type_ids_i64()),
-        tensor(batch.attention_mask_i64()),
-    )
+    EncoderInput {
+        input_ids: tensor(batch.input_ids_i64()),
+        token_type_ids: tensor(batch.token_type_ids_i64()),
+        attention_mask: tensor(batch.attention_mask_i64()),
+    }
+}
+
+/// [`collate`] for each view of a batch (see [`stilts_data::encoding::PairMode`]).
+///
+/// # Shapes
+///
+/// - output: one `[batch, longest_v]` input per view
+pub fn collate_views(
+    tokenizer: &Tokenizer,
+    views: &[Vec<Encoding>],
+    device: &Device,
+) -> Vec<EncoderInput> {
+    views
+        .iter()
+        .map(|encodings| collate(tokenizer, encodings, device))
+        .collect()
 }
 
 #[cfg(test)]

@@ -15,11 +15,11 @@ use serde::{Deserialize, Serialize};
 use stilts_io::fs::{self, complete_dir, remove_replaced_dir, replace_dir, sibling};
 
 use crate::error::{Result, TrainError};
+use crate::model::store::{load_weights, read_meta, save_weights};
 use crate::model::{
-    Carried, META_FILE as MODEL_META_FILE, ModelMeta, TaskModel, load_model, load_weights,
-    save_model, save_weights, skeleton,
+    Carried, META_FILE as MODEL_META_FILE, ModelMeta, TaskModel, load_model, save_model, skeleton,
 };
-use crate::phase::EpochRecord;
+use crate::results::EpochRecord;
 
 const STATE_FILE: &str = "state.json";
 const META_FILE: &str = "meta.json";
@@ -40,11 +40,35 @@ pub struct TrainState {
     /// Optimizer steps done: the schedule position.
     pub step: u64,
     pub epoch_loss_sum: f64,
+    /// Sum of the epoch's auxiliary losses (absent in checkpoints written before it existed).
+    #[serde(default)]
+    pub epoch_aux_loss_sum: f64,
     pub epoch_loss_steps: u64,
     pub examples_seen: u64,
     pub history: Vec<EpochRecord>,
     pub wall_s: f64,
     pub train_s: f64,
+}
+
+impl TrainState {
+    /// The state of a run that has not trained yet.
+    pub fn new(fingerprint: String, phase: &str, seed: u64) -> Self {
+        TrainState {
+            fingerprint,
+            phase: phase.to_owned(),
+            seed,
+            next_epoch: 0,
+            group_in_epoch: 0,
+            step: 0,
+            epoch_loss_sum: 0.0,
+            epoch_aux_loss_sum: 0.0,
+            epoch_loss_steps: 0,
+            examples_seen: 0,
+            history: Vec::new(),
+            wall_s: 0.0,
+            train_s: 0.0,
+        }
+    }
 }
 
 /// A loaded checkpoint.
@@ -108,7 +132,9 @@ pub fn best_epoch_dir(run_dir: &Path) -> PathBuf {
 /// Saves the best epoch's model (written before the checkpoint that records the epoch, so a
 /// resumed run that redoes the epoch writes it again).
 pub fn save_best_epoch(run_dir: &Path, carried: &Carried) -> Result<()> {
-    replace_dir(&best_epoch_dir(run_dir), |tmp| save_model(carried, tmp))
+    replace_dir(&best_epoch_dir(run_dir), |tmp| {
+        save_model(carried, tmp, None)
+    })
 }
 
 /// Loads the model saved by [`save_best_epoch`].
@@ -123,7 +149,7 @@ pub fn load_best_epoch(run_dir: &Path, device: &Device) -> Result<Carried> {
 
 /// Loads the checkpoint in `dir` (or the previous one, if a crash interrupted the swap); `None`
 /// when there is none. The model is on `device` (plain).
-pub fn load(dir: &Path, _start: &ModelMeta, device: &Device) -> Result<Option<Checkpoint>> {
+pub fn load(dir: &Path, device: &Device) -> Result<Option<Checkpoint>> {
     let Some(dir) = complete_dir(dir, STATE_FILE) else {
         return Ok(None);
     };
@@ -131,12 +157,11 @@ pub fn load(dir: &Path, _start: &ModelMeta, device: &Device) -> Result<Option<Ch
         let path = dir.join(file);
         std::fs::read(&path).map_err(|e| TrainError::io(&path, e))
     };
-    let meta: ModelMeta = serde_json::from_slice(&read(META_FILE)?)
-        .map_err(|e| TrainError::json(dir.join(META_FILE), e))?;
+    let (meta, layout) = read_meta(&dir.join(META_FILE))?;
     let state: TrainState = serde_json::from_slice(&read(STATE_FILE)?)
         .map_err(|e| TrainError::json(dir.join(STATE_FILE), e))?;
     let mut model = skeleton(&meta, device);
-    load_weights(&mut model, &dir.join(MODEL_FILE))?;
+    load_weights(&mut model, &dir.join(MODEL_FILE), layout)?;
     Ok(Some(Checkpoint { model, meta, state }))
 }
 

@@ -17,66 +17,21 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use stilts_data::encoding::{InputEncoder, Tokenizer};
 use stilts_data::rng::derive_seed;
-use stilts_data::tokenize::{BertTokenizer, Casing, EncodeOptions};
+use stilts_io::files::TokenizerFiles;
 
 use crate::config::{Experiment, ModelSource, Phase};
 use crate::error::{Result, TrainError};
+use crate::model::store::check_max_seq_len;
 use crate::model::{Carried, apply_head_policy, build_initial};
 use crate::observer::Observer;
-use crate::phase::{self, RunResult, RunSpec, write_json};
 use crate::prepare::{LoadedTask, load_task};
-
-/// The score of one restart.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SeedScore {
-    pub seed: u64,
-    pub dev_score: f64,
-    pub degenerate: bool,
-    pub wall_s: f64,
-}
-
-/// The restarts of one phase.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PhaseSummary {
-    pub phase: String,
-    /// Every restart's score, in seed order.
-    pub runs: Vec<SeedScore>,
-    /// The seed whose model continues to the next phase.
-    pub best_seed: u64,
-    pub best_dev_score: f64,
-    pub mean: f64,
-    /// Sample standard deviation (0 for one run).
-    pub std: f64,
-    pub min: f64,
-    pub max: f64,
-    /// Majority-class / constant baseline on dev.
-    pub baseline: f64,
-    /// Number of degenerate runs.
-    pub degenerate: usize,
-    /// Run directory of the best run.
-    pub best_run_dir: PathBuf,
-}
-
-/// The whole experiment.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ExperimentSummary {
-    pub name: String,
-    pub phases: Vec<PhaseSummary>,
-    /// Wall time of this invocation.
-    pub wall_s: f64,
-}
-
-/// Picks the best run on dev (the first of equal scores; NaN never wins).
-pub fn best_of(results: &[RunResult]) -> Option<usize> {
-    phase::first_best(results.iter().map(|r| r.dev_score)).or(if results.is_empty() {
-        None
-    } else {
-        Some(0)
-    })
-}
+use crate::results::{
+    ExperimentSummary, PhaseSummary, RunResult, SeedScore, best_of, model_dir, write_json,
+};
+use crate::trainer::{self, RunSpec};
 
 /// Summarises restarts.
 pub fn summarize(phase: &str, results: &[RunResult], run_dirs: &[PathBuf]) -> Option<PhaseSummary> {
@@ -112,15 +67,10 @@ pub fn summarize(phase: &str, results: &[RunResult], run_dirs: &[PathBuf]) -> Op
     })
 }
 
-/// Loads the tokenizer of an experiment: `tokenizer.json`, or `vocab.txt` with its casing
-/// guessed from the vocabulary.
-pub fn load_tokenizer(path: &Path) -> Result<BertTokenizer> {
-    let tok = if path.extension().is_some_and(|e| e == "json") {
-        BertTokenizer::from_tokenizer_json(path)
-    } else {
-        Casing::guess_from_vocab(path).and_then(|c| BertTokenizer::from_vocab(path, c))
-    };
-    tok.map_err(TrainError::from)
+/// The tokenizer a path names (a tokenizer file or a directory holding one), as every command
+/// loads it ([`Tokenizer::at`]).
+pub fn load_tokenizer(path: &Path) -> Result<Tokenizer> {
+    Tokenizer::at(path).map_err(TrainError::from)
 }
 
 /// The directory of a phase.
@@ -138,17 +88,28 @@ fn fingerprint(parts: &[&[u8]]) -> String {
 }
 
 /// Runs an experiment; finished runs found on disk are reused and interrupted runs resume from
-/// their checkpoints, so running the same command again continues where it stopped.
+/// their checkpoints, so running the same command again continues where it stopped. A hub
+/// model is fetched first ([`Experiment::fetch_model`]).
 pub fn run_experiment(exp: &Experiment, observer: &mut dyn Observer) -> Result<ExperimentSummary> {
     let started = Instant::now();
+    let mut exp = exp.clone();
+    exp.fetch_model(&stilts_io::progress::LogProgress)?;
+    let exp = &exp;
     std::fs::create_dir_all(&exp.output_dir).map_err(|e| TrainError::io(&exp.output_dir, e))?;
     write_json(&exp.output_dir.join("experiment.json"), exp)?;
-    let base_tokenizer = load_tokenizer(&exp.tokenizer)?;
+    let tokenizer_path = exp.tokenizer.as_deref().ok_or_else(|| {
+        TrainError::config(
+            &exp.source,
+            "model.tokenizer",
+            "no tokenizer for this model",
+        )
+    })?;
+    let tokenizer_files = TokenizerFiles::at(tokenizer_path)
+        .map_err(|e| TrainError::config(&exp.source, "model.tokenizer", e.to_string()))?;
+    let base_tokenizer = Tokenizer::load(&tokenizer_files)?;
     let device = exp.device.device()?;
     device.seed(derive_seed(exp.seed, &["init".into()]));
-    let mut carried: Carried =
-        build_initial(&exp.model, base_tokenizer.vocab_size(), None, &device)?;
-    let max_positions = carried.meta.bert.max_position_embeddings;
+    let mut carried: Carried = build_initial(&exp.model, base_tokenizer.vocab_size(), &device)?;
     let mut upstream = fingerprint(&[
         &serde_json::to_vec(&exp.model).unwrap_or_default(),
         &exp.seed.to_le_bytes(),
@@ -156,23 +117,10 @@ pub fn run_experiment(exp: &Experiment, observer: &mut dyn Observer) -> Result<E
     ]);
     let mut summaries = Vec::new();
     for (index, phase) in exp.phases.iter().enumerate() {
-        if phase.recipe.max_seq_len > max_positions {
-            return Err(TrainError::config(
-                &exp.source,
-                format!("phases[{index}].recipe.max_seq_len"),
-                format!(
-                    "{} exceeds the model's max_position_embeddings {max_positions}",
-                    phase.recipe.max_seq_len
-                ),
-            ));
-        }
+        check_phase(exp, index, phase, &carried)?;
         let tokenizer = base_tokenizer
             .clone()
-            .with_options(EncodeOptions {
-                max_seq_len: phase.recipe.max_seq_len,
-                ..EncodeOptions::default()
-            })
-            .map_err(TrainError::from)?;
+            .with_max_seq_len(phase.recipe.max_seq_len)?;
         let loaded: Vec<LoadedTask> = phase
             .tasks
             .iter()
@@ -193,7 +141,7 @@ pub fn run_experiment(exp: &Experiment, observer: &mut dyn Observer) -> Result<E
                 .map(|(t, l)| l.for_seed(seed, (index * 1000 + t) as u64, &tokenizer))
                 .collect::<Result<Vec<_>>>()?;
             device.seed(derive_seed(seed, &["head".into(), index.into()]));
-            let tasks: Vec<_> = data.iter().map(|d| &d.task).collect();
+            let tasks: Vec<_> = data.iter().map(|d| (&d.task, d.train.pair)).collect();
             let start = apply_head_policy(&phase.name, &phase.head, &carried, &tasks, &device)?;
             let run_dir = dir.join(format!("seed-{seed}"));
             let spec = RunSpec {
@@ -205,9 +153,14 @@ pub fn run_experiment(exp: &Experiment, observer: &mut dyn Observer) -> Result<E
                 run_dir: run_dir.clone(),
                 device: device.clone(),
                 fingerprint: fingerprint(&[&phase_json, &seed.to_le_bytes(), upstream.as_bytes()]),
+                tokenizer_files: Some(&tokenizer_files),
             };
-            let (result, model) = phase::run(&spec, &start, observer)?;
-            bundle_tokenizer(&exp.tokenizer, &phase::model_dir(&run_dir))?;
+            let (result, model) = trainer::run(&spec, &start, observer)?;
+            // Runs finished before models carried their tokenizer get it now.
+            let saved = model_dir(&run_dir);
+            if saved.is_dir() {
+                tokenizer_files.copy_into(&saved)?;
+            }
             let better = best
                 .as_ref()
                 .is_none_or(|(s, _)| result.dev_score > *s || s.is_nan());
@@ -238,27 +191,34 @@ pub fn run_experiment(exp: &Experiment, observer: &mut dyn Observer) -> Result<E
     Ok(summary)
 }
 
-/// Copies the tokenizer next to a saved model (as `tokenizer.json` or `vocab.txt`), so the
-/// model directory alone is enough to continue from (`model.checkpoint` finds it there).
-fn bundle_tokenizer(tokenizer: &Path, model_dir: &Path) -> Result<()> {
-    let name = if tokenizer.extension().is_some_and(|e| e == "json") {
-        "tokenizer.json"
-    } else {
-        "vocab.txt"
-    };
-    let dest = model_dir.join(name);
-    if dest.exists() || !model_dir.is_dir() {
-        return Ok(());
+/// What can only be checked once the model is built: `max_seq_len` against its positions, the
+/// frozen groups against its parameter groups.
+fn check_phase(exp: &Experiment, index: usize, phase: &Phase, carried: &Carried) -> Result<()> {
+    let key = |k: &str| format!("phases[{index}].recipe.{k}");
+    check_max_seq_len(&carried.meta.encoder, phase.recipe.max_seq_len)
+        .map_err(|m| TrainError::config(&exp.source, key("max_seq_len"), m))?;
+    let groups = carried.meta.encoder.param_groups();
+    for g in &phase.recipe.freeze {
+        if g != "all" && !groups.contains(g) {
+            return Err(TrainError::config(
+                &exp.source,
+                key("freeze"),
+                format!(
+                    "the {} encoder has no parameter group `{g}` (groups: all, {})",
+                    exp.encoder,
+                    groups.join(", ")
+                ),
+            ));
+        }
     }
-    let bytes = std::fs::read(tokenizer).map_err(|e| TrainError::io(tokenizer, e))?;
-    crate::checkpoint::write_atomic(&dest, &bytes)
+    Ok(())
 }
 
 fn model_source_identity(source: &ModelSource) -> String {
     let file = match source {
         ModelSource::Pretrained { dir } => Some(dir.join("model.safetensors")),
         ModelSource::Checkpoint { dir, .. } => Some(dir.join(crate::model::WEIGHTS_FILE)),
-        ModelSource::Random { .. } => None,
+        ModelSource::Random { .. } | ModelSource::Hub { .. } => None,
     };
     file.and_then(|f| {
         std::fs::metadata(&f)

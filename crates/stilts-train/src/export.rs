@@ -37,7 +37,7 @@ use std::path::{Path, PathBuf};
 
 use stilts_data::{BuiltinTask, Task};
 
-use crate::phase::{RunResult, SplitPredictions, result_file};
+use crate::results::{RunResult, SplitPredictions, result_file};
 
 /// The header line of every submission file.
 pub const HEADER: &str = "index\tprediction";

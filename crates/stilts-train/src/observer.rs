@@ -1,7 +1,7 @@
 //! Progress reporting. The library reports through [`Observer`]; the CLI draws progress bars
 //! from it, tests and library users can ignore it ([`NoopObserver`]).
 
-use crate::phase::{EpochRecord, RunResult};
+use crate::results::{EpochRecord, RunResult};
 
 /// One optimizer step.
 #[derive(Debug, Clone, Copy)]

@@ -1,21 +1,22 @@
-//! Inference with a BERT sequence classifier over JSON lines, for `stilts predict`.
+//! Inference over JSON lines, for `stilts predict`, with any model a user has: a stilts model
+//! directory (`stilts-model.json`: what `stilts run` saves, of this format or the one before),
+//! a Hugging Face directory (`config.json` and its weights; the encoder family from its
+//! `model_type`), or a single-head checkpoint of `stilts-models`' classifier
+//! (`stilts-bert.json`, the `classifier/` of models saved before the encoder seam).
 //!
 //! Each input line is an object with a string `text_a` and an optional string (or `null`)
-//! `text_b`; other fields are ignored. Each prediction holds the logits (the regression score
-//! when `num_labels == 1`) and, on request, the last hidden state of the `[CLS]` token.
-//!
-//! The model directory is a Hugging Face BERT directory (`config.json`, `model.safetensors` or
-//! `pytorch_model.bin`, and `tokenizer.json` or `vocab.txt`) or a checkpoint saved by
-//! [`BertForSequenceClassification::save_checkpoint`] (`stilts-bert.json`) with a tokenizer
-//! beside it. Batches are padded to their longest row (a `tokenizer.json`'s own padding to a
-//! fixed length is switched off), so results do not depend on the batch size.
+//! `text_b`; other fields are ignored. Each prediction holds the head's logits (the regression
+//! score for a one-output head) and, on request, the encoder's summary state (BERT: the last
+//! hidden state of `[CLS]`). The tokenizer is the model directory's own (a classifier
+//! checkpoint's is looked for beside it and in the directory above). Batches are padded to
+//! their longest row, so results do not depend on the batch size.
 //!
 //! ```no_run
 //! use burn::tensor::Device;
 //! use stilts_train::predict::{PredictOptions, Predictor, read_jsonl};
 //! # fn main() -> Result<(), stilts_train::predict::PredictError> {
 //! let (predictor, _report) =
-//!     Predictor::load("models/all-MiniLM-L6-v2", &PredictOptions::default(), &Device::flex())?;
+//!     Predictor::load("runs/quickstart/00-RTE/seed-1/model".as_ref(), &PredictOptions::default(), &Device::flex())?;
 //! let records = read_jsonl("pairs.jsonl")?;
 //! for prediction in predictor.predict(&records)? {
 //!     println!("{}", prediction.to_json_line());
@@ -27,13 +28,17 @@ use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Device, Tensor};
 use serde_json::Value;
-use stilts_data::tokenize::{BertTokenizer, Casing, EncodeOptions, Padding, TokenizeError};
-use stilts_models::ModelError;
-use stilts_models::bert::{
-    BertClassifierConfig, BertForSequenceClassification, BertInput, CONFIG_FILE, LoadReport,
-};
+use stilts_data::encoding::Tokenizer;
+use stilts_data::tokenize::{DEFAULT_MAX_SEQ_LEN, TokenizeError};
+use stilts_io::files::TokenizerFiles;
+use stilts_models::bert::{BertForSequenceClassification, CONFIG_FILE, LoadReport};
+use stilts_models::{Encoder, EncoderConfig, EncoderKind, ModelError};
+
+use crate::batching::collate_views;
+use crate::model::store::{META_FILE, check_max_seq_len};
+use crate::model::{Carried, HeadInfo, ModelMeta, TaskHead, TaskModel, load_model};
 
 /// Everything that can go wrong in [`Predictor::load`], [`read_jsonl`] and
 /// [`Predictor::predict`].
@@ -70,11 +75,22 @@ pub enum PredictError {
         /// What is wrong.
         message: String,
     },
-    /// The model directory has no `tokenizer.json` or `vocab.txt`.
-    #[error("{}: no tokenizer.json or vocab.txt beside the model", dir.display())]
+    /// The model directory has no tokenizer.
+    #[error("{}: no tokenizer (tokenizer.json or vocab.txt) in the model directory{}", dir.display(), if *searched_parent { " or the one above" } else { "" })]
     NoTokenizer {
         /// The model directory.
         dir: PathBuf,
+        /// Whether the directory above was searched too.
+        searched_parent: bool,
+    },
+    /// A stilts model directory could not be read.
+    #[error("{}: cannot load the model", dir.display())]
+    Saved {
+        /// The model directory.
+        dir: PathBuf,
+        /// What failed.
+        #[source]
+        source: Box<crate::TrainError>,
     },
     /// An option does not fit the model.
     #[error("{0}")]
@@ -102,14 +118,17 @@ pub struct PredictRecord {
 /// How to run predictions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PredictOptions {
-    /// Outputs of the head; `None` takes the model's own (`stilts-bert.json`, or
-    /// `id2label`/`num_labels` of `config.json`), else 2.
+    /// Outputs of the head; `None` takes the model's own (its saved heads, `stilts-bert.json`,
+    /// or `id2label`/`num_labels` of `config.json`), else 2.
     pub num_labels: Option<usize>,
-    /// Most tokens per example, special tokens included (pairs are cut as BERT does).
-    pub max_seq_len: usize,
+    /// The head of a multi-head stilts model, by task name.
+    pub task: Option<String>,
+    /// Most tokens per example, special tokens included; `None`: the length the model was
+    /// trained with when it says, else 128.
+    pub max_seq_len: Option<usize>,
     /// Examples per forward pass.
     pub batch_size: usize,
-    /// Also return the `[CLS]` hidden state.
+    /// Also return the encoder's summary state (BERT: `[CLS]`).
     pub hidden: bool,
 }
 
@@ -117,7 +136,8 @@ impl Default for PredictOptions {
     fn default() -> Self {
         PredictOptions {
             num_labels: None,
-            max_seq_len: 128,
+            task: None,
+            max_seq_len: None,
             batch_size: 32,
             hidden: false,
         }
@@ -129,7 +149,8 @@ impl Default for PredictOptions {
 pub struct Prediction {
     /// `[num_labels]` logits (the score for regression).
     pub logits: Vec<f32>,
-    /// `[hidden]` last hidden state of `[CLS]`, when asked for.
+    /// `[hidden]` the encoder's summary state (BERT: the last hidden state of `[CLS]`), when
+    /// asked for.
     pub hidden: Option<Vec<f32>>,
 }
 
@@ -225,42 +246,14 @@ pub fn read_jsonl(path: impl AsRef<Path>) -> Result<Vec<PredictRecord>, PredictE
     Ok(records)
 }
 
-/// A loaded classifier, its tokenizer and the device it runs on.
+/// A loaded model, the head it predicts with, its tokenizer and the device it runs on.
 #[derive(Debug)]
 pub struct Predictor {
-    model: BertForSequenceClassification,
-    tokenizer: BertTokenizer,
+    carried: Carried,
+    head: usize,
+    tokenizer: Tokenizer,
     device: Device,
     options: PredictOptions,
-}
-
-/// The tokenizer of a model directory: `tokenizer.json` when present (its padding and
-/// truncation off), else `vocab.txt` with the casing of `tokenizer_config.json`'s
-/// `do_lower_case`, or guessed from the vocabulary.
-pub fn load_tokenizer(dir: &Path, max_seq_len: usize) -> Result<BertTokenizer, PredictError> {
-    let json = dir.join("tokenizer.json");
-    let vocab = dir.join("vocab.txt");
-    let tokenizer = if json.is_file() {
-        BertTokenizer::from_tokenizer_json(&json)?
-    } else if vocab.is_file() {
-        let casing = match read_json(&dir.join("tokenizer_config.json"))
-            .and_then(|c| c.get("do_lower_case").and_then(Value::as_bool))
-        {
-            Some(true) => Casing::Uncased,
-            Some(false) => Casing::Cased,
-            None => Casing::guess_from_vocab(&vocab)?,
-        };
-        BertTokenizer::from_vocab(&vocab, casing)?
-    } else {
-        return Err(PredictError::NoTokenizer {
-            dir: dir.to_path_buf(),
-        });
-    };
-    Ok(tokenizer.with_options(EncodeOptions {
-        max_seq_len,
-        padding: Padding::Longest,
-        ..EncodeOptions::default()
-    })?)
 }
 
 /// A JSON file if it exists and parses; `None` otherwise (for optional metadata).
@@ -281,15 +274,129 @@ fn hf_num_labels(config: &Path) -> Option<usize> {
         .and_then(|n| usize::try_from(n).ok())
 }
 
+/// A head of `n` unnamed outputs (a checkpoint that names no labels).
+fn unnamed_head(n: usize) -> HeadInfo {
+    HeadInfo {
+        task: String::new(),
+        labels: (0..n).map(|i| format!("LABEL_{i}")).collect(),
+        regression: n == 1,
+        pair: Default::default(),
+    }
+}
+
+/// A `BertForSequenceClassification` as a one-head [`TaskModel`].
+fn from_bert_classifier(model: BertForSequenceClassification, config: EncoderConfig) -> Carried {
+    let n = model.num_labels();
+    Carried {
+        model: TaskModel {
+            encoder: Encoder::Bert(model.bert),
+            dropout: model.dropout,
+            heads: vec![TaskHead {
+                classifier: model.classifier,
+                pair: Default::default(),
+            }],
+        },
+        meta: ModelMeta::new(config, vec![unnamed_head(n)]),
+    }
+}
+
+fn check_num_labels(want: Option<usize>, have: usize, file: &Path) -> Result<(), PredictError> {
+    match want {
+        Some(n) if n != have => Err(PredictError::Options(format!(
+            "{} has a head of {have} labels, not {n}",
+            file.display()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// The model of a directory, with the head to predict with and what its checkpoint lacked.
+fn load_any(
+    dir: &Path,
+    options: &PredictOptions,
+    device: &Device,
+) -> Result<(Carried, usize, LoadReport), PredictError> {
+    if dir.join(META_FILE).is_file() {
+        let carried = load_model(dir, device).map_err(|e| PredictError::Saved {
+            dir: dir.to_path_buf(),
+            source: Box::new(e),
+        })?;
+        let head = match &options.task {
+            Some(task) => carried.meta.head_for(task).map_err(PredictError::Options)?,
+            None if carried.meta.heads.len() == 1 => 0,
+            None => {
+                return Err(PredictError::Options(format!(
+                    "{} has {} heads: name one with --task ({})",
+                    dir.display(),
+                    carried.meta.heads.len(),
+                    carried
+                        .meta
+                        .heads
+                        .iter()
+                        .map(|h| h.task.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+        };
+        let file = dir.join(META_FILE);
+        check_num_labels(
+            options.num_labels,
+            carried.meta.heads[head].outputs(),
+            &file,
+        )?;
+        return Ok((carried, head, LoadReport::default()));
+    }
+    if dir.join(CONFIG_FILE).is_file() {
+        let (model, config) = BertForSequenceClassification::load_checkpoint(dir, device)?;
+        check_num_labels(
+            options.num_labels,
+            config.num_labels,
+            &dir.join(CONFIG_FILE),
+        )?;
+        let carried = from_bert_classifier(model, EncoderConfig::Bert(config.bert));
+        return Ok((carried, 0, LoadReport::default()));
+    }
+    let config_path = dir.join("config.json");
+    let num_labels = options
+        .num_labels
+        .or_else(|| hf_num_labels(&config_path))
+        .unwrap_or(2);
+    let config = EncoderConfig::from_hf_dir(dir)?;
+    match config.kind() {
+        EncoderKind::Bert => {
+            let (model, report) =
+                BertForSequenceClassification::from_pretrained(dir, num_labels, device)?;
+            Ok((from_bert_classifier(model, config), 0, report))
+        }
+    }
+}
+
+/// The tokenizer of a model directory (or, for a classifier checkpoint saved inside a stilts
+/// model directory, of the directory above), its padding off.
+pub fn load_tokenizer(dir: &Path) -> Result<Tokenizer, PredictError> {
+    let searched_parent = dir.join(CONFIG_FILE).is_file();
+    let files = TokenizerFiles::find(dir)
+        .or_else(|| {
+            searched_parent
+                .then(|| dir.parent().and_then(TokenizerFiles::find))
+                .flatten()
+        })
+        .ok_or_else(|| PredictError::NoTokenizer {
+            dir: dir.to_path_buf(),
+            searched_parent,
+        })?;
+    Ok(Tokenizer::load(&files)?)
+}
+
 impl Predictor {
     /// Loads the model and tokenizer of `dir` onto `device`. The report lists what the
     /// checkpoint lacked (a fresh head gives arbitrary logits: callers should say so).
     pub fn load(
-        dir: impl AsRef<Path>,
+        dir: &Path,
         options: &PredictOptions,
         device: &Device,
     ) -> Result<(Self, LoadReport), PredictError> {
-        let dir = dir.as_ref();
         if options.batch_size == 0 {
             return Err(PredictError::Options(
                 "batch size must be positive".to_owned(),
@@ -300,47 +407,24 @@ impl Predictor {
                 "num_labels must be positive".to_owned(),
             ));
         }
-        let (model, config, report) = if dir.join(CONFIG_FILE).is_file() {
-            let (model, config) = BertForSequenceClassification::load_checkpoint(dir, device)?;
-            if let Some(n) = options.num_labels
-                && n != config.num_labels
-            {
-                return Err(PredictError::Options(format!(
-                    "{} has a head of {} labels, not {n}",
-                    dir.join(CONFIG_FILE).display(),
-                    config.num_labels
-                )));
-            }
-            (model, config, LoadReport::default())
-        } else {
-            let config_path = dir.join("config.json");
-            let num_labels = options
-                .num_labels
-                .or_else(|| hf_num_labels(&config_path))
-                .unwrap_or(2);
-            let config = BertClassifierConfig::from_hf_file(&config_path, num_labels)?;
-            let (model, report) =
-                BertForSequenceClassification::from_pretrained(dir, num_labels, device)?;
-            (model, config, report)
-        };
-        let positions = config.bert.max_position_embeddings;
-        if options.max_seq_len > positions {
-            return Err(PredictError::Options(format!(
-                "max_seq_len {} exceeds the model's max_position_embeddings {positions}",
-                options.max_seq_len
-            )));
-        }
-        let tokenizer = load_tokenizer(dir, options.max_seq_len)?;
-        let vocab = config.bert.vocab_size;
-        if tokenizer.vocab_size() > vocab {
+        let (carried, head, report) = load_any(dir, options, device)?;
+        let max_seq_len = options
+            .max_seq_len
+            .or(carried.meta.max_seq_len)
+            .unwrap_or(DEFAULT_MAX_SEQ_LEN);
+        check_max_seq_len(&carried.meta.encoder, max_seq_len).map_err(PredictError::Options)?;
+        let tokenizer = load_tokenizer(dir)?.with_max_seq_len(max_seq_len)?;
+        let vocab = carried.meta.encoder.vocab_size();
+        if stilts_data::encoding::InputEncoder::vocab_size(&tokenizer) > vocab {
             return Err(PredictError::Options(format!(
                 "the tokenizer of {} has {} ids but the model only {vocab}",
                 dir.display(),
-                tokenizer.vocab_size()
+                stilts_data::encoding::InputEncoder::vocab_size(&tokenizer)
             )));
         }
         let predictor = Predictor {
-            model,
+            carried,
+            head,
             tokenizer,
             device: device.clone(),
             options: options.clone(),
@@ -348,13 +432,13 @@ impl Predictor {
         Ok((predictor, report))
     }
 
-    /// The loaded model.
-    pub fn model(&self) -> &BertForSequenceClassification {
-        &self.model
+    /// The loaded model and its metadata.
+    pub fn model(&self) -> &Carried {
+        &self.carried
     }
 
     /// The tokenizer (with this predictor's `max_seq_len`).
-    pub fn tokenizer(&self) -> &BertTokenizer {
+    pub fn tokenizer(&self) -> &Tokenizer {
         &self.tokenizer
     }
 
@@ -379,24 +463,14 @@ impl Predictor {
             .iter()
             .map(|r| (r.text_a.as_str(), r.text_b.as_deref()))
             .collect();
-        let batch = self.tokenizer.encode_batch(&pairs)?;
-        let shape = [batch.batch_size, batch.seq_len];
-        let tensor = |values: Vec<i64>| {
-            Tensor::<2, Int>::from_data(TensorData::new(values, shape), &self.device)
-        };
-        let input = BertInput::new(
-            tensor(batch.input_ids_i64()),
-            tensor(batch.token_type_ids_i64()),
-            tensor(batch.attention_mask_i64()),
-        );
-        let out = self.model.bert.forward(input);
-        // As `BertForSequenceClassification::forward`; dropout is off outside autodiff.
-        let logits = self.model.classifier.forward(out.pooled_output); // [batch, num_labels]
-        let logits = rows(logits)?;
+        let pair = self.carried.meta.heads[self.head].pair;
+        let views = self.tokenizer.encode_views(&pairs, pair)?;
+        let inputs = collate_views(&self.tokenizer, &views, &self.device);
+        // Dropout is off outside autodiff.
+        let out = self.carried.model.forward(inputs, self.head);
+        let logits = rows(out.logits)?; // [batch, num_labels]
         let hidden = if self.options.hidden {
-            let [b, _, width] = out.last_hidden_state.dims();
-            let cls = out.last_hidden_state.narrow(1, 0, 1).reshape([b, width]); // [batch, hidden]
-            Some(rows(cls)?)
+            Some(rows(out.summary)?) // [batch, hidden]
         } else {
             None
         };

@@ -1,45 +1,55 @@
 //! Loading, downsampling and tokenizing the data of a phase.
 
-use serde::Serialize;
+use stilts_data::encoding::{PairMode, Tokenizer};
 use stilts_data::sample::{SampleManifest, downsample};
-use stilts_data::tokenize::{BertTokenizer, Encoding};
+use stilts_data::tokenize::Encoding;
 use stilts_data::{Dataset, Label, LoadOptions, Task};
-use stilts_models::bert::Labels;
+use stilts_models::loss::Labels;
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::config::TaskSpec;
 use crate::error::{Result, TrainError};
+use crate::results::DataFileInfo;
 
 /// One tokenized split.
 #[derive(Debug, Clone)]
 pub struct Split {
     /// The examples as read.
     pub data: Dataset,
-    /// One encoding per example.
-    pub encodings: Vec<Encoding>,
+    /// How pairs were encoded.
+    pub pair: PairMode,
+    /// The encodings of every example, one list per view (see [`PairMode`]).
+    pub views: Vec<Vec<Encoding>>,
 }
 
 impl Split {
-    /// Tokenizes a dataset.
-    pub fn encode(data: Dataset, tokenizer: &BertTokenizer) -> Result<Self> {
+    /// Tokenizes a dataset, pairs fed as `pair` says.
+    pub fn encode(data: Dataset, tokenizer: &Tokenizer, pair: PairMode) -> Result<Self> {
         let inputs: Vec<(&str, Option<&str>)> = data
             .examples
             .iter()
             .map(|e| (e.text_a.as_str(), e.text_b.as_deref()))
             .collect();
-        let encodings = tokenizer.encode_all(&inputs).map_err(TrainError::from)?;
-        Ok(Split { data, encodings })
+        let views = tokenizer
+            .encode_views(&inputs, pair)
+            .map_err(TrainError::from)?;
+        Ok(Split { data, pair, views })
     }
 
-    /// Lengths of the encodings.
+    /// The length of each example: its longest view.
     pub fn lengths(&self) -> Vec<usize> {
-        self.encodings.iter().map(Encoding::len).collect()
+        (0..self.data.len())
+            .map(|i| self.views.iter().map(|v| v[i].len()).max().unwrap_or(0))
+            .collect()
     }
 
-    /// The encodings of `idx`.
-    pub fn select(&self, idx: &[usize]) -> Vec<Encoding> {
-        idx.iter().map(|&i| self.encodings[i].clone()).collect()
+    /// The encodings of `idx`, one list per view.
+    pub fn select(&self, idx: &[usize]) -> Vec<Vec<Encoding>> {
+        self.views
+            .iter()
+            .map(|v| idx.iter().map(|&i| v[i].clone()).collect())
+            .collect()
     }
 
     /// The gold labels of `idx` as a tensor.
@@ -70,28 +80,6 @@ impl Split {
                 })
                 .collect();
             Labels::Classes(Tensor::<1, Int>::from_data(TensorData::new(v, [n]), device))
-        }
-    }
-}
-
-/// Identity of a data file used by a run.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
-pub struct DataFileInfo {
-    pub task: String,
-    pub split: String,
-    pub path: String,
-    pub sha256: String,
-    pub examples: usize,
-}
-
-impl DataFileInfo {
-    fn of(d: &Dataset) -> Self {
-        DataFileInfo {
-            task: d.task.clone(),
-            split: d.split.clone(),
-            path: d.path.display().to_string(),
-            sha256: d.sha256.clone(),
-            examples: d.len(),
         }
     }
 }
@@ -131,7 +119,7 @@ pub struct LoadedTask {
 }
 
 /// Loads and tokenizes the train, dev (and with `test`, test) splits.
-pub fn load_task(spec: &TaskSpec, tokenizer: &BertTokenizer, test: bool) -> Result<LoadedTask> {
+pub fn load_task(spec: &TaskSpec, tokenizer: &Tokenizer, test: bool) -> Result<LoadedTask> {
     let load = |split: &str| {
         spec.task
             .load(&spec.dir, split, LoadOptions::default())
@@ -140,12 +128,12 @@ pub fn load_task(spec: &TaskSpec, tokenizer: &BertTokenizer, test: bool) -> Resu
                 source: Box::new(source),
             })
     };
-    let train = Split::encode(load(&spec.train_split)?, tokenizer)?;
-    let dev = Split::encode(load(&spec.dev_split)?, tokenizer)?;
+    let train = Split::encode(load(&spec.train_split)?, tokenizer, spec.pair)?;
+    let dev = Split::encode(load(&spec.dev_split)?, tokenizer, spec.pair)?;
     let test = if test {
         spec.test_splits
             .iter()
-            .map(|s| Split::encode(load(s)?, tokenizer))
+            .map(|s| Split::encode(load(s)?, tokenizer, spec.pair))
             .collect::<Result<Vec<_>>>()?
     } else {
         Vec::new()
@@ -171,7 +159,7 @@ pub fn load_task(spec: &TaskSpec, tokenizer: &BertTokenizer, test: bool) -> Resu
 
 impl LoadedTask {
     /// The data of one run: the train split downsampled with `seed` when asked.
-    pub fn for_seed(&self, seed: u64, stream: u64, tokenizer: &BertTokenizer) -> Result<TaskData> {
+    pub fn for_seed(&self, seed: u64, stream: u64, tokenizer: &Tokenizer) -> Result<TaskData> {
         let (train, manifest) = match self.spec.train_examples {
             Some(n) => {
                 let (data, manifest) =
@@ -181,7 +169,10 @@ impl LoadedTask {
                             source: Box::new(source),
                         }
                     })?;
-                (Split::encode(data, tokenizer)?, Some(manifest))
+                (
+                    Split::encode(data, tokenizer, self.spec.pair)?,
+                    Some(manifest),
+                )
             }
             None => (self.train.clone(), None),
         };

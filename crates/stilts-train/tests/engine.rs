@@ -40,7 +40,7 @@ fn single_phase_learns_and_writes_outputs() {
         assert!(run.join(f).exists(), "{f}");
     }
     assert!(!run.join("checkpoint").exists());
-    let result: stilts_train::phase::RunResult =
+    let result: stilts_train::results::RunResult =
         serde_json::from_str(&std::fs::read_to_string(run.join("result.json")).unwrap()).unwrap();
     assert_eq!(result.history.len(), 8);
     assert_eq!(result.dev_predictions[0].ids.len(), 60);
@@ -113,7 +113,7 @@ fn multitask_then_target_with_reuse_and_stilts_with_map() {
     let exp = common::resolve(&text).unwrap();
     let summary = run_experiment(&exp, &mut NoopObserver).unwrap();
     assert_eq!(summary.phases.len(), 2);
-    let mt: stilts_train::phase::RunResult = serde_json::from_str(
+    let mt: stilts_train::results::RunResult = serde_json::from_str(
         &std::fs::read_to_string(tmp.path().join("mt/00-mt/seed-7/result.json")).unwrap(),
     )
     .unwrap();
@@ -159,7 +159,7 @@ fn multitask_then_target_with_reuse_and_stilts_with_map() {
     );
     let exp = common::resolve(&text).unwrap();
     run_experiment(&exp, &mut NoopObserver).unwrap();
-    let rte: stilts_train::phase::RunResult = serde_json::from_str(
+    let rte: stilts_train::results::RunResult = serde_json::from_str(
         &std::fs::read_to_string(tmp.path().join("map/01-rte/seed-7/result.json")).unwrap(),
     )
     .unwrap();
@@ -185,7 +185,7 @@ fn multitask_then_target_with_reuse_and_stilts_with_map() {
         let path = tmp
             .path()
             .join(format!("on_rte/00-mt/seed-{seed}/result.json"));
-        let r: stilts_train::phase::RunResult =
+        let r: stilts_train::results::RunResult =
             serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
         let last = r.history.last().unwrap();
         assert_eq!(last.dev[1].task, "RTE");
@@ -194,7 +194,7 @@ fn multitask_then_target_with_reuse_and_stilts_with_map() {
         assert_eq!(r.baseline, r.task_baselines["RTE"]);
         assert_eq!(
             r.degenerate,
-            stilts_train::phase::is_degenerate(r.dev_score, r.baseline)
+            stilts_train::results::is_degenerate(r.dev_score, r.baseline)
         );
         rte_scores.push((last.dev[1].score, r.seed));
     }
@@ -236,7 +236,7 @@ fn keep_best_epoch_ends_with_the_best_dev_model() {
     let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let tmp = tempfile::tempdir().unwrap();
     let root = common::world(tmp.path(), 120, 40);
-    let run = |out: &str, keep: &str| -> stilts_train::phase::RunResult {
+    let run = |out: &str, keep: &str| -> stilts_train::results::RunResult {
         let text = common::experiment_toml(
             &root,
             out,
@@ -256,7 +256,7 @@ fn keep_best_epoch_ends_with_the_best_dev_model() {
     let scores: Vec<f64> = last.history.iter().map(|r| r.dev_score).collect();
     println!("dev by epoch: {scores:?}; kept epoch {}", best.kept_epoch);
     assert_eq!((last.kept_epoch, last.dev_score), (6, scores[5]));
-    let i = stilts_train::phase::first_best(scores.iter().copied()).unwrap();
+    let i = stilts_train::results::first_best(scores.iter().copied()).unwrap();
     // This task is solved (dev 1.0) before the last epoch: the first of the equal best is kept.
     assert!(i < 5, "{scores:?}");
     assert_eq!(best.kept_epoch, i + 1);

@@ -292,33 +292,26 @@ fn stilts_run_matches_its_pins_straight_and_resumed() {
 #[test]
 fn a_model_saved_before_the_seam_still_loads_and_predicts() {
     use burn::tensor::Device;
-    use stilts_train::data::tokenize::EncodeOptions;
-    use stilts_train::data::{BuiltinTask, LoadOptions};
-    use stilts_train::experiment::load_tokenizer;
-    use stilts_train::prepare::Split;
+    use stilts_train::data::BuiltinTask;
+    use stilts_train::eval::SavedModel;
 
     let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/model-v0");
     let tmp = tempfile::tempdir().unwrap();
     let root = common::world(tmp.path(), 200, 40);
     let device = Device::flex();
-    let carried = stilts_train::model::load_model(&fixture, &device).unwrap();
-    assert_eq!(carried.meta.heads.len(), 1);
-    assert_eq!(carried.meta.heads[0].task, "RTE");
-    let tokenizer = load_tokenizer(&fixture.join("vocab.txt"))
-        .unwrap()
-        .with_options(EncodeOptions {
-            max_seq_len: 32,
-            ..EncodeOptions::default()
-        })
-        .unwrap();
+    // Its tokenizer is the one saved beside it; format 0 recorded no max_seq_len.
+    let saved = SavedModel::open(&fixture, None, Some(32), &device).unwrap();
+    let meta = &saved.carried.meta;
+    assert_eq!(meta.heads.len(), 1);
+    assert_eq!(meta.heads[0].task, "RTE");
+    assert_eq!(meta.format_version, stilts_train::model::FORMAT_VERSION);
     let rte = BuiltinTask::Rte.task();
-    let dev = rte
-        .load(&root.join("glue/RTE"), "dev", LoadOptions::default())
+    let head = saved.head_for(&rte).unwrap();
+    let (split, logits) = saved
+        .predict_split(head, &rte, &root.join("glue/RTE"), "dev", 64)
         .unwrap();
-    let split = Split::encode(dev, &tokenizer).unwrap();
-    let logits = stilts_train::phase::predict(&carried.model, 0, &split, &tokenizer, 64, &device);
-    let scores = stilts_train::phase::score_split(&rte, &split, &logits).unwrap();
+    let scores = stilts_train::eval::score_split(&rte, &split, &logits).unwrap();
     assert_eq!(scores.score, 1.0);
     let pin = &PINS[1];
     assert_eq!(pin.dir, "01-rte/seed-7");

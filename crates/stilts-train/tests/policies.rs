@@ -5,18 +5,24 @@ use std::collections::BTreeMap;
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use stilts_data::BuiltinTask;
+use stilts_models::EncoderConfig;
 use stilts_models::bert::BertConfig;
 use stilts_train::batching::plan_epoch;
+use stilts_train::config::PairMode;
 use stilts_train::config::{HeadPolicy, Sampler};
-use stilts_train::experiment::{best_of, summarize};
+use stilts_train::experiment::summarize;
 use stilts_train::model::{Carried, HeadInfo, ModelMeta, apply_head_policy, skeleton};
-use stilts_train::phase::{RunResult, clip_global_norm, is_degenerate};
+use stilts_train::optim::clip_global_norm;
+use stilts_train::results::{RunResult, best_of, is_degenerate};
 
 fn mnli_model(device: &Device) -> Carried {
-    let meta = ModelMeta {
-        bert: BertConfig::new(30, 8, 1, 2, 16),
-        heads: vec![HeadInfo::for_task(&BuiltinTask::Mnli.task())],
-    };
+    let meta = ModelMeta::new(
+        EncoderConfig::Bert(BertConfig::new(30, 8, 1, 2, 16)),
+        vec![HeadInfo::for_task(
+            &BuiltinTask::Mnli.task(),
+            PairMode::Joint,
+        )],
+    );
     Carried {
         model: skeleton(&meta, device),
         meta,
@@ -32,15 +38,28 @@ fn reuse_needs_same_labels_in_same_order() {
     let device = Device::flex();
     let prev = mnli_model(&device);
     let mnli = BuiltinTask::Mnli.task();
-    let ok = apply_head_policy("p", &HeadPolicy::Reuse, &prev, &[&mnli], &device).unwrap();
+    let ok = apply_head_policy(
+        "p",
+        &HeadPolicy::Reuse,
+        &prev,
+        &[(&mnli, PairMode::Joint)],
+        &device,
+    )
+    .unwrap();
     assert_eq!(
-        values(ok.model.heads[0].weight.val()),
-        values(prev.model.heads[0].weight.val())
+        values(ok.model.heads[0].classifier.weight.val()),
+        values(prev.model.heads[0].classifier.weight.val())
     );
     let rte = BuiltinTask::Rte.task();
-    let err = apply_head_policy("p", &HeadPolicy::Reuse, &prev, &[&rte], &device)
-        .unwrap_err()
-        .to_string();
+    let err = apply_head_policy(
+        "p",
+        &HeadPolicy::Reuse,
+        &prev,
+        &[(&rte, PairMode::Joint)],
+        &device,
+    )
+    .unwrap_err()
+    .to_string();
     assert!(
         err.contains("no previous head has the labels of RTE"),
         "{err}"
@@ -58,9 +77,27 @@ fn reuse_needs_same_labels_in_same_order() {
             "neutral".into(),
         ],
     };
-    assert!(apply_head_policy("p", &HeadPolicy::Reuse, &prev, &[&reordered], &device).is_err());
+    assert!(
+        apply_head_policy(
+            "p",
+            &HeadPolicy::Reuse,
+            &prev,
+            &[(&reordered, PairMode::Joint)],
+            &device
+        )
+        .is_err()
+    );
     let stsb = BuiltinTask::Stsb.task();
-    assert!(apply_head_policy("p", &HeadPolicy::Reuse, &prev, &[&stsb], &device).is_err());
+    assert!(
+        apply_head_policy(
+            "p",
+            &HeadPolicy::Reuse,
+            &prev,
+            &[(&stsb, PairMode::Joint)],
+            &device
+        )
+        .is_err()
+    );
 }
 
 #[test]
@@ -76,9 +113,9 @@ fn map_copies_the_mapped_outputs() {
     let policy = HeadPolicy::Map {
         label_map: map.clone(),
     };
-    let got = apply_head_policy("p", &policy, &prev, &[&rte], &device).unwrap();
-    let old = prev.model.heads[0].weight.val(); // [8, 3]
-    let new = got.model.heads[0].weight.val(); // [8, 2]
+    let got = apply_head_policy("p", &policy, &prev, &[(&rte, PairMode::Joint)], &device).unwrap();
+    let old = prev.model.heads[0].classifier.weight.val(); // [8, 3]
+    let new = got.model.heads[0].classifier.weight.val(); // [8, 2]
     assert_eq!(new.dims(), [8, 2]);
     assert_eq!(
         values(new.clone().narrow(1, 0, 1)),
@@ -93,7 +130,7 @@ fn map_copies_the_mapped_outputs() {
         "p",
         &HeadPolicy::Map { label_map: bad },
         &prev,
-        &[&rte],
+        &[(&rte, PairMode::Joint)],
         &device,
     )
     .unwrap_err()
@@ -109,10 +146,17 @@ fn new_heads_fit_each_task() {
     let device = Device::flex();
     let prev = mnli_model(&device);
     let (rte, stsb) = (BuiltinTask::Rte.task(), BuiltinTask::Stsb.task());
-    let got = apply_head_policy("p", &HeadPolicy::New, &prev, &[&rte, &stsb], &device).unwrap();
+    let got = apply_head_policy(
+        "p",
+        &HeadPolicy::New,
+        &prev,
+        &[(&rte, PairMode::Joint), (&stsb, PairMode::Joint)],
+        &device,
+    )
+    .unwrap();
     assert_eq!(got.model.heads.len(), 2);
-    assert_eq!(got.model.heads[0].weight.dims(), [8, 2]);
-    assert_eq!(got.model.heads[1].weight.dims(), [8, 1]);
+    assert_eq!(got.model.heads[0].classifier.weight.dims(), [8, 2]);
+    assert_eq!(got.model.heads[1].classifier.weight.dims(), [8, 1]);
 }
 
 #[test]
@@ -217,6 +261,7 @@ fn checkpoint_survives_a_crash_between_renames() {
         group_in_epoch: 0,
         step: 10,
         epoch_loss_sum: 0.0,
+        epoch_aux_loss_sum: 0.0,
         epoch_loss_steps: 0,
         examples_seen: 80,
         history: vec![],
@@ -230,19 +275,13 @@ fn checkpoint_survives_a_crash_between_renames() {
     assert!(!tmp.path().join("checkpoint.old").exists());
     // A crash after `checkpoint` was moved aside and before the new one was moved in.
     std::fs::rename(&dir, tmp.path().join("checkpoint.old")).unwrap();
-    let ck = checkpoint::load(&dir, &carried.meta, &device)
-        .unwrap()
-        .unwrap();
+    let ck = checkpoint::load(&dir, &device).unwrap().unwrap();
     assert_eq!(ck.state, later);
     assert_eq!(
-        stilts_train::phase::weights_sha256(&ck.model),
-        stilts_train::phase::weights_sha256(&carried.model)
+        stilts_train::model::store::weights_sha256(&ck.model),
+        stilts_train::model::store::weights_sha256(&carried.model)
     );
     checkpoint::load_optimizer(&dir, optimizer).unwrap();
     checkpoint::remove(&dir).unwrap();
-    assert!(
-        checkpoint::load(&dir, &carried.meta, &device)
-            .unwrap()
-            .is_none()
-    );
+    assert!(checkpoint::load(&dir, &device).unwrap().is_none());
 }

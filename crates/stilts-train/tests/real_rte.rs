@@ -41,13 +41,14 @@ restarts = 2
         glue = glue.display(),
     );
     let file: ExperimentFile = toml::from_str(&text).unwrap();
-    let exp = file.resolve("real.toml".as_ref(), "real").unwrap();
+    let exp =
+        stilts_train::config::Experiment::from_file(&file, "real.toml".as_ref(), "real").unwrap();
     let summary = run_experiment(&exp, &mut NoopObserver).unwrap();
     let phase = &summary.phases[0];
     assert_eq!(phase.runs.len(), 2);
     // The majority class of RTE dev is 131/277 or 146/277 depending on the train majority.
     assert!(phase.baseline > 0.45 && phase.baseline < 0.55, "{phase:?}");
-    let result: stilts_train::phase::RunResult = serde_json::from_str(
+    let result: stilts_train::results::RunResult = serde_json::from_str(
         &std::fs::read_to_string(tmp.path().join("out/00-RTE/seed-3/result.json")).unwrap(),
     )
     .unwrap();

@@ -368,16 +368,6 @@ fn load_gold(task: &Task, entry: &DataEntry) -> Result<Gold, ReportError> {
     })
 }
 
-/// The first index of the largest logit (training's `argmax`).
-fn argmax(row: &[f32]) -> usize {
-    row.iter()
-        .enumerate()
-        .fold((0, f32::NEG_INFINITY), |best, (i, &v)| {
-            if v > best.1 { (i, v) } else { best }
-        })
-        .0
-}
-
 /// A run's dev outputs in gold order. Classes come from the logits as training scores them
 /// (argmax), else from the label names; regression scores from the logit, else the string.
 fn align(
@@ -460,7 +450,7 @@ fn align(
             .iter()
             .map(|&i| {
                 let c = if use_logits {
-                    argmax(&preds.logits[i])
+                    stilts_data::metrics::argmax(&preds.logits[i])
                 } else {
                     task.label_index(&preds.predictions[i])
                         .ok_or_else(|| bad(i, "not one of the task's labels"))?

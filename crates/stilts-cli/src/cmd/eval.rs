@@ -2,19 +2,15 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use clap::Args;
-use stilts_train::config::{DataFile, ExperimentFile, ModelFile, PhaseFile, TaskEntryFile};
-use stilts_train::data::LoadOptions;
-use stilts_train::data::tokenize::EncodeOptions;
-use stilts_train::experiment::load_tokenizer;
-use stilts_train::model::load_model;
-use stilts_train::phase::predict;
-use stilts_train::prepare::Split;
+use stilts_train::config::DataFile;
+use stilts_train::config::tasks::resolve_named_task;
+use stilts_train::eval::{SavedModel, score_split};
 
 #[derive(Args)]
 pub struct EvalArgs {
-    /// A stilts model directory (`<run>/model`).
+    /// A stilts model directory (`<run>/model`, or the run directory).
     #[arg(long)]
     model: PathBuf,
     /// The task: a built-in name or a task file.
@@ -23,15 +19,16 @@ pub struct EvalArgs {
     /// The split to score (default: the task's first dev split).
     #[arg(long)]
     split: Option<String>,
-    /// vocab.txt or tokenizer.json the model was trained with.
+    /// A tokenizer file or directory (default: the one saved with the model).
     #[arg(long)]
-    tokenizer: String,
+    tokenizer: Option<PathBuf>,
     #[arg(long)]
     glue_dir: Option<String>,
     #[arg(long)]
     extra_dir: Option<String>,
-    #[arg(long, default_value_t = 128)]
-    max_seq_len: usize,
+    /// Most tokens per example (default: what the model was trained with, else 128).
+    #[arg(long)]
+    max_seq_len: Option<usize>,
     #[arg(long, default_value_t = 64)]
     batch_size: usize,
     /// cpu, wgpu, wgpu:N, cuda:N, tch-cpu, tch-cuda:N (non-CPU devices need their cargo
@@ -44,86 +41,28 @@ pub struct EvalArgs {
 }
 
 pub fn run(args: EvalArgs) -> Result<()> {
-    // Resolve the task through the experiment machinery so paths and errors match `run`.
-    let file = ExperimentFile {
-        device: Some(args.device.clone()),
-        model: ModelFile {
-            checkpoint: Some(args.model.display().to_string()),
-            tokenizer: Some(args.tokenizer.clone()),
-            ..ModelFile::default()
-        },
-        data: DataFile {
-            glue_dir: args.glue_dir.clone(),
-            extra_dir: args.extra_dir.clone(),
-        },
-        phases: vec![PhaseFile {
-            tasks: vec![TaskEntryFile::Name(args.task.clone())],
-            ..PhaseFile::default()
-        }],
-        ..ExperimentFile::default()
+    let model = SavedModel::open(
+        &args.model,
+        args.tokenizer.as_deref(),
+        args.max_seq_len,
+        &stilts_train::config::DeviceKind::parse(&args.device)
+            .map_err(|m| anyhow::anyhow!("--device {}: {m}", args.device))?
+            .device()?,
+    )?;
+    // The task is found as an experiment's would be, so paths and errors match `run`.
+    let data = DataFile {
+        glue_dir: args.glue_dir.clone(),
+        extra_dir: args.extra_dir.clone(),
     };
-    let exp = file.resolve(Path::new("<flags>"), "eval")?;
-    let spec = &exp.phases[0].tasks[0];
+    let spec = resolve_named_task(Path::new("<flags>"), "--task", &args.task, &data)?;
     let split = args.split.clone().unwrap_or_else(|| spec.dev_split.clone());
-    let device = exp.device.device()?;
-    let carried = load_model(&args.model, &device)?;
-    let head = match carried
-        .meta
-        .heads
-        .iter()
-        .position(|h| h.task == spec.task.name)
-    {
-        Some(h) => h,
-        None if carried.meta.heads.len() == 1 => 0,
-        None => bail!(
-            "the model has no head for {} (heads: {:?})",
-            spec.task.name,
-            carried
-                .meta
-                .heads
-                .iter()
-                .map(|h| &h.task)
-                .collect::<Vec<_>>()
-        ),
-    };
-    let positions = carried.meta.bert.max_position_embeddings;
-    if args.max_seq_len > positions {
-        bail!(
-            "--max-seq-len {} exceeds the model's max_position_embeddings {positions}",
-            args.max_seq_len
-        );
-    }
-    let info = &carried.meta.heads[head];
-    if info.labels != spec.task.labels() || info.regression != spec.task.target.is_regression() {
-        bail!(
-            "head {} has labels {:?} but {} has {:?}",
-            head,
-            info.labels,
-            spec.task.name,
-            spec.task.labels()
-        );
-    }
-    let tokenizer = load_tokenizer(&exp.tokenizer)?.with_options(EncodeOptions {
-        max_seq_len: args.max_seq_len,
-        ..EncodeOptions::default()
-    })?;
-    let data = spec
-        .task
-        .load(&spec.dir, &split, LoadOptions::default())
-        .with_context(|| format!("loading {} {split}", spec.task.name))?;
-    if !data.is_labelled() {
+    let head = model.head_for(&spec.task)?;
+    let (data, logits) =
+        model.predict_split(head, &spec.task, &spec.dir, &split, args.batch_size)?;
+    if !data.data.is_labelled() {
         bail!("split {split} has no labels to score");
     }
-    let split_data = Split::encode(data, &tokenizer)?;
-    let logits = predict(
-        &carried.model,
-        head,
-        &split_data,
-        &tokenizer,
-        args.batch_size,
-        &device,
-    );
-    let scores = stilts_train::phase::score_split(&spec.task, &split_data, &logits)?;
+    let scores = score_split(&spec.task, &data, &logits)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&scores)?);
     } else {

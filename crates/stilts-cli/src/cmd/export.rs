@@ -7,17 +7,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
-use stilts_train::data::tokenize::EncodeOptions;
-use stilts_train::data::{BuiltinTask, LoadOptions};
-use stilts_train::experiment::load_tokenizer;
+use stilts_train::data::BuiltinTask;
+use stilts_train::eval::{SavedModel, named_predictions};
 use stilts_train::export::{
     ExportOptions, PredictionSource, ValidateOptions, export_glue, submission_specs, validate_dir,
     write_atomic,
 };
-use stilts_train::model::load_model;
 use stilts_train::models::device::DeviceChoice;
-use stilts_train::phase::{SplitPredictions, predict};
-use stilts_train::prepare::Split;
 
 #[derive(Subcommand)]
 pub enum ExportCommand {
@@ -48,16 +44,17 @@ pub struct GlueArgs {
     no_validate: bool,
     /// An MNLI model (a run directory or its `model/`) to predict what the runs lack of
     /// AX.tsv (diagnostic.tsv, scored with the MNLI model) and MNLI-m/MNLI-mm.tsv.
-    #[arg(long, requires = "tokenizer")]
-    mnli_model: Option<PathBuf>,
-    /// vocab.txt or tokenizer.json the --mnli-model was trained with.
     #[arg(long)]
-    tokenizer: Option<String>,
+    mnli_model: Option<PathBuf>,
+    /// A tokenizer file or directory for --mnli-model (default: the one saved with it).
+    #[arg(long)]
+    tokenizer: Option<PathBuf>,
     /// GLUE data root holding `MNLI/` and `diagnostic/diagnostic.tsv` (default: $GLUE_DIR).
     #[arg(long)]
     glue_dir: Option<PathBuf>,
-    #[arg(long, default_value_t = 128)]
-    max_seq_len: usize,
+    /// Most tokens per example for --mnli-model (default: what it was trained with, else 128).
+    #[arg(long)]
+    max_seq_len: Option<usize>,
     #[arg(long, default_value_t = 64)]
     batch_size: usize,
     /// cpu, wgpu, wgpu:N, cuda:N, tch-cpu, tch-cuda:N (for --mnli-model).
@@ -197,99 +194,36 @@ fn predict_with_mnli(
         tracing::warn!("--mnli-model: the runs already have MNLI-m, MNLI-mm and AX predictions");
         return Ok(None);
     }
-    let dir = if model.join("model").is_dir() {
-        model.join("model")
-    } else {
-        model.to_path_buf()
-    };
-    let Some(tokenizer) = &args.tokenizer else {
-        bail!("--mnli-model needs --tokenizer");
-    };
     let glue_dir = args
         .glue_dir
         .clone()
         .or_else(|| std::env::var_os("GLUE_DIR").map(PathBuf::from))
         .context("--mnli-model needs --glue-dir or $GLUE_DIR")?;
     let device = args.device.device()?;
-    let carried =
-        load_model(&dir, &device).with_context(|| format!("loading {}", dir.display()))?;
-    let heads = &carried.meta.heads;
-    let head = heads
-        .iter()
-        .position(|h| BuiltinTask::parse(&h.task).is_ok_and(|t| t == BuiltinTask::Mnli))
-        .or_else(|| (heads.len() == 1).then_some(0))
-        .with_context(|| {
-            format!(
-                "{}: no MNLI head (heads: {:?})",
-                dir.display(),
-                heads.iter().map(|h| &h.task).collect::<Vec<_>>()
-            )
-        })?;
-    if heads[head].labels != mnli.labels() {
-        bail!(
-            "{}: head {} has labels {:?}, not MNLI's {:?}",
-            dir.display(),
-            heads[head].task,
-            heads[head].labels,
-            mnli.labels()
-        );
-    }
-    let positions = carried.meta.bert.max_position_embeddings;
-    if args.max_seq_len > positions {
-        bail!(
-            "--max-seq-len {} exceeds the model's max_position_embeddings {positions}",
-            args.max_seq_len
-        );
-    }
-    let tokenizer = load_tokenizer(Path::new(tokenizer))?.with_options(EncodeOptions {
-        max_seq_len: args.max_seq_len,
-        ..EncodeOptions::default()
-    })?;
+    let saved = SavedModel::open(model, args.tokenizer.as_deref(), args.max_seq_len, &device)
+        .with_context(|| format!("loading {}", model.display()))?;
+    let head = saved.head_for(&mnli)?;
     let mut predictions = Vec::new();
     for spec in wanted {
         let task_dir = glue_dir.join(&spec.task.dir);
-        let data = spec
-            .task
-            .load(&task_dir, &spec.split, LoadOptions::default())
+        let (split, logits) = saved
+            .predict_split(head, &spec.task, &task_dir, &spec.split, args.batch_size)
             .with_context(|| {
                 format!(
-                    "loading {} {} from {} (for {})",
+                    "predicting {} {} from {} (for {})",
                     spec.task.name,
                     spec.split,
                     task_dir.display(),
                     spec.file
                 )
             })?;
-        let split = Split::encode(data, &tokenizer)?;
-        let logits = predict(
-            &carried.model,
-            head,
-            &split,
-            &tokenizer,
-            args.batch_size,
-            &device,
-        );
-        let labels = logits
-            .iter()
-            .map(|l| {
-                let best = l
-                    .iter()
-                    .enumerate()
-                    .max_by(|a, b| a.1.total_cmp(b.1))
-                    .map(|(i, _)| i)
-                    .unwrap_or(0);
-                mnli.labels().get(best).cloned().unwrap_or_default()
-            })
-            .collect();
-        tracing::info!("{}: predicted with {}", spec.file, dir.display());
-        predictions.push(SplitPredictions {
-            task: spec.task.name.clone(),
-            split: spec.split.clone(),
-            ids: split.data.examples.iter().map(|e| e.id.clone()).collect(),
-            predictions: labels,
-            logits,
-        });
+        tracing::info!("{}: predicted with {}", spec.file, model.display());
+        // AX is read with the MNLI head: its labels are MNLI's.
+        let mut named = named_predictions(&mnli, &split, logits);
+        named.task = spec.task.name.clone();
+        predictions.push(named);
     }
+    let dir = model.to_path_buf();
     Ok(Some(PredictionSource {
         origin: dir,
         predictions,

@@ -1,4 +1,4 @@
-//! `stilts predict`: logits (and optionally the [CLS] hidden state) for JSON-lines records.
+//! `stilts predict`: logits (and optionally the encoder's summary state) for JSON-lines records.
 
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
@@ -11,11 +11,11 @@ use stilts_train::predict::{PredictOptions, Predictor, read_jsonl};
 
 use crate::progress::ByteBars;
 
-/// Run a BERT classifier over `{"text_a": ..., "text_b": ...}` lines; print one
-/// `{"logits": [...]}` line per record.
+/// Run a model over `{"text_a": ..., "text_b": ...}` lines; print one `{"logits": [...]}`
+/// line per record.
 #[derive(Args, Debug)]
 pub struct PredictArgs {
-    /// Model directory (Hugging Face BERT or a stilts checkpoint), or a hub id
+    /// A stilts model directory (`<run>/model`), a Hugging Face model directory, or a hub id
     /// `org/name[@revision]` (downloaded into the Hugging Face cache; HF_ENDPOINT,
     /// HF_HUB_OFFLINE and HF_HOME are honoured).
     #[arg(long)]
@@ -23,16 +23,21 @@ pub struct PredictArgs {
     /// JSON-lines input: objects with `text_a` and optional `text_b`.
     #[arg(long)]
     pub input: PathBuf,
-    /// Also print `hidden`: the last hidden state of the [CLS] token.
+    /// Also print `hidden`: the encoder's summary state (BERT: the last hidden state of
+    /// [CLS]).
     #[arg(long)]
     pub hidden: bool,
     /// Outputs of the head (default: the model's own, else 2). A head absent from the
     /// checkpoint is freshly initialised, so its logits are arbitrary.
     #[arg(long)]
     pub num_labels: Option<usize>,
-    /// Most tokens per example, special tokens included.
-    #[arg(long, default_value_t = 128)]
-    pub max_seq_len: usize,
+    /// The head of a model with several (a multitask phase's), by task name.
+    #[arg(long)]
+    pub task: Option<String>,
+    /// Most tokens per example, special tokens included (default: what the model was trained
+    /// with, else 128).
+    #[arg(long)]
+    pub max_seq_len: Option<usize>,
     /// Examples per forward pass.
     #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
@@ -61,6 +66,7 @@ pub fn run(args: PredictArgs) -> Result<()> {
     args.precision.apply(&mut device)?;
     let options = PredictOptions {
         num_labels: args.num_labels,
+        task: args.task.clone(),
         max_seq_len: args.max_seq_len,
         batch_size: args.batch_size,
         hidden: args.hidden,

@@ -8,9 +8,9 @@ use anyhow::{Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use stilts_train::config::{DeviceKind, Experiment};
-use stilts_train::experiment::{ExperimentSummary, run_experiment};
+use stilts_train::experiment::run_experiment;
 use stilts_train::observer::{Observer, StepEvent};
-use stilts_train::phase::{EpochRecord, RunResult};
+use stilts_train::results::{EpochRecord, ExperimentSummary, RunResult};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::{EnvFilter, Layer, fmt};
 

@@ -5,8 +5,8 @@ use std::path::Path;
 use anyhow::{Result, bail};
 use clap::{Args, ValueEnum};
 use stilts_train::config::{
-    DataFile, ExperimentFile, Keep, ModelFile, PhaseFile, RandomBertFile, RecipeFile,
-    TaskEntryFile, TaskTableFile,
+    DataFile, Experiment, ExperimentFile, Keep, ModelFile, PhaseFile, RecipeFile, TaskEntryFile,
+    TaskTableFile,
 };
 
 #[derive(Args)]
@@ -15,17 +15,22 @@ pub struct TrainArgs {
     /// multitask phase.
     #[arg(long = "task", required = true)]
     tasks: Vec<String>,
-    /// A Hugging Face BERT directory, or a hub id `org/name[@revision]` (downloaded into the
+    /// A Hugging Face model directory, or a hub id `org/name[@revision]` (downloaded into the
     /// Hugging Face cache; HF_ENDPOINT, HF_HUB_CACHE, HF_HUB_OFFLINE, HF_TOKEN apply).
     #[arg(long, conflicts_with_all = ["checkpoint", "random"])]
     model: Option<String>,
     /// A stilts model directory from a previous run (`.../model`); encoder only.
     #[arg(long)]
     checkpoint: Option<String>,
-    /// A random BERT: HIDDEN,LAYERS,HEADS,INTERMEDIATE (needs --tokenizer).
+    /// A random encoder of the --encoder family; for BERT: HIDDEN,LAYERS,HEADS,INTERMEDIATE
+    /// (needs --tokenizer).
     #[arg(long, value_name = "H,L,A,I")]
     random: Option<String>,
-    /// vocab.txt or tokenizer.json (default: the model directory's).
+    /// The encoder family (default: read from the model; `bert` for --random).
+    #[arg(long)]
+    encoder: Option<String>,
+    /// A tokenizer file (tokenizer.json, vocab.txt) or a directory holding one (default: the
+    /// model directory's).
     #[arg(long)]
     tokenizer: Option<String>,
     /// Root of GLUE task directories (default $GLUE_DIR).
@@ -82,21 +87,25 @@ enum KeepArg {
     BestEpoch,
 }
 
-fn parse_random(s: &str) -> Result<RandomBertFile> {
-    let v: Vec<usize> = s
+/// `--random H,L,A,I` as BERT's `[model] random` table.
+fn parse_random(s: &str) -> Result<toml::Table> {
+    let v: Vec<i64> = s
         .split(',')
-        .map(|x| x.trim().parse::<usize>())
+        .map(|x| x.trim().parse::<i64>())
         .collect::<Result<_, _>>()?;
     let [h, l, a, i] = v[..] else {
         bail!("--random wants HIDDEN,LAYERS,HEADS,INTERMEDIATE, got `{s}`");
     };
-    Ok(RandomBertFile {
-        hidden_size: h,
-        num_hidden_layers: l,
-        num_attention_heads: a,
-        intermediate_size: i,
-        max_position_embeddings: None,
-    })
+    let mut table = toml::Table::new();
+    for (key, value) in [
+        ("hidden_size", h),
+        ("num_hidden_layers", l),
+        ("num_attention_heads", a),
+        ("intermediate_size", i),
+    ] {
+        table.insert(key.into(), toml::Value::Integer(value));
+    }
+    Ok(table)
 }
 
 pub fn run(args: TrainArgs) -> Result<()> {
@@ -110,6 +119,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
                 data_root: None,
                 train_examples: Some(n),
                 dev_split: None,
+                pair: None,
             }),
         })
         .collect();
@@ -119,6 +129,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         device: Some(args.device.clone()),
         seed: Some(args.seed),
         model: ModelFile {
+            encoder: args.encoder.clone(),
             pretrained: args.model.clone(),
             random: args.random.as_deref().map(parse_random).transpose()?,
             checkpoint: args.checkpoint.clone(),
@@ -150,6 +161,6 @@ pub fn run(args: TrainArgs) -> Result<()> {
             ..PhaseFile::default()
         }],
     };
-    let exp = file.resolve(Path::new("<flags>"), "train")?;
+    let exp = Experiment::from_file(&file, Path::new("<flags>"), "train")?;
     super::run::execute(&exp, args.quiet)
 }

@@ -2,16 +2,19 @@
 
 mod checkpoint;
 mod config;
+mod encoder;
 mod hf;
 mod model;
 mod optim;
 
+pub use crate::loss::Labels;
 pub use checkpoint::{CONFIG_FILE, WEIGHTS_FILE};
 pub use config::{BertClassifierConfig, BertConfig};
+pub use encoder::param_groups;
 pub use hf::{BERT_IGNORED_KEYS, BERT_KEY_MAP, LoadReport, map_hf_key, weights_file};
 pub use model::{
     BertAttention, BertEmbeddings, BertEncoder, BertForSequenceClassification, BertInput,
     BertIntermediate, BertLayer, BertModel, BertModelOutput, BertOutput, BertPooler,
-    BertSelfAttention, BertSelfOutput, Labels,
+    BertSelfAttention, BertSelfOutput,
 };
 pub use optim::{AdamWGroupsConfig, BertAdam, BertAdamGroupsConfig, NO_DECAY_PATTERN};

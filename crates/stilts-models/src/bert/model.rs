@@ -3,10 +3,11 @@ use burn::nn::{
     Dropout, DropoutConfig, Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig,
     Linear, LinearConfig,
 };
-use burn::tensor::activation::{gelu, log_softmax, softmax};
+use burn::tensor::activation::{gelu, softmax};
 use burn::tensor::{Device, Int, Tensor};
 
 use super::config::{BertClassifierConfig, BertConfig};
+use crate::loss::{Labels, sequence_loss};
 
 /// The three id tensors a BERT forward pass reads.
 #[derive(Debug, Clone)]
@@ -47,15 +48,6 @@ pub struct BertModelOutput {
     pub last_hidden_state: Tensor<3>,
     /// `tanh(dense(h_[CLS]))`, `[batch, hidden]`.
     pub pooled_output: Tensor<2>,
-}
-
-/// Targets of a sequence-level head.
-#[derive(Debug, Clone)]
-pub enum Labels {
-    /// Class indices for classification, `[batch]`.
-    Classes(Tensor<1, Int>),
-    /// Real-valued targets for regression (`num_labels == 1`), `[batch]`.
-    Scores(Tensor<1>),
 }
 
 fn normal(std: f64) -> Initializer {
@@ -575,8 +567,8 @@ impl BertForSequenceClassification {
         self.classifier.forward(self.dropout.forward(pooled)) // [batch, num_labels]
     }
 
-    /// Mean loss over the batch: cross-entropy for [`Labels::Classes`], mean squared error for
-    /// [`Labels::Scores`] (which needs `num_labels == 1`).
+    /// Mean loss over the batch ([`sequence_loss`]): cross-entropy for [`Labels::Classes`],
+    /// mean squared error for [`Labels::Scores`] (which needs `num_labels == 1`).
     ///
     /// # Shapes
     ///
@@ -588,31 +580,6 @@ impl BertForSequenceClassification {
     ///
     /// If the batch sizes differ, or scores are given to a head with more than one output.
     pub fn loss(&self, logits: Tensor<2>, labels: Labels) -> Tensor<1> {
-        let [batch, outputs] = logits.dims();
-        match labels {
-            Labels::Classes(classes) => {
-                assert_eq!(
-                    classes.dims(),
-                    [batch],
-                    "labels and logits differ in batch size"
-                );
-                log_softmax(logits, 1) // [batch, num_labels]
-                    .gather(1, classes.reshape([batch, 1])) // [batch, 1]
-                    .mean()
-                    .neg()
-            }
-            Labels::Scores(scores) => {
-                assert_eq!(
-                    outputs, 1,
-                    "regression needs num_labels == 1, got {outputs}"
-                );
-                assert_eq!(
-                    scores.dims(),
-                    [batch],
-                    "labels and logits differ in batch size"
-                );
-                (logits.reshape([batch]) - scores).square().mean() // [1]
-            }
-        }
+        sequence_loss(logits, labels)
     }
 }

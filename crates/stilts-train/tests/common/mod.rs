@@ -96,7 +96,7 @@ pub fn resolve(text: &str) -> stilts_train::Result<Experiment> {
             path: "test.toml".into(),
             source: Box::new(e),
         })?;
-    file.resolve(Path::new("test.toml"), "test")
+    Experiment::from_file(&file, Path::new("test.toml"), "test")
 }
 
 /// Adds a 3-label custom task `NLI3` (jsonl, under `extra/nli3`) whose label follows the

@@ -1,0 +1,276 @@
+//! Input encodings: how an example's texts become the ids an encoder reads.
+//!
+//! Each tokenizer family implements [`InputEncoder`] (BERT's WordPiece pairs with segment ids
+//! today; GPT's BPE with start/delimiter/extract tokens and ELMo's characters per word are the
+//! paper's other two). [`Tokenizer`] is the closed set of families as one value, found in a
+//! model directory or named by a file through [`stilts_io::files::TokenizerFiles`], the one
+//! discovery of tokenizer files.
+//!
+//! A pair of texts is fed to the encoder as its [`PairMode`] says: jointly (one sequence, the
+//! default), separately (two sequences, for the head's `[u; v; |u-v|; u*v]`), or jointly in
+//! both orders (two sequences, summed by the head). [`Tokenizer::encode_views`] makes the
+//! sequences (the *views*) of every example.
+//!
+//! ```no_run
+//! use stilts_data::encoding::{PairMode, Tokenizer};
+//! # fn main() -> Result<(), stilts_data::tokenize::TokenizeError> {
+//! let tokenizer = Tokenizer::at("models/all-MiniLM-L6-v2".as_ref())?.with_max_seq_len(128)?;
+//! let views = tokenizer.encode_views(&[("A cat sat.", Some("A cat was sitting."))], PairMode::Joint)?;
+//! assert_eq!(views.len(), 1);
+//! # Ok(()) }
+//! ```
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use stilts_io::files::TokenizerFiles;
+
+use crate::tokenize::{Batch, BertTokenizer, Casing, EncodeOptions, Encoding, TokenizeError};
+
+/// How the two texts of a pair are fed to the encoder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PairMode {
+    /// One sequence holding both texts (BERT's `[CLS] a [SEP] b [SEP]`).
+    #[default]
+    Joint,
+    /// Each text alone; the head reads `[u; v; |u - v|; u * v]` of the two representations
+    /// (the paper's ELMo setup, after Conneau et al. 2017).
+    Separate,
+    /// Both orders, `(a, b)` and `(b, a)`, each jointly; the head reads the sum of the two
+    /// representations (Radford et al. 2018 for similarity tasks).
+    BothOrders,
+}
+
+impl PairMode {
+    /// Sequences per pair example.
+    pub fn views(self) -> usize {
+        match self {
+            PairMode::Joint => 1,
+            PairMode::Separate | PairMode::BothOrders => 2,
+        }
+    }
+
+    /// Whether this is the default ([`PairMode::Joint`]).
+    pub fn is_joint(&self) -> bool {
+        *self == PairMode::Joint
+    }
+}
+
+/// The contract of a tokenizer family: texts to unpadded encodings, encodings to a padded
+/// batch.
+pub trait InputEncoder {
+    /// Encodes each `(a, b)` with the family's special tokens, truncated to
+    /// [`InputEncoder::max_seq_len`]; `b` absent (or empty) is a single text.
+    fn encode_all(&self, inputs: &[(&str, Option<&str>)]) -> Result<Vec<Encoding>, TokenizeError>;
+
+    /// Pads encodings to the longest into one batch.
+    fn collate(&self, encodings: &[Encoding]) -> Batch;
+
+    /// Number of token ids (the embedding table must cover them).
+    fn vocab_size(&self) -> usize;
+
+    /// The most tokens in an encoding, special tokens included.
+    fn max_seq_len(&self) -> usize;
+
+    /// The fewest tokens `max_seq_len` may be: the special tokens of a pair.
+    fn min_seq_len(&self) -> usize;
+}
+
+impl InputEncoder for BertTokenizer {
+    fn encode_all(&self, inputs: &[(&str, Option<&str>)]) -> Result<Vec<Encoding>, TokenizeError> {
+        BertTokenizer::encode_all(self, inputs)
+    }
+
+    fn collate(&self, encodings: &[Encoding]) -> Batch {
+        BertTokenizer::collate(self, encodings)
+    }
+
+    fn vocab_size(&self) -> usize {
+        BertTokenizer::vocab_size(self)
+    }
+
+    fn max_seq_len(&self) -> usize {
+        self.options().max_seq_len
+    }
+
+    /// `[CLS] [SEP] [SEP]`.
+    fn min_seq_len(&self) -> usize {
+        3
+    }
+}
+
+/// A tokenizer of any family.
+#[derive(Debug, Clone)]
+pub enum Tokenizer {
+    /// BERT's WordPiece (a `vocab.txt`, or a `tokenizer.json` with BERT's special tokens).
+    WordPiece(BertTokenizer),
+}
+
+impl Tokenizer {
+    /// Builds the tokenizer of `files`: a `tokenizer.json`, or a WordPiece `vocab.txt` lowercased
+    /// as its `tokenizer_config.json`'s `do_lower_case` says, else as its vocabulary suggests
+    /// ([`Casing::guess_from_vocab`]).
+    pub fn load(files: &TokenizerFiles) -> Result<Tokenizer, TokenizeError> {
+        let bert = match files {
+            TokenizerFiles::TokenizerJson(path) => BertTokenizer::from_tokenizer_json(path)?,
+            TokenizerFiles::WordPiece { vocab, config } => {
+                let casing = match config.as_deref().and_then(do_lower_case) {
+                    Some(true) => Casing::Uncased,
+                    Some(false) => Casing::Cased,
+                    None => Casing::guess_from_vocab(vocab)?,
+                };
+                BertTokenizer::from_vocab(vocab, casing)?
+            }
+        };
+        Ok(Tokenizer::WordPiece(bert))
+    }
+
+    /// The tokenizer a path names: a model directory's, or a single tokenizer file.
+    pub fn at(path: &Path) -> Result<Tokenizer, TokenizeError> {
+        let files =
+            TokenizerFiles::at(path).map_err(|e| TokenizeError::Missing { path: e.path })?;
+        Tokenizer::load(&files)
+    }
+
+    /// The same tokenizer with another `max_seq_len` (checked against the family's minimum).
+    pub fn with_max_seq_len(self, max_seq_len: usize) -> Result<Tokenizer, TokenizeError> {
+        match self {
+            Tokenizer::WordPiece(t) => {
+                let options = EncodeOptions {
+                    max_seq_len,
+                    ..*t.options()
+                };
+                Ok(Tokenizer::WordPiece(t.with_options(options)?))
+            }
+        }
+    }
+
+    /// The BERT tokenizer, for WordPiece-specific settings.
+    pub fn as_wordpiece(&self) -> Option<&BertTokenizer> {
+        match self {
+            Tokenizer::WordPiece(t) => Some(t),
+        }
+    }
+
+    fn encoder(&self) -> &dyn InputEncoder {
+        match self {
+            Tokenizer::WordPiece(t) => t,
+        }
+    }
+
+    /// The encodings of every example, one list per view (see [`PairMode`]): one view for
+    /// [`PairMode::Joint`]; for the two-view modes, examples without a second text give the
+    /// same single-text encoding in both views.
+    pub fn encode_views(
+        &self,
+        inputs: &[(&str, Option<&str>)],
+        mode: PairMode,
+    ) -> Result<Vec<Vec<Encoding>>, TokenizeError> {
+        match mode {
+            PairMode::Joint => Ok(vec![self.encode_all(inputs)?]),
+            PairMode::Separate => {
+                let first: Vec<(&str, Option<&str>)> =
+                    inputs.iter().map(|&(a, _)| (a, None)).collect();
+                let second: Vec<(&str, Option<&str>)> = inputs
+                    .iter()
+                    .map(|&(a, b)| (b.filter(|b| !b.is_empty()).unwrap_or(a), None))
+                    .collect();
+                Ok(vec![self.encode_all(&first)?, self.encode_all(&second)?])
+            }
+            PairMode::BothOrders => {
+                let swapped: Vec<(&str, Option<&str>)> = inputs
+                    .iter()
+                    .map(|&(a, b)| match b.filter(|b| !b.is_empty()) {
+                        Some(b) => (b, Some(a)),
+                        None => (a, None),
+                    })
+                    .collect();
+                Ok(vec![self.encode_all(inputs)?, self.encode_all(&swapped)?])
+            }
+        }
+    }
+}
+
+impl InputEncoder for Tokenizer {
+    fn encode_all(&self, inputs: &[(&str, Option<&str>)]) -> Result<Vec<Encoding>, TokenizeError> {
+        self.encoder().encode_all(inputs)
+    }
+
+    fn collate(&self, encodings: &[Encoding]) -> Batch {
+        self.encoder().collate(encodings)
+    }
+
+    fn vocab_size(&self) -> usize {
+        self.encoder().vocab_size()
+    }
+
+    fn max_seq_len(&self) -> usize {
+        self.encoder().max_seq_len()
+    }
+
+    fn min_seq_len(&self) -> usize {
+        self.encoder().min_seq_len()
+    }
+}
+
+/// `do_lower_case` of a `tokenizer_config.json`, when the file parses and has it.
+fn do_lower_case(config: &Path) -> Option<bool> {
+    let text = std::fs::read_to_string(config).ok()?;
+    let value: serde_json::Value = serde_json::from_str(&text).ok()?;
+    value.get("do_lower_case")?.as_bool()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny(dir: &Path) -> Tokenizer {
+        let vocab = "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nthe\ncat\nsat\ndog\nran\n";
+        std::fs::write(dir.join("vocab.txt"), vocab).unwrap();
+        Tokenizer::at(dir).unwrap().with_max_seq_len(16).unwrap()
+    }
+
+    #[test]
+    fn views_follow_the_pair_mode() {
+        let tmp = tempfile::tempdir().unwrap();
+        let t = tiny(tmp.path());
+        let inputs = [("the cat", Some("dog ran")), ("sat", None)];
+        let ids = |views: &[Vec<Encoding>]| -> Vec<Vec<Vec<u32>>> {
+            views
+                .iter()
+                .map(|v| v.iter().map(|e| e.ids.clone()).collect())
+                .collect()
+        };
+        let joint = t.encode_views(&inputs, PairMode::Joint).unwrap();
+        assert_eq!(ids(&joint), [[vec![2, 5, 6, 3, 8, 9, 3], vec![2, 7, 3]]]);
+        let separate = t.encode_views(&inputs, PairMode::Separate).unwrap();
+        assert_eq!(
+            ids(&separate),
+            [
+                [vec![2, 5, 6, 3], vec![2, 7, 3]],
+                [vec![2, 8, 9, 3], vec![2, 7, 3]]
+            ]
+        );
+        let both = t.encode_views(&inputs, PairMode::BothOrders).unwrap();
+        assert_eq!(ids(&both)[1], [vec![2, 8, 9, 3, 5, 6, 3], vec![2, 7, 3]]);
+        assert_eq!(both[1][0].type_ids, [0, 0, 0, 0, 1, 1, 1]);
+        assert!(t.clone().with_max_seq_len(2).is_err());
+    }
+
+    #[test]
+    fn casing_comes_from_the_config_beside_the_vocabulary() {
+        let tmp = tempfile::tempdir().unwrap();
+        // An all-lowercase vocabulary guesses uncased; the config says cased.
+        tiny(tmp.path());
+        std::fs::write(
+            tmp.path().join("tokenizer_config.json"),
+            r#"{"do_lower_case": false}"#,
+        )
+        .unwrap();
+        let t = Tokenizer::at(tmp.path()).unwrap();
+        assert_eq!(t.as_wordpiece().unwrap().casing(), Some(Casing::Cased));
+        let err = Tokenizer::at(&tmp.path().join("none")).unwrap_err();
+        assert!(err.to_string().contains("no tokenizer"), "{err}");
+    }
+}

@@ -1,0 +1,64 @@
+//! The files stilts reads and writes, as plain serde types that link no tensor library, so the
+//! training engine (`stilts-train`) and the grid driver (`xtask`) share one definition of each:
+//!
+//! - [`experiment`]: the experiment TOML a user writes (and a grid generates): every key,
+//!   unknown keys rejected. Validation and resolution into what the engine runs are
+//!   `stilts-train`'s (`stilts run --check`).
+//! - [`results`]: what a run writes: `result.json` per restart, `summary.json` per experiment.
+//!
+//! ```no_run
+//! use stilts_schema::results::ExperimentSummary;
+//! # fn main() -> Result<(), stilts_schema::SchemaError> {
+//! let summary = ExperimentSummary::read("runs/quickstart/summary.json".as_ref())?;
+//! println!("best dev score {}", summary.phases[0].best_dev_score);
+//! # Ok(()) }
+//! ```
+
+pub mod experiment;
+pub mod results;
+
+use std::path::{Path, PathBuf};
+
+/// A schema file could not be read or parsed.
+#[derive(Debug, thiserror::Error)]
+pub enum SchemaError {
+    /// The file could not be read.
+    #[error("cannot read {}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has unknown keys or wrong types.
+    #[error("{}: {source}", path.display())]
+    Toml {
+        /// The file.
+        path: PathBuf,
+        /// The parser's error (names the key and line).
+        #[source]
+        source: Box<toml::de::Error>,
+    },
+    /// The file is not the JSON this version writes.
+    #[error("invalid JSON in {}", path.display())]
+    Json {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// Reads and parses a JSON file.
+pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, SchemaError> {
+    let text = std::fs::read_to_string(path).map_err(|source| SchemaError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|source| SchemaError::Json {
+        path: path.to_path_buf(),
+        source,
+    })
+}

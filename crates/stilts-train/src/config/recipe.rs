@@ -1,0 +1,203 @@
+//! The training recipe: one definition of each hyper-parameter and its default (the encoder's
+//! preset), merged with the experiment's and the phase's `[recipe]` keys, and range-checked.
+
+use serde::{Deserialize, Serialize};
+use stilts_data::tokenize::DEFAULT_MAX_SEQ_LEN;
+use stilts_models::EncoderKind;
+
+use super::{Keep, OptimizerKind, RecipeFile};
+
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
+}
+
+/// The fewest tokens an encoder family's inputs can have: the special tokens of a pair
+/// (BERT: `[CLS] [SEP] [SEP]`).
+pub fn min_seq_len(kind: EncoderKind) -> usize {
+    match kind {
+        EncoderKind::Bert => 3,
+    }
+}
+
+/// The training recipe of a phase: every hyper-parameter, resolved.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Recipe {
+    pub batch_size: usize,
+    pub eval_batch_size: usize,
+    pub lr: f64,
+    pub beta_1: f32,
+    pub beta_2: f32,
+    pub epsilon: f32,
+    pub weight_decay: f32,
+    pub warmup_proportion: f64,
+    pub optimizer: OptimizerKind,
+    /// `None`: no clipping.
+    pub max_grad_norm: Option<f64>,
+    /// `None`: the model's own dropout.
+    pub dropout: Option<f64>,
+    pub max_seq_len: usize,
+    pub epochs: usize,
+    pub grad_accum_steps: usize,
+    pub bucket_by_length: bool,
+    /// `None`: checkpoints at epoch ends only.
+    pub checkpoint_every_steps: Option<u64>,
+    /// Left out of the JSON when `last`, so that runs configured before it existed keep their
+    /// fingerprints (and resume).
+    #[serde(default, skip_serializing_if = "Keep::is_last")]
+    pub keep: Keep,
+    /// Weight of the encoder's auxiliary loss (0: off); left out of the JSON when 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub aux_lm_weight: f64,
+    /// Encoder parameter groups that do not train; left out of the JSON when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub freeze: Vec<String>,
+}
+
+impl Recipe {
+    /// The preset of an encoder family: the recipe its paper fine-tuned with. Every value can
+    /// be changed by a recipe key.
+    pub fn preset(kind: EncoderKind) -> Recipe {
+        match kind {
+            EncoderKind::Bert => Recipe::bert(),
+        }
+    }
+
+    /// Devlin et al.'s recipe: batch 24, lr 2e-5, AdamW (0.9, 0.999, 1e-6), weight decay 0.01,
+    /// 10% linear warmup then linear decay, clip 1.0, dropout 0.1, 128 tokens, 3 epochs.
+    pub fn bert() -> Recipe {
+        Recipe {
+            batch_size: 24,
+            eval_batch_size: 64,
+            lr: 2e-5,
+            beta_1: 0.9,
+            beta_2: 0.999,
+            epsilon: 1e-6,
+            weight_decay: 0.01,
+            warmup_proportion: 0.1,
+            optimizer: OptimizerKind::AdamW,
+            max_grad_norm: Some(1.0),
+            dropout: Some(0.1),
+            max_seq_len: DEFAULT_MAX_SEQ_LEN,
+            epochs: 3,
+            grad_accum_steps: 1,
+            bucket_by_length: false,
+            checkpoint_every_steps: None,
+            keep: Keep::Last,
+            aux_lm_weight: 0.0,
+            freeze: Vec::new(),
+        }
+    }
+
+    /// Applies the values set in `file`.
+    pub fn merged(&self, file: &RecipeFile) -> Recipe {
+        let mut r = self.clone();
+        macro_rules! set {
+            ($($f:ident),*) => { $( if let Some(v) = file.$f { r.$f = v; } )* };
+        }
+        set!(
+            batch_size,
+            eval_batch_size,
+            lr,
+            warmup_proportion,
+            aux_lm_weight,
+            optimizer,
+            max_seq_len,
+            epochs,
+            grad_accum_steps,
+            bucket_by_length,
+            keep
+        );
+        for (v, f) in [
+            (&mut r.beta_1, file.beta_1),
+            (&mut r.beta_2, file.beta_2),
+            (&mut r.epsilon, file.epsilon),
+            (&mut r.weight_decay, file.weight_decay),
+        ] {
+            if let Some(f) = f {
+                *v = f as f32;
+            }
+        }
+        if let Some(groups) = &file.freeze {
+            r.freeze = groups.clone();
+        }
+        if let Some(v) = file.max_grad_norm {
+            r.max_grad_norm = (v > 0.0).then_some(v);
+        }
+        if let Some(v) = file.dropout {
+            r.dropout = Some(v);
+        }
+        if let Some(v) = file.checkpoint_every_steps {
+            r.checkpoint_every_steps = (v > 0).then_some(v);
+        }
+        r
+    }
+
+    /// Checks every value's range; `key` prefixes the key path in the error (`phases[1].recipe`),
+    /// `min_seq_len` is the tokenizer family's fewest tokens (BERT: `[CLS] [SEP] [SEP]`).
+    pub fn validate(
+        &self,
+        key: &str,
+        min_seq_len: usize,
+    ) -> std::result::Result<(), (String, String)> {
+        let err = |k: &str, m: String| Err((format!("{key}.{k}"), m));
+        if self.batch_size == 0 {
+            return err("batch_size", "must be at least 1".into());
+        }
+        if self.eval_batch_size == 0 {
+            return err("eval_batch_size", "must be at least 1".into());
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return err("lr", format!("must be positive, got {}", self.lr));
+        }
+        for (k, b) in [("beta_1", self.beta_1), ("beta_2", self.beta_2)] {
+            if !(0.0..1.0).contains(&b) {
+                return err(k, format!("must be in [0, 1), got {b}"));
+            }
+        }
+        if !(self.epsilon.is_finite() && self.epsilon > 0.0) {
+            return err("epsilon", "must be positive".into());
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return err("weight_decay", "must be finite and non-negative".into());
+        }
+        if !(0.0..=1.0).contains(&self.warmup_proportion) {
+            return err(
+                "warmup_proportion",
+                format!("must be in [0, 1], got {}", self.warmup_proportion),
+            );
+        }
+        if let Some(n) = self.max_grad_norm
+            && !n.is_finite()
+        {
+            return err("max_grad_norm", "must be finite".into());
+        }
+
+        if let Some(p) = self.dropout
+            && !(0.0..1.0).contains(&p)
+        {
+            return err("dropout", format!("must be in [0, 1), got {p}"));
+        }
+        if self.max_seq_len < min_seq_len {
+            return err(
+                "max_seq_len",
+                format!("must be at least {min_seq_len} (the special tokens of a pair)"),
+            );
+        }
+        if !(self.aux_lm_weight.is_finite() && self.aux_lm_weight >= 0.0) {
+            return err(
+                "aux_lm_weight",
+                format!(
+                    "must be finite and non-negative, got {}",
+                    self.aux_lm_weight
+                ),
+            );
+        }
+        if self.epochs == 0 {
+            return err("epochs", "must be at least 1".into());
+        }
+        if self.grad_accum_steps == 0 {
+            return err("grad_accum_steps", "must be at least 1".into());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,126 @@
+//! The model a phase trains: one encoder of any family ([`stilts_models::Encoder`]) and one
+//! head per task ([`TaskHead`]), the head policies that carry a model from one phase to the
+//! next ([`heads`]), how the first model is built ([`build`]), and the stilts model directory
+//! ([`store`]).
+
+pub mod build;
+pub mod heads;
+pub mod store;
+
+use burn::module::Module;
+use burn::nn::Dropout;
+use burn::tensor::Tensor;
+use stilts_data::encoding::PairMode;
+use stilts_models::{Encoder, EncoderInput, EncoderOutput, SentenceEncoder};
+
+pub use build::build_initial;
+pub use heads::{HeadInfo, TaskHead, apply_head_policy};
+pub use store::{
+    FORMAT_VERSION, META_FILE, ModelMeta, WEIGHTS_FILE, load_model, read_meta, save_model,
+    skeleton, write_model_dir,
+};
+
+/// An encoder with one head per task on its dropped-out representation.
+#[derive(Module, Debug)]
+pub struct TaskModel {
+    /// The encoder (carried from phase to phase).
+    pub encoder: Encoder,
+    /// Dropout before the heads.
+    pub dropout: Dropout,
+    /// One per task of the phase.
+    pub heads: Vec<TaskHead>,
+}
+
+/// What a head gives for a batch.
+#[derive(Debug, Clone)]
+pub struct TaskOutput {
+    /// Logits (or regression scores), `[batch, outputs]`.
+    pub logits: Tensor<2>,
+    /// The encoder's auxiliary loss over the batch, when it has one, `[1]`.
+    pub aux_loss: Option<Tensor<1>>,
+    /// The representation the head read before dropout, `[batch, input]`.
+    pub features: Tensor<2>,
+    /// The encoder's summary state of the first view (`[CLS]` for BERT), `[batch, hidden]`.
+    pub summary: Tensor<2>,
+}
+
+impl TaskModel {
+    /// Logits of head `head` for a batch given as the views its pair mode asks for: one view
+    /// (joint), the two texts alone (separate: the head reads `[u; v; |u-v|; u*v]`), or both
+    /// orders (the head reads `u + v`). Auxiliary losses of the views are averaged.
+    ///
+    /// # Shapes
+    ///
+    /// - views: each `[batch, seq_v]`
+    /// - output.logits: `[batch, outputs]`
+    ///
+    /// # Panics
+    ///
+    /// If `head` is out of range or the number of views does not match the head's pair mode.
+    pub fn forward(&self, views: Vec<EncoderInput>, head: usize) -> TaskOutput {
+        let head = &self.heads[head];
+        let outputs: Vec<EncoderOutput> =
+            views.into_iter().map(|v| self.encoder.encode(v)).collect();
+        assert_eq!(
+            outputs.len(),
+            head.pair.views(),
+            "the head reads {:?} pairs: {} views, got {}",
+            head.pair,
+            head.pair.views(),
+            outputs.len()
+        );
+        let summary = outputs[0].summary.clone();
+        let aux = mean_aux(outputs.iter().filter_map(|o| o.aux_loss.clone()).collect());
+        let features = match (head.pair, outputs.as_slice()) {
+            (PairMode::Separate, [u, v]) => {
+                let (u, v) = (u.pooled.clone(), v.pooled.clone()); // [batch, hidden] each
+                Tensor::cat(
+                    vec![u.clone(), v.clone(), (u.clone() - v.clone()).abs(), u * v],
+                    1,
+                ) // [batch, 4 * hidden]
+            }
+            (PairMode::BothOrders, [u, v]) => u.pooled.clone() + v.pooled.clone(),
+            (_, [o, ..]) => o.pooled.clone(),
+            (_, []) => unreachable!("at least one view is asserted above"),
+        };
+        let logits = head
+            .classifier
+            .forward(self.dropout.forward(features.clone())); // [batch, outputs]
+        TaskOutput {
+            logits,
+            aux_loss: aux,
+            features,
+            summary,
+        }
+    }
+
+    /// Sets every dropout probability: the encoder's and the one before the heads.
+    pub fn set_dropout(&mut self, p: f64) {
+        self.dropout.prob = p;
+        self.encoder.set_dropout(p);
+    }
+
+    /// Stops gradients for the encoder's parameter groups `groups` (see
+    /// [`SentenceEncoder::freeze_params`]).
+    pub fn freeze(mut self, groups: &[String]) -> std::result::Result<Self, String> {
+        for g in groups {
+            self.encoder = self.encoder.freeze_params(g)?;
+        }
+        Ok(self)
+    }
+}
+
+fn mean_aux(losses: Vec<Tensor<1>>) -> Option<Tensor<1>> {
+    let n = losses.len();
+    let sum = losses.into_iter().reduce(|a, b| a + b)?;
+    Some(if n > 1 { sum.div_scalar(n as f64) } else { sum })
+}
+
+/// A model and its metadata.
+#[derive(Debug, Clone)]
+pub struct Carried {
+    /// The model on the plain (inference) device.
+    pub model: TaskModel,
+    /// Its metadata.
+    pub meta: ModelMeta,
+}
