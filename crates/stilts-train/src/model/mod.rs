@@ -101,12 +101,14 @@ impl TaskModel {
     }
 
     /// Stops gradients for the encoder's parameter groups `groups` (see
-    /// [`SentenceEncoder::freeze_params`]).
-    pub fn freeze(mut self, groups: &[String]) -> std::result::Result<Self, String> {
+    /// [`SentenceEncoder::freeze_params`]), and for no other: what an earlier phase froze trains
+    /// again unless it is named here.
+    pub fn freeze(self, groups: &[String]) -> std::result::Result<Self, String> {
+        let mut model = self.set_require_grad(true);
         for g in groups {
-            self.encoder = self.encoder.freeze_params(g)?;
+            model.encoder = model.encoder.freeze_params(g)?;
         }
-        Ok(self)
+        Ok(model)
     }
 }
 
