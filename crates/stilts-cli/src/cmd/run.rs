@@ -16,8 +16,9 @@ use tracing_subscriber::{EnvFilter, Layer, fmt};
 
 #[derive(Args)]
 pub struct RunArgs {
-    /// The experiment file (see configs/experiments/).
-    experiment: PathBuf,
+    /// The experiment file (see configs/experiments/); with --check, any number of them.
+    #[arg(required = true, num_args = 1..)]
+    experiments: Vec<PathBuf>,
     /// Write runs here instead of the file's `output_dir`.
     #[arg(long)]
     output_dir: Option<PathBuf>,
@@ -29,13 +30,20 @@ pub struct RunArgs {
     #[arg(long)]
     quiet: bool,
     /// Validate the file (keys, paths, combinations), print the resolved experiment as JSON
-    /// and exit without training.
+    /// and exit without training. With several files: check them all, print one line per
+    /// file, and fail if any is invalid (what `cargo xtask reproduce` does before it submits).
     #[arg(long)]
     check: bool,
 }
 
 pub fn run(args: RunArgs) -> Result<()> {
-    let mut exp = Experiment::load(&args.experiment)?;
+    if args.experiments.len() > 1 {
+        if !args.check {
+            anyhow::bail!("train one experiment at a time (several files go with --check)");
+        }
+        return check_all(&args.experiments);
+    }
+    let mut exp = Experiment::load(&args.experiments[0])?;
     if let Some(dir) = args.output_dir {
         exp.output_dir = dir;
     }
@@ -48,6 +56,30 @@ pub fn run(args: RunArgs) -> Result<()> {
         return Ok(());
     }
     execute(&exp, args.quiet)
+}
+
+/// Checks every file; prints `ok <file>` or `error <file>: <why>` per file.
+fn check_all(files: &[PathBuf]) -> Result<()> {
+    let mut failed = 0;
+    for file in files {
+        match Experiment::load(file) {
+            Ok(_) => println!("ok {}", file.display()),
+            Err(e) => {
+                failed += 1;
+                let message = format!("{:#}", anyhow::Error::from(e));
+                let name = file.display().to_string();
+                if message.starts_with(&name) {
+                    println!("error {message}");
+                } else {
+                    println!("error {name}: {message}");
+                }
+            }
+        }
+    }
+    if failed > 0 {
+        anyhow::bail!("{failed} of {} experiment files are invalid", files.len());
+    }
+    Ok(())
 }
 
 /// Runs a resolved experiment with the CLI's progress display and prints the summary.
