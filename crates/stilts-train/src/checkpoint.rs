@@ -101,10 +101,7 @@ pub fn save(
         let optim_path = tmp.join(OPTIM_FILE);
         optimizer
             .save(&optim_path)
-            .map_err(|e| TrainError::Checkpoint {
-                path: optim_path.clone(),
-                message: e.to_string(),
-            })?;
+            .map_err(|e| TrainError::store("save the optimizer state to", &optim_path, e))?;
         for (file, value) in [
             (META_FILE, serde_json::to_vec_pretty(meta)),
             (STATE_FILE, serde_json::to_vec_pretty(state)),
@@ -169,10 +166,9 @@ pub fn load(dir: &Path, device: &Device) -> Result<Option<Checkpoint>> {
 pub fn load_optimizer(dir: &Path, optimizer: ModuleOptimizer) -> Result<ModuleOptimizer> {
     let dir = complete_dir(dir, STATE_FILE).unwrap_or_else(|| sibling(dir, ".old"));
     let path = dir.join(OPTIM_FILE);
-    optimizer.load(&path).map_err(|e| TrainError::Checkpoint {
-        path,
-        message: e.to_string(),
-    })
+    optimizer
+        .load(&path)
+        .map_err(|e| TrainError::store("load the optimizer state from", &path, e))
 }
 
 /// Removes a run's checkpoint, or its best-epoch model (after its final outputs are written).

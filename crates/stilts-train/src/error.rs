@@ -37,6 +37,20 @@ pub enum TrainError {
         /// What is wrong.
         message: String,
     },
+    /// A value names something that cannot be read (a task file, a model directory); the cause
+    /// is the source.
+    #[error("{}: `{key}`: {what}", path.display())]
+    ConfigCause {
+        /// The experiment file (or `<flags>`).
+        path: PathBuf,
+        /// The dotted key.
+        key: String,
+        /// What could not be read.
+        what: String,
+        /// Why.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// `model.pretrained` names a hub model that cannot be fetched (or, offline, is not cached).
     #[error("{}: `model.pretrained`: cannot get {model} from the hub", path.display())]
     Hub {
@@ -102,7 +116,18 @@ pub enum TrainError {
         #[source]
         source: MetricError,
     },
-    /// Reading or writing burn tensors (checkpoints) failed.
+    /// burn could not write or read tensors (weights, optimizer state).
+    #[error("cannot {action} {}", path.display())]
+    Store {
+        /// `save the weights to`, `load the optimizer state from`, ...
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// burn's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A checkpoint or saved model is not what this run can use.
     #[error("checkpoint {}: {message}", path.display())]
     Checkpoint {
         /// The checkpoint file or directory.
@@ -156,6 +181,32 @@ impl TrainError {
         TrainError::Json {
             path: path.into(),
             source,
+        }
+    }
+
+    pub(crate) fn config_cause(
+        path: impl Into<PathBuf>,
+        key: impl Into<String>,
+        what: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        TrainError::ConfigCause {
+            path: path.into(),
+            key: key.into(),
+            what: what.into(),
+            source: Box::new(source),
+        }
+    }
+
+    pub(crate) fn store(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        TrainError::Store {
+            action,
+            path: path.into(),
+            source: Box::new(source),
         }
     }
 

@@ -184,8 +184,9 @@ pub(super) fn resolve_model(origin: &Path, m: &ModelFile) -> Result<ResolvedMode
             &dir.join(META_FILE),
             "stilts model",
         )?;
-        let (meta, _) = read_meta(&dir.join(META_FILE))
-            .map_err(|e| config_error(origin, "model.checkpoint", format!("{e:#}")))?;
+        let (meta, _) = read_meta(&dir.join(META_FILE)).map_err(|e| {
+            TrainError::config_cause(origin, "model.checkpoint", "cannot read the saved model", e)
+        })?;
         let load = m.load.unwrap_or(LoadMode::Encoder);
         (ModelSource::Checkpoint { dir, load }, Some(meta.encoder))
     } else if let Some(table) = &m.random {
@@ -249,8 +250,14 @@ fn pretrained(
             &dir.join("config.json"),
             "model config",
         )?;
-        let config = EncoderConfig::from_hf_dir(&dir)
-            .map_err(|e| config_error(origin, "model.pretrained", error_chain(&e)))?;
+        let config = EncoderConfig::from_hf_dir(&dir).map_err(|e| {
+            TrainError::config_cause(
+                origin,
+                "model.pretrained",
+                "cannot read the model config",
+                e,
+            )
+        })?;
         return Ok((ModelSource::Pretrained { dir }, Some(config)));
     }
     let id = dir.to_string_lossy().into_owned();
@@ -286,8 +293,14 @@ fn hub_config(origin: &Path, id: &str, model: &HubModel) -> Result<EncoderConfig
             )
         })?;
     let dir = file.parent().unwrap_or(Path::new("."));
-    EncoderConfig::from_hf_dir(dir)
-        .map_err(|e| config_error(origin, "model.pretrained", error_chain(&e)))
+    EncoderConfig::from_hf_dir(dir).map_err(|e| {
+        TrainError::config_cause(
+            origin,
+            "model.pretrained",
+            "cannot read the model config",
+            e,
+        )
+    })
 }
 
 /// `model.random` as the family's size table; the sizes are checked as the encoder checks them.
@@ -303,18 +316,6 @@ fn random_size(origin: &Path, kind: EncoderKind, table: &toml::Table) -> Result<
         .validate()
         .map_err(|message| config_error(origin, "model.random", message))?;
     Ok(size)
-}
-
-/// The message of an error and its sources, one after the other.
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 /// Fetches a hub model into the Hugging Face cache and points the experiment at its snapshot

@@ -68,9 +68,8 @@ pub(super) fn resolve_task(
     };
     let task = match &task_ref {
         TaskRef::Builtin(b) => b.task(),
-        TaskRef::File(p) => {
-            load_task_file(p).map_err(|e| TrainError::config(origin, key, e.to_string()))?
-        }
+        TaskRef::File(p) => load_task_file(p)
+            .map_err(|e| TrainError::config_cause(origin, key, "cannot load the task file", e))?,
     };
     let root = match data_root {
         Some(r) => Some(expand(origin, &format!("{key}.data_root"), &r)?),

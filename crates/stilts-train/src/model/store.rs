@@ -204,10 +204,7 @@ pub fn save_weights(model: &TaskModel, path: &Path) -> Result<()> {
     let mut store = BurnpackStore::from_file(path).overwrite(true);
     model
         .save_into(&mut store)
-        .map_err(|e| TrainError::Checkpoint {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })
+        .map_err(|e| TrainError::store("save the weights to", path, e))
 }
 
 /// Loads weights saved by [`save_weights`] (remapping format 0's paths); every parameter must
@@ -222,10 +219,7 @@ pub fn load_weights(model: &mut TaskModel, path: &Path, layout: Layout) -> Resul
     }
     let result = model
         .load_from(&mut store)
-        .map_err(|e| TrainError::Checkpoint {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
+        .map_err(|e| TrainError::store("load the weights from", path, e))?;
     if !result.missing.is_empty() || !result.errors.is_empty() {
         return Err(TrainError::Checkpoint {
             path: PathBuf::from(path),
