@@ -62,6 +62,25 @@ fn dense(d_input: usize, d_output: usize, std: f64, device: &Device) -> Linear {
     linear
 }
 
+/// `LayerNorm(dropout(dense(hidden)) + residual)`: the output block both `BertSelfOutput` and
+/// `BertOutput` are.
+///
+/// # Shapes
+///
+/// - hidden: `[batch, seq, input]`
+/// - residual: `[batch, seq, hidden]`
+/// - output: `[batch, seq, hidden]`
+fn add_and_norm(
+    dense: &Linear,
+    dropout: &Dropout,
+    layer_norm: &LayerNorm,
+    hidden: Tensor<3>,
+    residual: Tensor<3>,
+) -> Tensor<3> {
+    let hidden = dropout.forward(dense.forward(hidden)); // [batch, seq, hidden]
+    layer_norm.forward(hidden + residual)
+}
+
 fn layer_norm(config: &BertConfig, device: &Device) -> LayerNorm {
     LayerNormConfig::new(config.hidden_size)
         .with_epsilon(config.layer_norm_eps)
@@ -226,8 +245,7 @@ impl BertSelfOutput {
     /// - residual: `[batch, seq, hidden]`
     /// - output: `[batch, seq, hidden]`
     pub fn forward(&self, hidden: Tensor<3>, residual: Tensor<3>) -> Tensor<3> {
-        let hidden = self.dropout.forward(self.dense.forward(hidden)); // [batch, seq, hidden]
-        self.layer_norm.forward(hidden + residual)
+        add_and_norm(&self.dense, &self.dropout, &self.layer_norm, hidden, residual)
     }
 }
 
@@ -330,8 +348,7 @@ impl BertOutput {
     /// - residual: `[batch, seq, hidden]`
     /// - output: `[batch, seq, hidden]`
     pub fn forward(&self, hidden: Tensor<3>, residual: Tensor<3>) -> Tensor<3> {
-        let hidden = self.dropout.forward(self.dense.forward(hidden)); // [batch, seq, hidden]
-        self.layer_norm.forward(hidden + residual)
+        add_and_norm(&self.dense, &self.dropout, &self.layer_norm, hidden, residual)
     }
 }
 
