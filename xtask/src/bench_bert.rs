@@ -1,7 +1,10 @@
 //! `cargo xtask bench bert`: BERT train-step and inference throughput, peak memory and a per-op
 //! breakdown on the CPU backend (crates/stilts-models/benches/bert.rs), side by side with HF
-//! PyTorch eager fp32 (scripts/bench_bert_torch.py) measured in the same invocation when a Python
-//! with torch is found (`STILTS_TORCH_PYTHON`, else /work/venvs/ref/bin/python).
+//! PyTorch eager fp32 (scripts/bench_bert_torch.py) measured in the same invocation.
+//!
+//! The PyTorch anchor runs with `$STILTS_TORCH_PYTHON`, else `python3` on `PATH`; `torch` and
+//! `transformers` must be importable there. When they are not (or that Python is missing), the
+//! benchmark says so and measures stilts alone: the PyTorch columns of the tables stay empty.
 //!
 //! Arguments after `bert` go to both sides: `--shapes base,minilm`, `--iters-scale 0.5`.
 //! Threads: `STILTS_BENCH_THREADS` (default 2). Tables land in target/bench/bert.md.
@@ -11,15 +14,17 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
-fn torch_python() -> Option<PathBuf> {
+/// The Python of the PyTorch anchor: `$STILTS_TORCH_PYTHON`, else `python3`; `Err` with it
+/// when torch and transformers do not import there (or it does not run).
+fn torch_python() -> Result<PathBuf, PathBuf> {
     let candidate = std::env::var_os("STILTS_TORCH_PYTHON")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/work/venvs/ref/bin/python"));
+        .unwrap_or_else(|| PathBuf::from("python3"));
     let ok = Command::new(&candidate)
         .args(["-c", "import torch, transformers"])
         .output()
         .is_ok_and(|o| o.status.success());
-    ok.then_some(candidate)
+    if ok { Ok(candidate) } else { Err(candidate) }
 }
 
 pub fn run(root: &Path, rest: &[String]) -> Result<()> {
@@ -45,7 +50,7 @@ pub fn run(root: &Path, rest: &[String]) -> Result<()> {
     let torch_json = out_dir.join("bert-torch.json");
     let _ = std::fs::remove_file(&torch_json);
     match torch_python() {
-        Some(python) => {
+        Ok(python) => {
             eprintln!("PyTorch anchor: {}", python.display());
             let status = Command::new(&python)
                 .current_dir(root)
@@ -59,8 +64,11 @@ pub fn run(root: &Path, rest: &[String]) -> Result<()> {
                 eprintln!("the PyTorch anchor failed ({status}); continuing without it");
             }
         }
-        None => eprintln!(
-            "no Python with torch and transformers (set STILTS_TORCH_PYTHON; see scripts/bench_bert_torch.py): stilts only"
+        Err(python) => eprintln!(
+            "no PyTorch anchor: torch and transformers do not import in {} (set \
+             STILTS_TORCH_PYTHON to a Python that has them; see scripts/bench_bert_torch.py); \
+             measuring stilts only",
+            python.display()
         ),
     }
 

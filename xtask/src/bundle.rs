@@ -1,6 +1,7 @@
 //! A GLUE submission bundle from a grid: for each GLUE target, the best-on-dev run of one
 //! encoder over every condition and restart (the paper's "Best of Each"), exported and
-//! validated by `stilts export glue` (AX scored with the chosen MNLI model) and zipped.
+//! validated by `stilts export glue` (AX scored with the chosen MNLI model, which carries its
+//! tokenizer and `max_seq_len`) and zipped.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -8,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use stilts_data::BuiltinTask;
+use stilts_io::files::TokenizerFiles;
 
 use crate::grid::{Regime, RunKind, RunRow};
 
@@ -93,9 +95,7 @@ pub struct BundleOptions {
     pub partial: bool,
     /// Skip the row-count check against the official test sets (subsets, synthetic data).
     pub no_validate: bool,
-    /// `max_seq_len` for scoring AX with the MNLI model.
-    pub max_seq_len: usize,
-    /// `--device` for that scoring.
+    /// `--device` for scoring AX with the MNLI model.
     pub device: Option<String>,
 }
 
@@ -138,16 +138,12 @@ pub fn bundle(choices: &[Choice], opts: &BundleOptions) -> Result<PathBuf, Bundl
     if opts.no_validate {
         args.push("--no-validate".into());
     }
+    // AX is scored with the MNLI model, which reads its own tokenizer and trained
+    // `max_seq_len`; a model saved without a tokenizer cannot score it and is left out.
     if let Some(mnli) = choices.iter().find(|c| c.task == "MNLI") {
         let model = mnli.seed_dir.join("model");
-        let tokenizer = ["tokenizer.json", "vocab.txt"]
-            .iter()
-            .map(|f| model.join(f))
-            .find(|p| p.exists());
-        if let Some(tok) = tokenizer {
+        if TokenizerFiles::find(&model).is_some() {
             args.extend(["--mnli-model".into(), model.into_os_string()]);
-            args.extend(["--tokenizer".into(), tok.into_os_string()]);
-            args.extend(["--max-seq-len".into(), opts.max_seq_len.to_string().into()]);
             if let Some(d) = &opts.device {
                 args.extend(["--device".into(), d.into()]);
             }

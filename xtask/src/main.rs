@@ -21,9 +21,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Run a criterion benchmark suite (e.g. `data`) and print where its report lands.
+    /// Run a benchmark suite beside its Python anchor, measured in the same run: `data` (anchor:
+    /// `$STILTS_PYTHON`, else `python3`, with transformers) or `bert` (anchor:
+    /// `$STILTS_TORCH_PYTHON`, else `python3`, with torch and transformers). Without an anchor
+    /// that imports, the suite measures stilts alone and says why.
     Bench {
-        /// Which suite: `data` (load + tokenize throughput).
+        /// Which suite: `data` (load + tokenize throughput) or `bert` (train step and inference).
         suite: String,
         /// Extra arguments passed to criterion after `--`.
         #[arg(trailing_var_arg = true)]
@@ -38,9 +41,10 @@ enum Cmd {
         #[arg(long)]
         check_only: bool,
     },
-    /// Run an experiment grid (configs/grids/<grid>.toml or a path): plan, execute (skipping
-    /// finished runs, resuming interrupted ones, re-submitting lost ones), ingest results and
-    /// render the report.
+    /// Run an experiment grid (configs/grids/<grid>.toml or a path): plan, check every
+    /// unfinished run with `stilts run --check` (an invalid one stops it before anything is
+    /// submitted), execute (skipping finished runs, resuming interrupted ones, re-submitting
+    /// lost ones), ingest results and render the report.
     Reproduce(reproduce::ReproduceArgs),
     /// Print a grid's runs and their state (finished, running, pending) without running anything.
     Status(reproduce::GridArgs),

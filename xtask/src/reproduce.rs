@@ -7,6 +7,7 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use stilts_data::env::expand_env;
+use xtask::exec::check::check_plan;
 use xtask::exec::local::{self, LocalOptions};
 use xtask::exec::{DriverLock, WorkerCommand};
 use xtask::grid::{LoadedGrid, Plan, Registry, RunKind, spec};
@@ -140,48 +141,22 @@ pub fn reproduce(root: &Path, args: &ReproduceArgs) -> Result<()> {
     }
     let stilts = stilts_binary(root, args.stilts.as_deref())?;
     prepare_data(&grid, &plan, &stilts)?;
+    let (device, cwd) = match args.executor {
+        Executor::Local => (None, None),
+        // Slurm jobs start in the grid's output directory.
+        Executor::Slurm => (
+            grid.file.slurm.device.clone(),
+            Some(plan.output_dir.as_path()),
+        ),
+    };
+    let worker = WorkerCommand { stilts, device };
+    let checked = check_plan(&plan, &worker, cwd)?;
+    println!("{checked} unfinished runs checked with `stilts run --check`");
     let mut registry = Registry::open(&plan.output_dir.join("registry.sqlite"))?;
     registry.sync(&plan)?;
     match args.executor {
-        Executor::Local => {
-            let workers = if args.devices.is_empty() {
-                vec![None; args.jobs.max(1)]
-            } else {
-                args.devices.iter().cloned().map(Some).collect()
-            };
-            let worker = WorkerCommand {
-                stilts,
-                device: None,
-            };
-            let rep = local::run(
-                &plan,
-                &worker,
-                &LocalOptions {
-                    workers,
-                    ..LocalOptions::default()
-                },
-            )?;
-            println!(
-                "local: {} finished now, {} already finished, {} failed, {} blocked by failed dependencies",
-                rep.finished.len(),
-                rep.skipped.len(),
-                rep.failed.len(),
-                rep.blocked.len()
-            );
-            for id in &rep.failed {
-                println!(
-                    "  failed: {id} (log: {})",
-                    plan.run_dir(id).join("worker.log").display()
-                );
-            }
-        }
-        Executor::Slurm => {
-            let worker = WorkerCommand {
-                stilts,
-                device: grid.file.slurm.device.clone(),
-            };
-            slurm(&plan, &grid, &worker, args.no_wait)?;
-        }
+        Executor::Local => local_queue(&plan, &worker, args)?,
+        Executor::Slurm => slurm(&plan, &grid, &worker, args.no_wait)?,
     }
     let newly = registry.sync(&plan)?;
     println!(
@@ -191,6 +166,37 @@ pub fn reproduce(root: &Path, args: &ReproduceArgs) -> Result<()> {
         plan.nodes.len()
     );
     render(&grid, &plan, &registry)
+}
+
+/// Runs the plan on local workers (`--jobs` CPU workers, or one per `--devices` entry).
+fn local_queue(plan: &Plan, worker: &WorkerCommand, args: &ReproduceArgs) -> Result<()> {
+    let workers = if args.devices.is_empty() {
+        vec![None; args.jobs.max(1)]
+    } else {
+        args.devices.iter().cloned().map(Some).collect()
+    };
+    let rep = local::run(
+        plan,
+        worker,
+        &LocalOptions {
+            workers,
+            ..LocalOptions::default()
+        },
+    )?;
+    println!(
+        "local: {} finished now, {} already finished, {} failed, {} blocked by failed dependencies",
+        rep.finished.len(),
+        rep.skipped.len(),
+        rep.failed.len(),
+        rep.blocked.len()
+    );
+    for id in &rep.failed {
+        println!(
+            "  failed: {id} (log: {})",
+            plan.run_dir(id).join("worker.log").display()
+        );
+    }
+    Ok(())
 }
 
 pub fn status(root: &Path, args: &GridArgs) -> Result<()> {
@@ -363,12 +369,6 @@ pub fn bundle(root: &Path, args: &BundleArgs) -> Result<()> {
             c.seed_dir.display()
         );
     }
-    let max_seq_len = grid
-        .file
-        .recipe
-        .get("max_seq_len")
-        .and_then(|v| v.as_integer())
-        .unwrap_or(128) as usize;
     let zip = bundle(
         &choices,
         &BundleOptions {
@@ -376,7 +376,6 @@ pub fn bundle(root: &Path, args: &BundleArgs) -> Result<()> {
             out_dir: plan.output_dir.join("submission"),
             partial: args.partial,
             no_validate: args.no_validate,
-            max_seq_len,
             device: args.device.clone(),
         },
     )?;

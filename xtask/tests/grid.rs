@@ -197,6 +197,33 @@ fn typos_and_impossible_grids_are_errors_naming_the_key() {
             GRID.replace("pretrained = \"/models/bert\"", ""),
             "encoders[0]",
         ),
+        // The keys passed on to `stilts run` are its own types: typos fail here.
+        (
+            GRID.replace("restarts = 1\n", "restarts = 1\nrecipe = { lrr = 3e-5 }\n"),
+            "recipe.lrr",
+        ),
+        (
+            GRID.replace(
+                "pretrained = \"/models/bert\"",
+                "pretrained = \"/models/bert\"\nrecipe = { optimizer = \"adam\" }",
+            ),
+            "encoders[0].recipe.optimizer",
+        ),
+        (
+            GRID.replace("b = \"RTE\"\n", "b = \"RTE\"\nsampler = \"uniformm\"\n"),
+            "multitask[0].sampler",
+        ),
+        (
+            GRID.replace("restarts = 1\n", "restarts = 1\ndata = { glue = \"/g\" }\n"),
+            "data.glue",
+        ),
+        (
+            GRID.replace(
+                "restarts = 1\n",
+                "restarts = 1\nintermediate_recipe = { epochs = 1.5 }\n",
+            ),
+            "intermediate_recipe.epochs",
+        ),
     ];
     for (text, key) in cases {
         let err = parse(&text, None).unwrap_err().to_string();
@@ -206,6 +233,43 @@ fn typos_and_impossible_grids_are_errors_naming_the_key() {
         );
         assert!(err.contains("grid.toml"), "{err}");
     }
+}
+
+#[test]
+fn a_scale_is_checked_when_it_is_applied() {
+    let typo = GRID.replace(
+        "recipe = { max_seq_len = 64 }",
+        "recipe = { max_seq_ln = 64 }",
+    );
+    assert!(
+        parse(&typo, None).is_ok(),
+        "the default scale does not read it"
+    );
+    let err = parse(&typo, Some("cpu")).unwrap_err().to_string();
+    assert!(err.contains("recipe.max_seq_ln"), "{err}");
+}
+
+#[test]
+fn encoder_keys_reach_every_run_of_the_encoder() {
+    let text = GRID.replace(
+        "pretrained = \"/models/bert\"",
+        "pretrained = \"/models/bert\"\nencoder = \"bert\"\nrecipe = { lr = 1e-5 }",
+    );
+    let text = text.replace(
+        "restarts = 1\n",
+        "restarts = 1\nrecipe = { lr = 3e-5, epochs = 2 }\n",
+    );
+    let p = plan(&text, None, "/out");
+    for n in &p.nodes {
+        let exp: toml::Table = toml::from_str(&p.experiment_toml(n)).unwrap();
+        assert_eq!(exp["model"]["encoder"].as_str(), Some("bert"), "{}", n.id);
+        // The encoder's recipe over the grid's.
+        assert_eq!(exp["recipe"]["lr"].as_float(), Some(1e-5));
+        assert_eq!(exp["recipe"]["epochs"].as_integer(), Some(2));
+    }
+    // The family is part of the configuration: it changes the ids.
+    let without = plan(&text.replace("encoder = \"bert\"\n", ""), None, "/out");
+    assert_ne!(p.nodes[0].id, without.nodes[0].id);
 }
 
 #[test]

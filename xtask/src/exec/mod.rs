@@ -1,8 +1,10 @@
 //! Executors: where a grid's runs execute. Every executor runs the same worker command,
 //! `stilts run <run>/experiment.toml --output-dir <run>`, whose `summary.json` (written
 //! atomically when the run is finished) is the run's result file; the driver alone ingests
-//! result files into the registry.
+//! result files into the registry. Before either executor starts anything, [`check`] has the
+//! same binary validate every unfinished run's file.
 
+pub mod check;
 pub mod local;
 pub mod slurm;
 

@@ -87,6 +87,17 @@ impl GridError {
     }
 }
 
+impl From<stilts_schema::SchemaError> for GridError {
+    fn from(e: stilts_schema::SchemaError) -> Self {
+        use stilts_schema::SchemaError;
+        match e {
+            SchemaError::Io { path, source } => GridError::Io { path, source },
+            SchemaError::Toml { path, source } => GridError::Toml { path, source },
+            SchemaError::Json { path, source } => GridError::Json { path, source },
+        }
+    }
+}
+
 /// Writes `bytes` to `path` atomically ([`stilts_io::fs::write_atomic`]).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), GridError> {
     stilts_io::fs::write_atomic(path, bytes).map_err(|e| GridError::io(&e.path, e.source))

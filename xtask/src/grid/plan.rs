@@ -11,6 +11,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use stilts_schema::experiment::{
+    ExperimentFile, HeadKind, LoadMode, ModelFile, PhaseFile, RecipeFile, SamplerKind,
+    TaskEntryFile, TaskTableFile,
+};
 
 use super::spec::{EncoderFile, IntermediateFile, LoadedGrid, Regime};
 use super::{GridError, write_atomic, write_json};
@@ -71,9 +75,10 @@ pub struct RunNode {
     pub meta: RunMeta,
     /// The run this one continues from.
     pub depends_on: Option<String>,
-    /// The `stilts run` experiment, as a TOML table (paths of dependencies filled in by
-    /// [`Plan::write`]).
-    pub experiment: toml::Table,
+    /// The `stilts run` experiment as planned: the dependency's model and generated data are
+    /// placeholders and task files are as the grid names them, until
+    /// [`Plan::worker_experiment`] fills them in.
+    pub experiment: ExperimentFile,
 }
 
 impl RunNode {
@@ -91,23 +96,24 @@ pub struct Plan {
     pub nodes: Vec<RunNode>,
 }
 
-/// Where a dependency's model lies, inside the dependent's experiment table until written.
+/// Where a dependency's model lies, inside the dependent's `[model] checkpoint` until written.
 const DEP_PLACEHOLDER: &str = "@dependency";
-/// The grid's output directory, inside experiment tables until written.
+/// The grid's output directory, inside a task's `data_root` until written.
 const GRID_PLACEHOLDER: &str = "@grid";
 
-/// Calls `f(key, value)` on every string value of `table`, recursively (array items get their
-/// array's key).
-fn rewrite_strings(table: &mut toml::Table, f: &mut dyn FnMut(&str, &mut String)) {
-    fn visit(key: &str, v: &mut toml::Value, f: &mut dyn FnMut(&str, &mut String)) {
-        match v {
-            toml::Value::String(s) => f(key, s),
-            toml::Value::Array(items) => items.iter_mut().for_each(|i| visit(key, i, f)),
-            toml::Value::Table(t) => t.iter_mut().for_each(|(k, v)| visit(k, v, f)),
-            _ => {}
-        }
+/// Replaces a leading `placeholder` of `value` with `dir`.
+fn fill_placeholder(value: &mut String, placeholder: &str, dir: &Path) {
+    if let Some(rest) = value.strip_prefix(placeholder) {
+        *value = format!("{}{rest}", dir.display());
     }
-    table.iter_mut().for_each(|(k, v)| visit(k, v, f));
+}
+
+/// A relative task file (`configs/tasks/x.toml`) as an absolute path under `cwd`; built-in
+/// task names and absolute paths are left alone.
+fn absolute_task_file(task: &mut String, cwd: &Path) {
+    if task.ends_with(".toml") && Path::new(task.as_str()).is_relative() {
+        *task = cwd.join(task.as_str()).display().to_string();
+    }
 }
 
 impl Plan {
@@ -119,157 +125,17 @@ impl Plan {
             .unwrap_or_else(|| grid.output_dir());
         let out = absolute(&out);
         let mut nodes = Vec::new();
-        let regimes = grid.regimes();
         for enc in &f.encoders {
-            let meta = |kind,
-                        condition: &str,
-                        target: Option<&str>,
-                        regime,
-                        restart: usize,
-                        phase: &str| RunMeta {
-                grid: f.name.clone(),
-                kind,
-                encoder: enc.name.clone(),
-                condition: condition.to_string(),
-                target: target.map(str::to_string),
-                regime,
-                restart,
-                seed: grid.restart_seed(restart),
-                scale: grid.scale.clone(),
-                phase: phase.to_string(),
+            let e = Expander {
+                grid,
+                enc,
+                regimes: grid.regimes(),
             };
-            // Intermediates: trained once per encoder.
-            let mut inter_ids: BTreeMap<&str, (String, String)> = BTreeMap::new();
-            for m in &f.intermediates {
-                let phase = slug(&m.name);
-                let exp = experiment(
-                    grid,
-                    enc,
-                    None,
-                    grid.restart_seed(0),
-                    phase_table(
-                        &phase,
-                        vec![intermediate_task(m)],
-                        None,
-                        grid.restart_seed(0),
-                        &f.intermediate_recipe,
-                        false,
-                    ),
-                );
-                let node = node(
-                    meta(
-                        RunKind::Intermediate,
-                        &m.name,
-                        None,
-                        Regime::Full,
-                        0,
-                        &phase,
-                    ),
-                    None,
-                    exp,
-                );
-                inter_ids.insert(m.name.as_str(), (node.id.clone(), node.phase_dir()));
-                nodes.push(node);
-            }
-            // Multitask {A,B}, per regime and restart; {A,B}->B continues from restart 0.
-            let mut multi_ids: BTreeMap<(usize, Regime), (String, String)> = BTreeMap::new();
-            for (mi, mt) in f.multitask.iter().enumerate() {
-                let Some(a) = f.intermediates.iter().find(|m| m.name == mt.a) else {
-                    continue;
-                };
-                let cond = format!("{{{},{}}}", mt.a, mt.b);
-                for &regime in &regimes {
-                    for restart in 0..grid.restarts(&mt.b) {
-                        let seed = grid.restart_seed(restart);
-                        let phase = "multitask".to_string();
-                        let tasks = vec![intermediate_task(a), target_task(&mt.b, regime)];
-                        let exp = experiment(
-                            grid,
-                            enc,
-                            None,
-                            seed,
-                            phase_table(
-                                &phase,
-                                tasks,
-                                Some(&mt.sampler),
-                                seed,
-                                &f.intermediate_recipe,
-                                false,
-                            ),
-                        );
-                        let node = node(
-                            meta(
-                                RunKind::Multitask,
-                                &cond,
-                                Some(&mt.b),
-                                regime,
-                                restart,
-                                &phase,
-                            ),
-                            None,
-                            exp,
-                        );
-                        if restart == 0 {
-                            multi_ids.insert((mi, regime), (node.id.clone(), node.phase_dir()));
-                        }
-                        nodes.push(node);
-                    }
-                }
-            }
-            // Targets.
-            for target in &f.targets {
-                let phase = slug(target);
-                for &regime in &regimes {
-                    for restart in 0..grid.restarts(target) {
-                        let seed = grid.restart_seed(restart);
-                        let mut add = |condition: &str, dep: Option<&(String, String)>| {
-                            let exp = experiment(
-                                grid,
-                                enc,
-                                dep.map(|(id, dir)| {
-                                    (id.as_str(), dir.as_str(), grid.restart_seed(0))
-                                }),
-                                seed,
-                                phase_table(
-                                    &phase,
-                                    vec![target_task(target, regime)],
-                                    None,
-                                    seed,
-                                    &toml::Table::new(),
-                                    f.predict_test,
-                                ),
-                            );
-                            nodes.push(node(
-                                meta(
-                                    RunKind::Target,
-                                    condition,
-                                    Some(target),
-                                    regime,
-                                    restart,
-                                    &phase,
-                                ),
-                                dep.map(|(id, _)| id.clone()),
-                                exp,
-                            ));
-                        };
-                        if f.baseline {
-                            add("none", None);
-                        }
-                        for m in &f.intermediates {
-                            if is_same_task(m, target) {
-                                continue;
-                            }
-                            add(&m.name, inter_ids.get(m.name.as_str()));
-                        }
-                        for (mi, mt) in f.multitask.iter().enumerate() {
-                            if &mt.b == target {
-                                let cond = format!("{{{},{}}}->{}", mt.a, mt.b, mt.b);
-                                add(&cond, multi_ids.get(&(mi, regime)));
-                            }
-                        }
-                    }
-                }
-            }
+            // Intermediates (trained once per encoder), then {A,B}, then the targets that
+            // continue from them.
+            let intermediates = e.intermediates(&mut nodes);
+            let multitask = e.multitask(&mut nodes);
+            e.targets(&intermediates, &multitask, &mut nodes);
         }
         let mut seen = std::collections::BTreeSet::new();
         nodes.retain(|n| seen.insert(n.id.clone()));
@@ -295,24 +161,33 @@ impl Plan {
 
     /// The experiment of `node` as the worker reads it: the dependency's model path, the grid
     /// directory and task files filled in as absolute paths (the identity uses them as
-    /// written, so moving a grid or a checkout keeps run ids).
-    pub fn experiment_toml(&self, node: &RunNode) -> String {
+    /// written, so moving a grid or a checkout keeps run ids), and named after the grid and run.
+    pub fn worker_experiment(&self, node: &RunNode) -> ExperimentFile {
         let mut exp = node.experiment.clone();
-        let dep_dir = node.depends_on.as_deref().map(|d| self.run_dir(d));
+        if let (Some(dep), Some(checkpoint)) =
+            (node.depends_on.as_deref(), exp.model.checkpoint.as_mut())
+        {
+            fill_placeholder(checkpoint, DEP_PLACEHOLDER, &self.run_dir(dep));
+        }
         let cwd = std::env::current_dir().unwrap_or_default();
-        rewrite_strings(&mut exp, &mut |key, s| {
-            if let (Some(rest), Some(dep)) = (s.strip_prefix(DEP_PLACEHOLDER), &dep_dir) {
-                *s = format!("{}{rest}", dep.display());
-            } else if let Some(rest) = s.strip_prefix(GRID_PLACEHOLDER) {
-                *s = format!("{}{rest}", self.output_dir.display());
-            } else if key == "task" && s.ends_with(".toml") && Path::new(s.as_str()).is_relative() {
-                *s = cwd.join(s.as_str()).display().to_string();
+        for task in exp.phases.iter_mut().flat_map(|p| p.tasks.iter_mut()) {
+            match task {
+                TaskEntryFile::Name(name) => absolute_task_file(name, &cwd),
+                TaskEntryFile::Table(t) => {
+                    absolute_task_file(&mut t.task, &cwd);
+                    if let Some(root) = t.data_root.as_mut() {
+                        fill_placeholder(root, GRID_PLACEHOLDER, &self.output_dir);
+                    }
+                }
             }
-        });
-        exp.insert(
-            "name".into(),
-            toml::Value::String(format!("{}-{}", self.grid, node.id)),
-        );
+        }
+        exp.name = Some(format!("{}-{}", self.grid, node.id));
+        exp
+    }
+
+    /// [`Plan::worker_experiment`] as the text of the run's `experiment.toml`.
+    pub fn experiment_toml(&self, node: &RunNode) -> String {
+        let exp = self.worker_experiment(node);
         let mut text = format!(
             "# Generated by `cargo xtask reproduce {}`: run {} ({} / {} / {} / {} / restart {}).\n",
             self.grid,
@@ -323,7 +198,9 @@ impl Plan {
             node.meta.regime.label(),
             node.meta.restart,
         );
-        text.push_str(&toml::to_string(&exp).unwrap_or_default());
+        // Written from the table (keys sorted), as grids planned before the typed experiment
+        // were, so their files are left as they are.
+        text.push_str(&toml::to_string(&exp.to_table()).unwrap_or_default());
         text
     }
 
@@ -393,52 +270,46 @@ pub fn generated_data_root(output_dir: &Path) -> PathBuf {
 
 const GENERATED_DATA: &str = "@grid/data";
 
-fn intermediate_task(m: &IntermediateFile) -> toml::Value {
-    let mut t = toml::Table::new();
-    t.insert("task".into(), toml::Value::String(m.task.clone()));
+fn intermediate_task(m: &IntermediateFile) -> TaskEntryFile {
     let generated = m.realfake.as_ref().map(|_| GENERATED_DATA.to_string());
-    if let Some(root) = m.data_root.clone().or(generated) {
-        t.insert("data_root".into(), toml::Value::String(root));
-    }
-    if let Some(n) = m.train_examples {
-        t.insert("train_examples".into(), toml::Value::Integer(n as i64));
-    }
-    toml::Value::Table(t)
+    TaskEntryFile::Table(TaskTableFile {
+        task: m.task.clone(),
+        data_root: m.data_root.clone().or(generated),
+        train_examples: m.train_examples,
+        dev_split: None,
+        pair: None,
+    })
 }
 
-fn target_task(target: &str, regime: Regime) -> toml::Value {
-    let mut t = toml::Table::new();
-    t.insert("task".into(), toml::Value::String(target.to_string()));
-    if let Some(n) = regime.train_examples() {
-        t.insert("train_examples".into(), toml::Value::Integer(n as i64));
-    }
-    toml::Value::Table(t)
+fn target_task(target: &str, regime: Regime) -> TaskEntryFile {
+    TaskEntryFile::Table(TaskTableFile {
+        task: target.to_string(),
+        data_root: None,
+        train_examples: regime.train_examples(),
+        dev_split: None,
+        pair: None,
+    })
 }
 
-fn phase_table(
+/// The one phase of a run: a new head, one seed.
+fn phase(
     name: &str,
-    tasks: Vec<toml::Value>,
-    sampler: Option<&str>,
+    tasks: Vec<TaskEntryFile>,
+    sampler: Option<SamplerKind>,
     seed: u64,
-    recipe: &toml::Table,
+    recipe: &RecipeFile,
     predict_test: bool,
-) -> toml::Table {
-    let mut p = toml::Table::new();
-    p.insert("name".into(), toml::Value::String(name.to_string()));
-    p.insert("tasks".into(), toml::Value::Array(tasks));
-    if let Some(s) = sampler {
-        p.insert("sampler".into(), toml::Value::String(s.to_string()));
+) -> PhaseFile {
+    PhaseFile {
+        name: Some(name.to_string()),
+        tasks,
+        sampler,
+        head: Some(HeadKind::New),
+        seeds: Some(vec![seed]),
+        predict_test: Some(predict_test),
+        recipe: recipe.clone(),
+        ..PhaseFile::default()
     }
-    p.insert("head".into(), toml::Value::String("new".into()));
-    p.insert(
-        "seeds".into(),
-        toml::Value::Array(vec![toml::Value::Integer(seed as i64)]),
-    );
-    p.insert("predict_test".into(), toml::Value::Boolean(predict_test));
-    if !recipe.is_empty() {
-        p.insert("recipe".into(), toml::Value::Table(recipe.clone()));
-    }
-    p
 }
 
 /// A one-phase experiment. `from`: (dependency id, its phase dir, its seed).
@@ -447,71 +318,227 @@ fn experiment(
     enc: &EncoderFile,
     from: Option<(&str, &str, u64)>,
     seed: u64,
-    phase: toml::Table,
-) -> toml::Table {
+    phase: PhaseFile,
+) -> ExperimentFile {
     let f = &grid.file;
-    let mut model = toml::Table::new();
-    match from {
-        Some((_, phase_dir, dep_seed)) => {
-            model.insert(
-                "checkpoint".into(),
-                toml::Value::String(format!(
-                    "{DEP_PLACEHOLDER}/{phase_dir}/seed-{dep_seed}/model"
-                )),
-            );
-            model.insert("load".into(), toml::Value::String("encoder".into()));
-        }
-        None => {
-            if let Some(p) = &enc.pretrained {
-                model.insert("pretrained".into(), toml::Value::String(p.clone()));
-            }
-            if let Some(r) = &enc.random {
-                model.insert("random".into(), toml::Value::Table(r.clone()));
-            }
-        }
+    let mut model = match from {
+        Some((_, phase_dir, dep_seed)) => ModelFile {
+            checkpoint: Some(format!(
+                "{DEP_PLACEHOLDER}/{phase_dir}/seed-{dep_seed}/model"
+            )),
+            load: Some(LoadMode::Encoder),
+            ..ModelFile::default()
+        },
+        None => ModelFile {
+            pretrained: enc.pretrained.clone(),
+            random: enc.random.clone(),
+            ..ModelFile::default()
+        },
+    };
+    model.encoder = enc.encoder.clone();
+    model.tokenizer = enc.tokenizer.clone();
+    ExperimentFile {
+        seed: Some(seed),
+        model,
+        data: f.data.clone(),
+        recipe: f.recipe.overridden_by(&enc.recipe),
+        phases: vec![phase],
+        ..ExperimentFile::default()
     }
-    if let Some(t) = &enc.tokenizer {
-        model.insert("tokenizer".into(), toml::Value::String(t.clone()));
-    }
-    let mut recipe = f.recipe.clone();
-    for (k, v) in &enc.recipe {
-        recipe.insert(k.clone(), v.clone());
-    }
-    let mut exp = toml::Table::new();
-    exp.insert("seed".into(), toml::Value::Integer(seed as i64));
-    exp.insert("model".into(), toml::Value::Table(model));
-    if !f.data.is_empty() {
-        exp.insert("data".into(), toml::Value::Table(f.data.clone()));
-    }
-    if !recipe.is_empty() {
-        exp.insert("recipe".into(), toml::Value::Table(recipe));
-    }
-    exp.insert(
-        "phases".into(),
-        toml::Value::Array(vec![toml::Value::Table(phase)]),
-    );
-    exp
 }
 
-fn node(meta: RunMeta, depends_on: Option<String>, experiment: toml::Table) -> RunNode {
+/// A run's id: the SHA-256 of its experiment as a table (unset keys left out), with the model
+/// it continues from named by that run's id instead of its path. serde_json writes the table's
+/// keys in their (sorted) order, so equal experiments hash equally.
+fn run_id(experiment: &ExperimentFile, depends_on: Option<&str>) -> String {
     let mut identity = experiment.clone();
-    if let (Some(dep), Some(model)) = (
-        depends_on.as_deref(),
-        identity.get_mut("model").and_then(|m| m.as_table_mut()),
-    ) && let Some(toml::Value::String(ck)) = model.get_mut("checkpoint")
-    {
-        *ck = ck.replacen(DEP_PLACEHOLDER, &format!("run:{dep}"), 1);
+    if let (Some(dep), Some(checkpoint)) = (depends_on, identity.model.checkpoint.as_mut()) {
+        *checkpoint = checkpoint.replacen(DEP_PLACEHOLDER, &format!("run:{dep}"), 1);
     }
-    // serde_json's maps are sorted, so equal tables hash equally.
-    let canonical = serde_json::to_vec(&identity).unwrap_or_default();
+    let canonical = serde_json::to_vec(&identity.to_table()).unwrap_or_default();
     let mut h = Sha256::new();
     h.update(b"stilts-grid-run-v1\0");
     h.update(&canonical);
     let hex = format!("{:x}", h.finalize());
+    hex[..16].to_string()
+}
+
+fn node(meta: RunMeta, depends_on: Option<String>, experiment: ExperimentFile) -> RunNode {
     RunNode {
-        id: hex[..16].to_string(),
+        id: run_id(&experiment, depends_on.as_deref()),
         meta,
         depends_on,
         experiment,
+    }
+}
+
+/// A run that others continue from: its id and phase directory.
+type Source = (String, String);
+
+/// Expands one encoder's runs.
+struct Expander<'a> {
+    grid: &'a LoadedGrid,
+    enc: &'a EncoderFile,
+    regimes: Vec<Regime>,
+}
+
+impl Expander<'_> {
+    fn meta(
+        &self,
+        kind: RunKind,
+        condition: &str,
+        target: Option<&str>,
+        (regime, restart): (Regime, usize),
+        phase: &str,
+    ) -> RunMeta {
+        RunMeta {
+            grid: self.grid.file.name.clone(),
+            kind,
+            encoder: self.enc.name.clone(),
+            condition: condition.to_string(),
+            target: target.map(str::to_string),
+            regime,
+            restart,
+            seed: self.grid.restart_seed(restart),
+            scale: self.grid.scale.clone(),
+            phase: phase.to_string(),
+        }
+    }
+
+    /// One run per intermediate; returns each one's id and phase directory by name.
+    fn intermediates(&self, nodes: &mut Vec<RunNode>) -> BTreeMap<&str, Source> {
+        let (grid, f) = (self.grid, &self.grid.file);
+        let mut ids = BTreeMap::new();
+        for m in &f.intermediates {
+            let name = slug(&m.name);
+            let seed = grid.restart_seed(0);
+            let p = phase(
+                &name,
+                vec![intermediate_task(m)],
+                None,
+                seed,
+                &f.intermediate_recipe,
+                false,
+            );
+            let exp = experiment(grid, self.enc, None, seed, p);
+            let meta = self.meta(
+                RunKind::Intermediate,
+                &m.name,
+                None,
+                (Regime::Full, 0),
+                &name,
+            );
+            let n = node(meta, None, exp);
+            ids.insert(m.name.as_str(), (n.id.clone(), n.phase_dir()));
+            nodes.push(n);
+        }
+        ids
+    }
+
+    /// `{A,B}` per regime and restart; returns restart 0's run (which `{A,B}->B` continues
+    /// from) by multitask index and regime.
+    fn multitask(&self, nodes: &mut Vec<RunNode>) -> BTreeMap<(usize, Regime), Source> {
+        let (grid, f) = (self.grid, &self.grid.file);
+        let mut ids = BTreeMap::new();
+        for (mi, mt) in f.multitask.iter().enumerate() {
+            let Some(a) = f.intermediates.iter().find(|m| m.name == mt.a) else {
+                continue;
+            };
+            let cond = format!("{{{},{}}}", mt.a, mt.b);
+            for &regime in &self.regimes {
+                for restart in 0..grid.restarts(&mt.b) {
+                    let seed = grid.restart_seed(restart);
+                    let name = "multitask";
+                    let tasks = vec![intermediate_task(a), target_task(&mt.b, regime)];
+                    let p = phase(
+                        name,
+                        tasks,
+                        Some(mt.sampler),
+                        seed,
+                        &f.intermediate_recipe,
+                        false,
+                    );
+                    let exp = experiment(grid, self.enc, None, seed, p);
+                    let meta = self.meta(
+                        RunKind::Multitask,
+                        &cond,
+                        Some(&mt.b),
+                        (regime, restart),
+                        name,
+                    );
+                    let n = node(meta, None, exp);
+                    if restart == 0 {
+                        ids.insert((mi, regime), (n.id.clone(), n.phase_dir()));
+                    }
+                    nodes.push(n);
+                }
+            }
+        }
+        ids
+    }
+
+    /// Every target run: per target, regime and restart, from the encoder (`none`), from each
+    /// intermediate that is not the target itself, and from each `{A,B}` with B the target.
+    fn targets(
+        &self,
+        intermediates: &BTreeMap<&str, Source>,
+        multitask: &BTreeMap<(usize, Regime), Source>,
+        nodes: &mut Vec<RunNode>,
+    ) {
+        let f = &self.grid.file;
+        for target in &f.targets {
+            for &regime in &self.regimes {
+                for restart in 0..self.grid.restarts(target) {
+                    let mut add = |condition: &str, dep: Option<&Source>| {
+                        nodes.push(self.target(target, condition, (regime, restart), dep));
+                    };
+                    if f.baseline {
+                        add("none", None);
+                    }
+                    for m in &f.intermediates {
+                        if !is_same_task(m, target) {
+                            add(&m.name, intermediates.get(m.name.as_str()));
+                        }
+                    }
+                    for (mi, mt) in f.multitask.iter().enumerate() {
+                        if &mt.b == target {
+                            let cond = format!("{{{},{}}}->{}", mt.a, mt.b, mt.b);
+                            add(&cond, multitask.get(&(mi, regime)));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// One target run, continuing from `dep` when given.
+    fn target(
+        &self,
+        target: &str,
+        condition: &str,
+        (regime, restart): (Regime, usize),
+        dep: Option<&Source>,
+    ) -> RunNode {
+        let grid = self.grid;
+        let name = slug(target);
+        let seed = grid.restart_seed(restart);
+        let p = phase(
+            &name,
+            vec![target_task(target, regime)],
+            None,
+            seed,
+            &RecipeFile::default(),
+            grid.file.predict_test,
+        );
+        let from = dep.map(|(id, dir)| (id.as_str(), dir.as_str(), grid.restart_seed(0)));
+        let exp = experiment(grid, self.enc, from, seed, p);
+        let meta = self.meta(
+            RunKind::Target,
+            condition,
+            Some(target),
+            (regime, restart),
+            &name,
+        );
+        node(meta, dep.map(|(id, _)| id.clone()), exp)
     }
 }

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, params};
 use serde::{Deserialize, Serialize};
+use stilts_schema::results::{ExperimentSummary, RunResult, is_degenerate};
 
 use super::plan::{Plan, RunKind, RunMeta, RunNode};
 use super::{GridError, Regime};
@@ -266,97 +267,32 @@ fn sql(path: &Path, source: rusqlite::Error) -> GridError {
     }
 }
 
-/// The subset of `stilts run`'s output files the registry reads.
-#[derive(Deserialize)]
-struct Summary {
-    phases: Vec<PhaseSummary>,
-}
-
-#[derive(Deserialize)]
-struct PhaseSummary {
-    runs: Vec<SeedScore>,
-    best_run_dir: PathBuf,
-}
-
-#[derive(Deserialize)]
-struct SeedScore {
-    seed: u64,
-}
-
-#[derive(Deserialize)]
-struct ResultFile {
-    history: Vec<Epoch>,
-    /// 1-based; absent (0) in results written before `keep` existed: the last epoch.
-    #[serde(default)]
-    kept_epoch: usize,
-    dev_score: f64,
-    baseline: f64,
-    #[serde(default)]
-    task_baselines: BTreeMap<String, f64>,
-    degenerate: bool,
-    #[serde(default)]
-    data: Vec<DataInfo>,
-    #[serde(default)]
-    manifests: Vec<Manifest>,
-    wall_s: f64,
-    examples_per_s: f64,
-}
-
-#[derive(Deserialize)]
-struct Epoch {
-    dev: Vec<TaskScores>,
-}
-
-#[derive(Deserialize)]
-struct TaskScores {
-    task: String,
-    metrics: BTreeMap<String, f64>,
-    score: f64,
-}
-
-#[derive(Deserialize)]
-struct DataInfo {
-    task: String,
-    split: String,
-    examples: usize,
-}
-
-#[derive(Deserialize)]
-struct Manifest {
-    task: String,
-    ids: Vec<String>,
-}
-
 /// Reads a finished run's outcome; `None` while the run has no `summary.json`.
 pub fn read_outcome(node: &RunNode, run_dir: &Path) -> Result<Option<Outcome>, GridError> {
     let summary_path = run_dir.join("summary.json");
     if !summary_path.exists() {
         return Ok(None);
     }
-    let summary: Summary = read_json(&summary_path)?;
+    let summary = ExperimentSummary::read(&summary_path)?;
     let phase = summary.phases.last().ok_or_else(|| {
         GridError::config(&summary_path, "phases", "a finished run has no phases")
     })?;
-    if phase.runs.len() != 1 {
+    let [run] = phase.runs.as_slice() else {
         return Err(GridError::config(
             &summary_path,
             "phases[-1].runs",
             format!("a grid run has one seed, found {}", phase.runs.len()),
         ));
-    }
-    let seed = phase.runs[0].seed;
+    };
     let best = if phase.best_run_dir.is_absolute() {
         phase.best_run_dir.clone()
     } else {
-        run_dir.join(format!("{}/seed-{seed}", node.phase_dir()))
+        run_dir.join(format!("{}/seed-{}", node.phase_dir(), run.seed))
     };
     let result_file = best.join("result.json");
-    let result: ResultFile = read_json(&result_file)?;
+    let result = RunResult::read(&result_file)?;
     // The epoch whose model the run ended with (`keep = "best_epoch"` may keep an earlier one).
-    let kept = match result.kept_epoch {
-        0 => result.history.last(),
-        k => result.history.get(k - 1),
-    };
+    let kept = result.kept_record();
     let scored = match (&node.meta.target, node.meta.kind) {
         (Some(t), RunKind::Multitask) => {
             kept.and_then(|e| e.dev.iter().find(|s| s.task.eq_ignore_ascii_case(t)))
@@ -367,30 +303,12 @@ pub fn read_outcome(node: &RunNode, run_dir: &Path) -> Result<Option<Outcome>, G
         Some(s) => (s.score, s.metrics.clone()),
         None => (result.dev_score, BTreeMap::new()),
     };
-    let scored_task = scored.map(|s| s.task.clone());
-    let train_examples = scored_task.as_deref().and_then(|t| {
-        result
-            .manifests
-            .iter()
-            .find(|m| m.task == t)
-            .map(|m| m.ids.len())
-            .or_else(|| {
-                result
-                    .data
-                    .iter()
-                    .find(|d| d.task == t && d.split == "train")
-                    .map(|d| d.examples)
-            })
-    });
+    let scored_task = scored.map(|s| s.task.as_str());
+    let train_examples = scored_task.and_then(|t| train_examples(&result, t));
     // A multitask run is scored on its target alone, so it is judged against that task's
     // baseline (the run-level one averages every task).
-    let (baseline, degenerate) = match scored_task
-        .as_deref()
-        .and_then(|t| result.task_baselines.get(t))
-    {
-        Some(&b) if node.meta.kind == RunKind::Multitask => {
-            (b, dev_score.is_nan() || dev_score <= b + 1e-12)
-        }
+    let (baseline, degenerate) = match scored_task.and_then(|t| result.task_baselines.get(t)) {
+        Some(&b) if node.meta.kind == RunKind::Multitask => (b, is_degenerate(dev_score, b)),
         _ => (result.baseline, result.degenerate),
     };
     Ok(Some(Outcome {
@@ -405,37 +323,112 @@ pub fn read_outcome(node: &RunNode, run_dir: &Path) -> Result<Option<Outcome>, G
     }))
 }
 
-fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, GridError> {
-    let text = std::fs::read_to_string(path).map_err(|e| GridError::io(path, e))?;
-    serde_json::from_str(&text).map_err(|e| GridError::json(path, e))
+/// Training examples of `task` in a run: its downsampling manifest's, else its train split's.
+fn train_examples(result: &RunResult, task: &str) -> Option<usize> {
+    result
+        .manifests
+        .iter()
+        .find(|m| m.task == task)
+        .map(|m| m.ids.len())
+        .or_else(|| {
+            result
+                .data
+                .iter()
+                .find(|d| d.task == task && d.split == "train")
+                .map(|d| d.examples)
+        })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::grid::plan::RunMeta;
+    use stilts_schema::experiment::ExperimentFile;
+    use stilts_schema::results::{EpochRecord, PhaseSummary, SeedScore, TaskScores};
 
-    /// A finished one-seed multitask run {NLI, RTE} as `stilts run` writes it.
-    fn multitask_run(dir: &Path, rte_score: f64) -> RunNode {
+    /// One epoch of a multitask {NLI, RTE} run scoring `nli` and `rte` (accuracy).
+    fn epoch(epoch: usize, nli: f64, rte: f64) -> EpochRecord {
+        let scores = |task: &str, score: f64| TaskScores {
+            task: task.into(),
+            split: "dev".into(),
+            metrics: BTreeMap::from([("accuracy".to_string(), score)]),
+            score,
+        };
+        EpochRecord {
+            epoch,
+            step: 10 * epoch as u64,
+            train_loss: 0.5,
+            aux_loss: None,
+            dev: vec![scores("NLI", nli), scores("RTE", rte)],
+            dev_score: (nli + rte) / 2.0,
+        }
+    }
+
+    /// A finished one-seed run (seed 1) of the multitask phase with `history`, as `stilts run`
+    /// writes it: the run's `summary.json` and the seed's `result.json`.
+    fn write_run(dir: &Path, history: Vec<EpochRecord>, kept_epoch: usize) {
         let seed_dir = dir.join("00-multitask/seed-1");
         std::fs::create_dir_all(&seed_dir).unwrap();
-        let summary = serde_json::json!({
-            "phases": [{ "runs": [{ "seed": 1 }], "best_run_dir": seed_dir }]
-        });
-        std::fs::write(dir.join("summary.json"), summary.to_string()).unwrap();
-        let result = serde_json::json!({
-            "history": [{ "dev": [
-                { "task": "NLI", "metrics": { "accuracy": 0.40 }, "score": 0.40 },
-                { "task": "RTE", "metrics": { "accuracy": rte_score }, "score": rte_score }
-            ] }],
-            "dev_score": (0.40 + rte_score) / 2.0,
-            "baseline": 0.45,
-            "task_baselines": { "NLI": 0.30, "RTE": 0.60 },
-            "degenerate": false,
-            "wall_s": 1.0,
-            "examples_per_s": 1.0
-        });
-        std::fs::write(seed_dir.join("result.json"), result.to_string()).unwrap();
+        let kept = match kept_epoch {
+            0 => history.last(),
+            k => history.get(k - 1),
+        };
+        let dev_score = kept.map_or(f64::NAN, |e| e.dev_score);
+        let result = RunResult {
+            phase: "multitask".into(),
+            seed: 1,
+            kept_epoch,
+            dev_score,
+            baseline: 0.45,
+            task_baselines: BTreeMap::from([("NLI".into(), 0.30), ("RTE".into(), 0.60)]),
+            degenerate: is_degenerate(dev_score, 0.45),
+            history,
+            data: Vec::new(),
+            manifests: Vec::new(),
+            weights_sha256: "0".repeat(64),
+            dev_predictions: Vec::new(),
+            test_predictions: Vec::new(),
+            steps: 10,
+            train_examples_seen: 80,
+            wall_s: 1.0,
+            examples_per_s: 1.0,
+            resumed: false,
+        };
+        let summary = ExperimentSummary {
+            name: "g-0123456789abcdef".into(),
+            phases: vec![PhaseSummary {
+                phase: "multitask".into(),
+                runs: vec![SeedScore {
+                    seed: 1,
+                    dev_score,
+                    degenerate: result.degenerate,
+                    wall_s: 1.0,
+                }],
+                best_seed: 1,
+                best_dev_score: dev_score,
+                mean: dev_score,
+                std: 0.0,
+                min: dev_score,
+                max: dev_score,
+                baseline: 0.45,
+                degenerate: usize::from(result.degenerate),
+                best_run_dir: seed_dir.clone(),
+            }],
+            wall_s: 1.0,
+        };
+        let write = |path: PathBuf, text: String| std::fs::write(path, text).unwrap();
+        write(
+            seed_dir.join("result.json"),
+            serde_json::to_string(&result).unwrap(),
+        );
+        write(
+            dir.join("summary.json"),
+            serde_json::to_string(&summary).unwrap(),
+        );
+    }
+
+    /// The plan's node of that run: {NLI, RTE} scored on RTE.
+    fn multitask_node() -> RunNode {
         RunNode {
             id: "0123456789abcdef".into(),
             meta: RunMeta {
@@ -451,8 +444,14 @@ mod tests {
                 phase: "multitask".into(),
             },
             depends_on: None,
-            experiment: toml::Table::new(),
+            experiment: ExperimentFile::default(),
         }
+    }
+
+    /// A finished one-epoch multitask run {NLI, RTE} as `stilts run` writes it.
+    fn multitask_run(dir: &Path, rte_score: f64) -> RunNode {
+        write_run(dir, vec![epoch(1, 0.40, rte_score)], 0);
+        multitask_node()
     }
 
     #[test]
@@ -472,21 +471,13 @@ mod tests {
     #[test]
     fn a_run_is_scored_on_the_epoch_it_kept() {
         let tmp = tempfile::tempdir().unwrap();
-        let node = multitask_run(tmp.path(), 0.55);
-        let path = tmp.path().join("00-multitask/seed-1/result.json");
-        let mut result: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-        // A second, worse epoch; the run kept the first (`keep = "best_epoch"`).
-        let later = serde_json::json!({ "dev": [
-            { "task": "NLI", "metrics": { "accuracy": 0.35 }, "score": 0.35 },
-            { "task": "RTE", "metrics": { "accuracy": 0.50 }, "score": 0.50 }
-        ] });
-        result["history"].as_array_mut().unwrap().push(later);
-        std::fs::write(&path, result.to_string()).unwrap();
+        // A second, worse epoch; with `keep = "best_epoch"` the run keeps the first.
+        let history = vec![epoch(1, 0.40, 0.55), epoch(2, 0.35, 0.50)];
+        write_run(tmp.path(), history.clone(), 0);
+        let node = multitask_node();
         let out = read_outcome(&node, tmp.path()).unwrap().unwrap();
         assert_eq!(out.dev_score, 0.50, "without kept_epoch: the last epoch");
-        result["kept_epoch"] = 1.into();
-        std::fs::write(&path, result.to_string()).unwrap();
+        write_run(tmp.path(), history, 1);
         let out = read_outcome(&node, tmp.path()).unwrap().unwrap();
         assert_eq!(out.dev_score, 0.55);
         assert_eq!(out.metrics["accuracy"], 0.55);

@@ -1,11 +1,16 @@
 //! The grid TOML (`configs/grids/*.toml`): plain serde structs with `deny_unknown_fields`, and
 //! `[scale.<name>]` override tables deep-merged onto the file before it is parsed, so a scale
-//! can change any key and every change is recorded.
+//! can change any key and every change is recorded. The keys a grid passes on to `stilts run`
+//! (`data`, the recipes, a multitask sampler) are the experiment file's own types
+//! ([`stilts_schema::experiment`]), so a typo in them fails when the grid is loaded, naming
+//! the key, not when a worker starts.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use stilts_schema::experiment::{DataFile, RecipeFile, SamplerKind};
 
 use super::GridError;
 
@@ -24,7 +29,7 @@ pub struct GridFile {
     pub seed: u64,
     /// Passed to every run's `[data]`.
     #[serde(default)]
-    pub data: toml::Table,
+    pub data: DataFile,
     pub encoders: Vec<EncoderFile>,
     /// Include the no-intermediate baseline (the paper's plain "BERT" row).
     #[serde(default = "yes")]
@@ -43,10 +48,10 @@ pub struct GridFile {
     pub restarts_for: BTreeMap<String, usize>,
     /// Recipe keys of every phase (`stilts run`'s `[recipe]`).
     #[serde(default)]
-    pub recipe: toml::Table,
+    pub recipe: RecipeFile,
     /// Recipe keys of intermediate (and multitask) phases, over `recipe`.
     #[serde(default)]
-    pub intermediate_recipe: toml::Table,
+    pub intermediate_recipe: RecipeFile,
     /// Predict the test sets of target runs (for GLUE submission bundles).
     #[serde(default = "yes")]
     pub predict_test: bool,
@@ -69,12 +74,15 @@ pub struct GridFile {
 pub struct EncoderFile {
     /// The row label in tables ("BERT", "MiniLM").
     pub name: String,
+    /// The encoder family (`bert`), passed to `[model] encoder`; by default `stilts run` reads
+    /// it from the model.
+    pub encoder: Option<String>,
     pub pretrained: Option<String>,
     pub random: Option<toml::Table>,
     pub tokenizer: Option<String>,
     /// Recipe keys for this encoder only (e.g. GPT's lr), over the grid's.
     #[serde(default)]
-    pub recipe: toml::Table,
+    pub recipe: RecipeFile,
 }
 
 /// One intermediate condition: one task, trained once per encoder and shared by its targets.
@@ -125,7 +133,7 @@ pub struct MultitaskFile {
     pub b: String,
     /// `proportional` (the paper), `uniform` or `temperature`.
     #[serde(default = "proportional")]
-    pub sampler: String,
+    pub sampler: SamplerKind,
 }
 
 /// Slurm resources for every run of the grid.
@@ -167,8 +175,8 @@ fn one() -> usize {
 fn default_regimes() -> Vec<String> {
     vec!["full".into()]
 }
-fn proportional() -> String {
-    "proportional".into()
+fn proportional() -> SamplerKind {
+    SamplerKind::Proportional
 }
 
 /// A grid file read from disk, with the chosen scale applied.
@@ -210,12 +218,20 @@ pub fn parse(path: &Path, text: &str, scale: Option<&str>) -> Result<LoadedGrid,
         let over = over.clone();
         merge(&mut table, &over, "", &mut overrides);
     }
-    let file: GridFile = toml::Value::Table(table)
-        .try_into()
-        .map_err(|e: toml::de::Error| GridError::Toml {
-            path: path.to_path_buf(),
-            source: Box::new(e),
-        })?;
+    let file: GridFile = match GridFile::deserialize(toml::Value::Table(table.clone())) {
+        Ok(file) => file,
+        // A merged table has lost its line numbers: name the key of an experiment value
+        // instead, where one is the culprit.
+        Err(e) => {
+            return Err(match refused_experiment_key(&table) {
+                Some((key, message)) => GridError::config(path, key, message),
+                None => GridError::Toml {
+                    path: path.to_path_buf(),
+                    source: Box::new(e),
+                },
+            });
+        }
+    };
     let grid = LoadedGrid {
         source: path.to_path_buf(),
         file,
@@ -224,6 +240,58 @@ pub fn parse(path: &Path, text: &str, scale: Option<&str>) -> Result<LoadedGrid,
     };
     grid.validate()?;
     Ok(grid)
+}
+
+/// The first value `stilts run` would refuse among the experiment keys of a grid table (`data`,
+/// the recipes, the multitask samplers), as its dotted key and the parser's message.
+fn refused_experiment_key(table: &toml::Table) -> Option<(String, String)> {
+    /// `value` as a `T` (a type whose keys are all optional), else the error of the first key
+    /// that fails alone, or of the whole value.
+    fn bad<T: DeserializeOwned>(
+        key: String,
+        value: Option<&toml::Value>,
+    ) -> Option<(String, String)> {
+        let message = |e: toml::de::Error| e.message().trim().to_string();
+        let value = value?;
+        let err = T::deserialize(value.clone()).err()?;
+        let alone = value.as_table().into_iter().flatten().find_map(|(k, v)| {
+            let one = toml::Table::from_iter([(k.clone(), v.clone())]);
+            T::deserialize(toml::Value::Table(one))
+                .err()
+                .map(|e| (format!("{key}.{k}"), message(e)))
+        });
+        Some(alone.unwrap_or((key, message(err))))
+    }
+    let items = |key: &str| {
+        table
+            .get(key)
+            .and_then(toml::Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(toml::Value::as_table)
+                    .enumerate()
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default()
+    };
+    bad::<DataFile>("data".into(), table.get("data"))
+        .or_else(|| bad::<RecipeFile>("recipe".into(), table.get("recipe")))
+        .or_else(|| {
+            bad::<RecipeFile>(
+                "intermediate_recipe".into(),
+                table.get("intermediate_recipe"),
+            )
+        })
+        .or_else(|| {
+            items("encoders").into_iter().find_map(|(i, e)| {
+                bad::<RecipeFile>(format!("encoders[{i}].recipe"), e.get("recipe"))
+            })
+        })
+        .or_else(|| {
+            items("multitask").into_iter().find_map(|(i, m)| {
+                bad::<SamplerKind>(format!("multitask[{i}].sampler"), m.get("sampler"))
+            })
+        })
 }
 
 fn list_or_none(items: &[String]) -> String {
@@ -324,15 +392,6 @@ impl LoadedGrid {
                 return Err(self.err(
                     format!("multitask[{i}].b"),
                     format!("`{}` is not a target of this grid", m.b),
-                ));
-            }
-            if !["proportional", "uniform", "temperature"].contains(&m.sampler.as_str()) {
-                return Err(self.err(
-                    format!("multitask[{i}].sampler"),
-                    format!(
-                        "unknown sampler `{}` (proportional, uniform, temperature)",
-                        m.sampler
-                    ),
                 ));
             }
         }

@@ -197,7 +197,7 @@ mod tests {
                 phase: "rte".into(),
             },
             depends_on: depends_on.map(str::to_string),
-            experiment: toml::Table::new(),
+            experiment: Default::default(),
         }
     }
 
