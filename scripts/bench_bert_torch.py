@@ -12,11 +12,11 @@ crates/stilts-models/benches/bert.rs (BERT-base 12x768 and MiniLM 6x384, seq 128
 
 Make the venv once (CPU wheels are enough):
 
-    python3 -m venv /work/venvs/ref
-    /work/venvs/ref/bin/pip install torch transformers
+    python3 -m venv .venv/ref
+    .venv/ref/bin/pip install torch transformers
 
-Run alone:   /work/venvs/ref/bin/python scripts/bench_bert_torch.py --out torch.json
-The xtask runs it with STILTS_TORCH_PYTHON (default /work/venvs/ref/bin/python).
+Run alone:   .venv/ref/bin/python scripts/bench_bert_torch.py --out torch.json
+The xtask runs it with $STILTS_TORCH_PYTHON, else python3 on PATH.
 """
 
 import argparse

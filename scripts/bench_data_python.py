@@ -3,7 +3,7 @@
 loaders in transformers/jiant do) and tokenize it with HF `BertTokenizerFast` (Rust `tokenizers`
 under Python), reporting examples/s for load, tokenize and both, best of N runs.
 
-Make the venv once:  python3 -m venv /work/venvs/ref && /work/venvs/ref/bin/pip install transformers
+Make the venv once:  python3 -m venv .venv/ref && .venv/ref/bin/pip install transformers
 Run:  GLUE_DIR=... STILTS_MODELS_DIR=... python scripts/bench_data_python.py --json
 """
 import argparse

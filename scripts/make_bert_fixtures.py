@@ -1,14 +1,14 @@
 #!/usr/bin/env python3
 """Writes the BERT parity fixtures of crates/stilts-models/tests/fixtures from PyTorch.
 
-Needs torch, transformers (5.x) and safetensors, e.g. in a venv outside the repo:
+Needs torch, transformers (5.x) and safetensors, e.g. in a venv (.venv/ is ignored by git):
 
-    python3 -m venv /work/venvs/ref
-    /work/venvs/ref/bin/pip install torch transformers safetensors
-    HF_HUB_OFFLINE=1 /work/venvs/ref/bin/python scripts/make_bert_fixtures.py \
-        --vocab /work/shared/data/models/bert-base-uncased/vocab.txt \
-        --glue /work/shared/data/glue \
-        --minilm /work/models/all-MiniLM-L6-v2
+    python3 -m venv .venv/ref
+    .venv/ref/bin/pip install torch transformers safetensors
+    HF_HUB_OFFLINE=1 .venv/ref/bin/python scripts/make_bert_fixtures.py \
+        --vocab $STILTS_MODELS_DIR/bert-base-uncased/vocab.txt \
+        --glue $GLUE_DIR \
+        --minilm $STILTS_MINILM_DIR
 
 Outputs (each file under 2 MB):
 
@@ -236,9 +236,10 @@ def minilm(model_dir: Path, glue: Path):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--vocab", type=Path, default=Path("/work/shared/data/models/bert-base-uncased/vocab.txt"))
-    parser.add_argument("--glue", type=Path, default=Path("/work/shared/data/glue"))
-    parser.add_argument("--minilm", type=Path, default=Path(os.environ.get("STILTS_MINILM_DIR", "/work/models/all-MiniLM-L6-v2")))
+    env = lambda name, rest="": Path(os.environ[name]) / rest if name in os.environ else None
+    parser.add_argument("--vocab", type=Path, default=env("STILTS_MODELS_DIR", "bert-base-uncased/vocab.txt"), required="STILTS_MODELS_DIR" not in os.environ)
+    parser.add_argument("--glue", type=Path, default=env("GLUE_DIR"), required="GLUE_DIR" not in os.environ)
+    parser.add_argument("--minilm", type=Path, default=env("STILTS_MINILM_DIR"), required="STILTS_MINILM_DIR" not in os.environ)
     args = parser.parse_args()
     torch.set_num_threads(1)
     tiny(args.vocab, args.glue)

@@ -12,9 +12,9 @@ byte for byte. The versions used are recorded in the file.
 
 Run it from the repository root, with a virtual environment outside the repository:
 
-    python3 -m venv /work/venvs/metrics
-    /work/venvs/metrics/bin/pip install numpy scipy scikit-learn
-    /work/venvs/metrics/bin/python scripts/make_metric_fixtures.py
+    python3 -m venv .venv/metrics
+    .venv/metrics/bin/pip install numpy scipy scikit-learn
+    .venv/metrics/bin/python scripts/make_metric_fixtures.py
 
 then check it with `cargo test -p stilts-data --test metrics`.
 """

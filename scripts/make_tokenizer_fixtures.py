@@ -18,8 +18,8 @@ segment, so the batches leave such cases out.
 
 Setup (no torch needed):
 
-    python3 -m venv /work/venvs/tok && /work/venvs/tok/bin/pip install transformers tokenizers
-    HF_HUB_OFFLINE=1 /work/venvs/tok/bin/python scripts/make_tokenizer_fixtures.py \
+    python3 -m venv .venv/tok && .venv/tok/bin/pip install transformers tokenizers
+    HF_HUB_OFFLINE=1 .venv/tok/bin/python scripts/make_tokenizer_fixtures.py \
         --models-dir ../shared/data/models --glue-dir ../shared/data/glue
 """
 

@@ -11,8 +11,8 @@ stilts run's result.json (`--manifest-from`), so both frameworks train on the sa
 
 Run by hand from a venv with torch, transformers and scikit-learn (not in CI):
 
-    python3 -m venv /work/venvs/ref && /work/venvs/ref/bin/pip install torch transformers scikit-learn
-    /work/venvs/ref/bin/python scripts/reference_finetune.py --model $STILTS_MINILM_DIR \
+    python3 -m venv .venv/ref && .venv/ref/bin/pip install torch transformers scikit-learn
+    .venv/ref/bin/python scripts/reference_finetune.py --model $STILTS_MINILM_DIR \
         --glue-dir $GLUE_DIR --task RTE --train-examples 1000 --max-seq-len 64 --lr 5e-5 \
         --seeds 1 2 3 --manifest-from 'runs/grids/table2-cpu/runs/*/00-rte/seed-{seed}/result.json' \
         --out docs/results/reference_rte_1k.json

@@ -608,16 +608,43 @@ fn result_file(path: &Path, dev: &Path, sha: &str, ids: &[String], pred: &[usize
     } else {
         Vec::new()
     };
-    let doc = serde_json::json!({
-        "phase": "rte",
-        "seed": 3,
-        "data": [
-            {"task": "RTE", "split": "train", "path": "/nonexistent/RTE/train.tsv", "sha256": "x", "examples": 10},
-            {"task": "RTE", "split": "dev", "path": dev.display().to_string(), "sha256": sha, "examples": ids.len()},
+    use stilts_schema::results::{DataFileInfo, RunResult, SplitPredictions};
+    let file = |split: &str, path: String, sha256: &str, examples| DataFileInfo {
+        task: "RTE".into(),
+        split: split.into(),
+        path,
+        sha256: sha256.into(),
+        examples,
+    };
+    let doc = RunResult {
+        phase: "rte".into(),
+        seed: 3,
+        history: Vec::new(),
+        kept_epoch: 0,
+        dev_score: 0.0,
+        baseline: 0.0,
+        task_baselines: Default::default(),
+        degenerate: false,
+        data: vec![
+            file("train", "/nonexistent/RTE/train.tsv".into(), "x", 10),
+            file("dev", dev.display().to_string(), sha, ids.len()),
         ],
-        "dev_predictions": [{"task": "RTE", "split": "dev", "ids": ids, "predictions": preds, "logits": lg}],
-        "test_predictions": [],
-    });
+        manifests: Vec::new(),
+        weights_sha256: String::new(),
+        dev_predictions: vec![SplitPredictions {
+            task: "RTE".into(),
+            split: "dev".into(),
+            ids: ids.to_vec(),
+            predictions: preds.iter().map(|p| p.to_string()).collect(),
+            logits: lg,
+        }],
+        test_predictions: Vec::new(),
+        steps: 0,
+        train_examples_seen: 0,
+        wall_s: 0.0,
+        examples_per_s: 0.0,
+        resumed: false,
+    };
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(path, serde_json::to_string(&doc).unwrap()).unwrap();
 }

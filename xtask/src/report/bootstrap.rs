@@ -16,6 +16,9 @@ use serde::{Deserialize, Serialize};
 use stilts_data::metrics::{MetricError, Predictions, evaluate};
 use stilts_data::rng::{Rng, derive_seed};
 use stilts_data::{Label, LoadOptions, Metric, Task};
+use stilts_schema::results::{
+    DataFileInfo as DataEntry, RunResult as ResultFile, SplitPredictions,
+};
 
 use super::ReportError;
 use super::model::{Applies, ReportModel};
@@ -224,34 +227,6 @@ pub struct Comparison {
     pub status: Status,
 }
 
-/// The subset of a run's `result.json` the bootstrap reads.
-#[derive(Debug, Deserialize)]
-struct ResultFile {
-    #[serde(default)]
-    data: Vec<DataEntry>,
-    #[serde(default)]
-    dev_predictions: Vec<SplitPredictions>,
-}
-
-#[derive(Debug, Deserialize)]
-struct DataEntry {
-    task: String,
-    split: String,
-    path: String,
-    #[serde(default)]
-    sha256: String,
-}
-
-#[derive(Debug, Deserialize)]
-struct SplitPredictions {
-    task: String,
-    split: String,
-    ids: Vec<String>,
-    predictions: Vec<String>,
-    #[serde(default)]
-    logits: Vec<Vec<f32>>,
-}
-
 /// A dev set's gold outputs.
 #[derive(Debug)]
 struct Gold {
@@ -273,10 +248,12 @@ impl Cache {
         if let Some(r) = self.results.get(path) {
             return Ok(r.clone());
         }
-        let text = std::fs::read_to_string(path).map_err(|e| ReportError::io(path, e))?;
-        let r: ResultFile = serde_json::from_str(&text).map_err(|e| ReportError::Json {
-            path: path.to_path_buf(),
-            source: e,
+        let r = ResultFile::read(path).map_err(|e| match e {
+            stilts_schema::SchemaError::Json { path, source } => ReportError::Json { path, source },
+            stilts_schema::SchemaError::Io { path, source } => ReportError::Io { path, source },
+            stilts_schema::SchemaError::Toml { path, .. } => {
+                ReportError::invalid(&path, "not a result file".to_owned())
+            }
         })?;
         let r = Rc::new(r);
         self.results.insert(path.to_path_buf(), r.clone());
