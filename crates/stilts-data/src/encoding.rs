@@ -25,6 +25,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use stilts_io::files::TokenizerFiles;
 
+use crate::bpe::GptTokenizer;
 use crate::tokenize::{Batch, BertTokenizer, Casing, EncodeOptions, Encoding, TokenizeError};
 
 /// How the two texts of a pair are fed to the encoder.
@@ -100,11 +101,36 @@ impl InputEncoder for BertTokenizer {
     }
 }
 
+impl InputEncoder for GptTokenizer {
+    fn encode_all(&self, inputs: &[(&str, Option<&str>)]) -> Result<Vec<Encoding>, TokenizeError> {
+        GptTokenizer::encode_all(self, inputs)
+    }
+
+    fn collate(&self, encodings: &[Encoding]) -> Batch {
+        GptTokenizer::collate(self, encodings)
+    }
+
+    fn vocab_size(&self) -> usize {
+        GptTokenizer::vocab_size(self)
+    }
+
+    fn max_seq_len(&self) -> usize {
+        GptTokenizer::max_seq_len(self)
+    }
+
+    /// `start delimiter extract`.
+    fn min_seq_len(&self) -> usize {
+        3
+    }
+}
+
 /// A tokenizer of any family.
 #[derive(Debug, Clone)]
 pub enum Tokenizer {
     /// BERT's WordPiece (a `vocab.txt`, or a `tokenizer.json` with BERT's special tokens).
     WordPiece(BertTokenizer),
+    /// OpenAI GPT's BPE (a vocabulary and merges, or a `tokenizer.json` with a BPE model).
+    Bpe(GptTokenizer),
 }
 
 impl Tokenizer {
@@ -112,18 +138,27 @@ impl Tokenizer {
     /// as its `tokenizer_config.json`'s `do_lower_case` says, else as its vocabulary suggests
     /// ([`Casing::guess_from_vocab`]).
     pub fn load(files: &TokenizerFiles) -> Result<Tokenizer, TokenizeError> {
-        let bert = match files {
-            TokenizerFiles::TokenizerJson(path) => BertTokenizer::from_tokenizer_json(path)?,
+        Ok(match files {
+            TokenizerFiles::TokenizerJson(path)
+                if json_model_type(path).as_deref() == Some("BPE") =>
+            {
+                Tokenizer::Bpe(GptTokenizer::from_tokenizer_json(path)?)
+            }
+            TokenizerFiles::TokenizerJson(path) => {
+                Tokenizer::WordPiece(BertTokenizer::from_tokenizer_json(path)?)
+            }
             TokenizerFiles::WordPiece { vocab, config } => {
                 let casing = match config.as_deref().and_then(do_lower_case) {
                     Some(true) => Casing::Uncased,
                     Some(false) => Casing::Cased,
                     None => Casing::guess_from_vocab(vocab)?,
                 };
-                BertTokenizer::from_vocab(vocab, casing)?
+                Tokenizer::WordPiece(BertTokenizer::from_vocab(vocab, casing)?)
             }
-        };
-        Ok(Tokenizer::WordPiece(bert))
+            TokenizerFiles::Bpe { vocab, merges } => {
+                Tokenizer::Bpe(GptTokenizer::from_files(vocab, merges)?)
+            }
+        })
     }
 
     /// The tokenizer a path names: a model directory's, or a single tokenizer file.
@@ -143,6 +178,35 @@ impl Tokenizer {
                 };
                 Ok(Tokenizer::WordPiece(t.with_options(options)?))
             }
+            Tokenizer::Bpe(t) => Ok(Tokenizer::Bpe(t.with_max_seq_len(max_seq_len)?)),
+        }
+    }
+
+    /// The same tokenizer without the family's special tokens (`[CLS]`/`[SEP]`, GPT's
+    /// start/delimiter/extract): the pieces alone, as Hugging Face's
+    /// `add_special_tokens=False` gives them.
+    pub fn without_special_tokens(self) -> Tokenizer {
+        match self {
+            Tokenizer::WordPiece(t) => {
+                let options = EncodeOptions {
+                    special_tokens: false,
+                    ..*t.options()
+                };
+                // Only the flag changes; the options were valid before.
+                match t.clone().with_options(options) {
+                    Ok(plain) => Tokenizer::WordPiece(plain),
+                    Err(_) => Tokenizer::WordPiece(t),
+                }
+            }
+            Tokenizer::Bpe(t) => Tokenizer::Bpe(t.without_special_tokens()),
+        }
+    }
+
+    /// The token of an id.
+    pub fn id_to_token(&self, id: u32) -> Option<String> {
+        match self {
+            Tokenizer::WordPiece(t) => t.id_to_token(id),
+            Tokenizer::Bpe(t) => t.id_to_token(id),
         }
     }
 
@@ -150,12 +214,22 @@ impl Tokenizer {
     pub fn as_wordpiece(&self) -> Option<&BertTokenizer> {
         match self {
             Tokenizer::WordPiece(t) => Some(t),
+            Tokenizer::Bpe(_) => None,
+        }
+    }
+
+    /// The GPT tokenizer, for BPE-specific settings.
+    pub fn as_bpe(&self) -> Option<&GptTokenizer> {
+        match self {
+            Tokenizer::Bpe(t) => Some(t),
+            Tokenizer::WordPiece(_) => None,
         }
     }
 
     fn encoder(&self) -> &dyn InputEncoder {
         match self {
             Tokenizer::WordPiece(t) => t,
+            Tokenizer::Bpe(t) => t,
         }
     }
 
@@ -212,6 +286,13 @@ impl InputEncoder for Tokenizer {
     fn min_seq_len(&self) -> usize {
         self.encoder().min_seq_len()
     }
+}
+
+/// The model type (`WordPiece`, `BPE`, ...) of a `tokenizer.json`, when it parses.
+fn json_model_type(path: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let value: serde_json::Value = serde_json::from_str(&text).ok()?;
+    Some(value.get("model")?.get("type")?.as_str()?.to_owned())
 }
 
 /// `do_lower_case` of a `tokenizer_config.json`, when the file parses and has it.

@@ -205,6 +205,9 @@ pub struct EncodeOptions {
     pub truncation: TruncationStyle,
     /// How batches are padded.
     pub padding: Padding,
+    /// Whether `[CLS]` and `[SEP]` frame the texts (`false`: Hugging Face's
+    /// `add_special_tokens=False`, the pieces alone, cut to `max_seq_len`).
+    pub special_tokens: bool,
 }
 
 impl Default for EncodeOptions {
@@ -213,6 +216,7 @@ impl Default for EncodeOptions {
             max_seq_len: DEFAULT_MAX_SEQ_LEN,
             truncation: TruncationStyle::default(),
             padding: Padding::default(),
+            special_tokens: true,
         }
     }
 }
@@ -570,36 +574,19 @@ impl BertTokenizer {
     /// Pads encodings with `[PAD]` (type 0, attention 0) to the longest one, or to the fixed
     /// length of [`Padding::Fixed`] (or the longest encoding, if that is longer).
     pub fn collate(&self, encodings: &[Encoding]) -> Batch {
-        let longest = encodings.iter().map(Encoding::len).max().unwrap_or(0);
-        let seq_len = match self.options.padding {
-            Padding::Longest => longest,
-            Padding::Fixed(len) => len.max(longest),
+        let fixed = match self.options.padding {
+            Padding::Longest => None,
+            Padding::Fixed(len) => Some(len),
         };
-        let cells = encodings.len() * seq_len;
-        let mut batch = Batch {
-            input_ids: vec![self.special.pad; cells],
-            token_type_ids: vec![0; cells],
-            attention_mask: vec![0; cells],
-            batch_size: encodings.len(),
-            seq_len,
-            lengths: Vec::with_capacity(encodings.len()),
-            tokens_removed: Vec::with_capacity(encodings.len()),
-        };
-        for (row, encoding) in encodings.iter().enumerate() {
-            let start = row * seq_len;
-            let span = start..start + encoding.len();
-            batch.input_ids[span.clone()].copy_from_slice(&encoding.ids);
-            batch.token_type_ids[span.clone()].copy_from_slice(&encoding.type_ids);
-            batch.attention_mask[span].fill(1);
-            batch.lengths.push(encoding.len());
-            batch.tokens_removed.push(encoding.tokens_removed);
-        }
-        batch
+        pad_batch(encodings, self.special.pad, fixed)
     }
 
     fn assemble(&self, mut a: Vec<u32>, b: Option<Vec<u32>>) -> Encoding {
         let SpecialTokens { cls, sep, .. } = self.special;
         let max_seq_len = self.options.max_seq_len;
+        if !self.options.special_tokens {
+            return self.assemble_plain(a, b);
+        }
         match b {
             None => {
                 let budget = max_seq_len.saturating_sub(2);
@@ -637,6 +624,65 @@ impl BertTokenizer {
             }
         }
     }
+}
+
+impl BertTokenizer {
+    /// The pieces alone, `a` then `b` (types 0 and 1), cut to `max_seq_len` as pairs are cut.
+    fn assemble_plain(&self, mut a: Vec<u32>, b: Option<Vec<u32>>) -> Encoding {
+        let budget = self.options.max_seq_len;
+        match b {
+            None => {
+                let tokens_removed = a.len().saturating_sub(budget);
+                a.truncate(budget);
+                Encoding {
+                    type_ids: vec![0; a.len()],
+                    ids: a,
+                    tokens_removed,
+                }
+            }
+            Some(mut b) => {
+                let tokens_removed = self
+                    .options
+                    .truncation
+                    .truncate_pair(&mut a, &mut b, budget);
+                let mut type_ids = vec![0; a.len()];
+                type_ids.resize(a.len() + b.len(), 1);
+                a.extend_from_slice(&b);
+                Encoding {
+                    ids: a,
+                    type_ids,
+                    tokens_removed,
+                }
+            }
+        }
+    }
+}
+
+/// Pads encodings with `pad` (type 0, attention 0) to the longest one, or to `fixed` tokens
+/// (or the longest encoding, if that is longer): the one padding of every tokenizer family.
+pub fn pad_batch(encodings: &[Encoding], pad: u32, fixed: Option<usize>) -> Batch {
+    let longest = encodings.iter().map(Encoding::len).max().unwrap_or(0);
+    let seq_len = fixed.map_or(longest, |len| len.max(longest));
+    let cells = encodings.len() * seq_len;
+    let mut batch = Batch {
+        input_ids: vec![pad; cells],
+        token_type_ids: vec![0; cells],
+        attention_mask: vec![0; cells],
+        batch_size: encodings.len(),
+        seq_len,
+        lengths: Vec::with_capacity(encodings.len()),
+        tokens_removed: Vec::with_capacity(encodings.len()),
+    };
+    for (row, encoding) in encodings.iter().enumerate() {
+        let start = row * seq_len;
+        let span = start..start + encoding.len();
+        batch.input_ids[span.clone()].copy_from_slice(&encoding.ids);
+        batch.token_type_ids[span.clone()].copy_from_slice(&encoding.type_ids);
+        batch.attention_mask[span].fill(1);
+        batch.lengths.push(encoding.len());
+        batch.tokens_removed.push(encoding.tokens_removed);
+    }
+    batch
 }
 
 fn read_vocab(path: &Path) -> Result<String, TokenizeError> {

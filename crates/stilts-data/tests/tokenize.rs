@@ -106,6 +106,7 @@ fn options(max_seq_len: usize, truncation: TruncationStyle, padding: Padding) ->
         max_seq_len,
         truncation,
         padding,
+        ..EncodeOptions::default()
     }
 }
 

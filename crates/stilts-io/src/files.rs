@@ -2,9 +2,11 @@
 //! (training, prediction, evaluation, the hub download and the GLUE bundle all ask here).
 //!
 //! A directory's tokenizer is, in order of preference, a Hugging Face `tokenizer.json`, else a
-//! WordPiece `vocab.txt` (with `tokenizer_config.json` beside it when present, for its casing).
-//! A single file names its kind by its name: `*.json` is a `tokenizer.json`, anything else a
-//! WordPiece vocabulary.
+//! WordPiece `vocab.txt` (with `tokenizer_config.json` beside it when present, for its casing),
+//! else a BPE vocabulary and its merges: Hugging Face's `vocab.json` + `merges.txt`, or OpenAI's
+//! original `encoder_bpe_40000.json` + `vocab_40000.bpe` (GPT). A single file names its kind by
+//! its name: `*.json` is a `tokenizer.json` (or, named as a BPE vocabulary, that vocabulary with
+//! its merges beside it), anything else a WordPiece vocabulary.
 
 use std::path::{Path, PathBuf};
 
@@ -16,10 +18,22 @@ pub const TOKENIZER_JSON: &str = "tokenizer.json";
 pub const WORDPIECE_VOCAB: &str = "vocab.txt";
 /// Hugging Face's tokenizer settings (`do_lower_case`, ...).
 pub const TOKENIZER_CONFIG: &str = "tokenizer_config.json";
+/// A BPE vocabulary (token to id), as Hugging Face names it.
+pub const BPE_VOCAB: &str = "vocab.json";
+/// BPE merges, as Hugging Face names them.
+pub const BPE_MERGES: &str = "merges.txt";
+/// OpenAI GPT's original vocabulary and merges (`finetune-transformer-lm`'s `model/`).
+pub const OPENAI_BPE: (&str, &str) = ("encoder_bpe_40000.json", "vocab_40000.bpe");
 
 /// Every tokenizer file name a model directory may hold (what a hub download fetches when the
 /// repository has it).
-pub const TOKENIZER_FILES: &[&str] = &[WORDPIECE_VOCAB, TOKENIZER_JSON, TOKENIZER_CONFIG];
+pub const TOKENIZER_FILES: &[&str] = &[
+    WORDPIECE_VOCAB,
+    TOKENIZER_JSON,
+    TOKENIZER_CONFIG,
+    BPE_VOCAB,
+    BPE_MERGES,
+];
 
 /// The files of one tokenizer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,11 +47,18 @@ pub enum TokenizerFiles {
         /// The settings file, for `do_lower_case`.
         config: Option<PathBuf>,
     },
+    /// A BPE vocabulary (token to id) and its merges.
+    Bpe {
+        /// `vocab.json` or `encoder_bpe_40000.json`.
+        vocab: PathBuf,
+        /// `merges.txt` or `vocab_40000.bpe`.
+        merges: PathBuf,
+    },
 }
 
 /// No tokenizer where one was looked for.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{}: no tokenizer ({} or {})", path.display(), TOKENIZER_JSON, WORDPIECE_VOCAB)]
+#[error("{}: no tokenizer ({TOKENIZER_JSON}, {WORDPIECE_VOCAB}, or {BPE_VOCAB} with {BPE_MERGES})", path.display())]
 pub struct NoTokenizer {
     /// The directory or file looked at.
     pub path: PathBuf,
@@ -51,10 +72,17 @@ impl TokenizerFiles {
             return Some(TokenizerFiles::TokenizerJson(json));
         }
         let vocab = dir.join(WORDPIECE_VOCAB);
-        vocab.is_file().then(|| TokenizerFiles::WordPiece {
-            vocab,
-            config: Some(dir.join(TOKENIZER_CONFIG)).filter(|c| c.is_file()),
-        })
+        if vocab.is_file() {
+            return Some(TokenizerFiles::WordPiece {
+                vocab,
+                config: Some(dir.join(TOKENIZER_CONFIG)).filter(|c| c.is_file()),
+            });
+        }
+        [(BPE_VOCAB, BPE_MERGES), OPENAI_BPE]
+            .into_iter()
+            .map(|(v, m)| (dir.join(v), dir.join(m)))
+            .find(|(v, m)| v.is_file() && m.is_file())
+            .map(|(vocab, merges)| TokenizerFiles::Bpe { vocab, merges })
     }
 
     /// The tokenizer a path names: a directory's (see [`TokenizerFiles::find`]), or a single
@@ -69,7 +97,21 @@ impl TokenizerFiles {
         if !path.is_file() {
             return Err(missing());
         }
-        if path.extension().is_some_and(|e| e == "json") {
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        let merges = [(BPE_VOCAB, BPE_MERGES), OPENAI_BPE]
+            .into_iter()
+            .find(|(v, _)| *v == name)
+            .and_then(|(_, m)| path.parent().map(|d| d.join(m)))
+            .filter(|m| m.is_file());
+        if let Some(merges) = merges {
+            Ok(TokenizerFiles::Bpe {
+                vocab: path.to_path_buf(),
+                merges,
+            })
+        } else if path.extension().is_some_and(|e| e == "json") {
             Ok(TokenizerFiles::TokenizerJson(path.to_path_buf()))
         } else {
             let config = path
@@ -83,11 +125,11 @@ impl TokenizerFiles {
         }
     }
 
-    /// The file the tokenizer is built from (`tokenizer.json` or `vocab.txt`).
+    /// The file the tokenizer is built from (`tokenizer.json`, or the vocabulary).
     pub fn main_file(&self) -> &Path {
         match self {
             TokenizerFiles::TokenizerJson(p) => p,
-            TokenizerFiles::WordPiece { vocab, .. } => vocab,
+            TokenizerFiles::WordPiece { vocab, .. } | TokenizerFiles::Bpe { vocab, .. } => vocab,
         }
     }
 
@@ -99,6 +141,9 @@ impl TokenizerFiles {
                 let mut v = vec![(WORDPIECE_VOCAB, vocab.as_path())];
                 v.extend(config.as_deref().map(|c| (TOKENIZER_CONFIG, c)));
                 v
+            }
+            TokenizerFiles::Bpe { vocab, merges } => {
+                vec![(BPE_VOCAB, vocab.as_path()), (BPE_MERGES, merges.as_path())]
             }
         }
     }
@@ -147,5 +192,22 @@ mod tests {
             TokenizerFiles::at(d).unwrap(),
             TokenizerFiles::TokenizerJson(d.join(TOKENIZER_JSON))
         );
+    }
+
+    #[test]
+    fn bpe_files_come_in_pairs_under_either_name() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        std::fs::write(d.join(OPENAI_BPE.0), "{}").unwrap();
+        assert_eq!(TokenizerFiles::find(d), None, "merges are needed");
+        std::fs::write(d.join(OPENAI_BPE.1), "#version: 0.2\n").unwrap();
+        let want = TokenizerFiles::Bpe {
+            vocab: d.join(OPENAI_BPE.0),
+            merges: d.join(OPENAI_BPE.1),
+        };
+        assert_eq!(TokenizerFiles::find(d), Some(want.clone()));
+        assert_eq!(TokenizerFiles::at(&d.join(OPENAI_BPE.0)).unwrap(), want);
+        let copy = want.copy_into(&d.join("model")).unwrap();
+        assert_eq!(copy.main_file(), d.join("model").join(BPE_VOCAB));
     }
 }

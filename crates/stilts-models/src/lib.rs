@@ -71,6 +71,7 @@ pub mod bert;
 pub mod device;
 pub mod encoder;
 mod error;
+pub mod hf;
 pub mod loss;
 
 /// The burn this crate is built on, so dependents use the same version and features.

@@ -1,17 +1,13 @@
-use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
-use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::collections::BTreeSet;
+use std::path::Path;
 use std::sync::LazyLock;
 
 use burn::module::Module;
-use burn::store::{
-    ApplyResult, KeyRemapper, ModuleSnapshot, ModuleStore, PyTorchToBurnAdapter, PytorchStore,
-    SafetensorsStore,
-};
 use regex::Regex;
 
 use crate::ModelError;
+use crate::hf::{KeyRouting, load_hf_checkpoint};
+pub use crate::hf::{LoadReport, weights_file};
 
 /// How Hugging Face BERT checkpoint keys map onto our module paths, as `(key pattern, path)`.
 ///
@@ -104,57 +100,6 @@ fn is_ignored(key: &str) -> bool {
     IGNORED.iter().any(|re| re.is_match(key))
 }
 
-/// What loading a checkpoint did, key by key.
-///
-/// A load succeeds only when `missing`, `unused` and `errors` are all empty; otherwise the
-/// report travels in [`ModelError::Mismatch`].
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct LoadReport {
-    /// Module paths that received a tensor from the checkpoint.
-    pub loaded: Vec<String>,
-    /// Module paths absent from the checkpoint but allowed to be: a task head (`classifier.*`)
-    /// or a pooler the checkpoint does not have. They keep their fresh initialisation.
-    pub initialized: Vec<String>,
-    /// Module paths absent from the checkpoint that must be there.
-    pub missing: Vec<String>,
-    /// Checkpoint keys that match no module path.
-    pub unused: Vec<String>,
-    /// Checkpoint keys skipped on purpose (see [`BERT_IGNORED_KEYS`]; a `classifier.*` head when
-    /// loading an encoder alone).
-    pub ignored: Vec<String>,
-    /// Tensors found but unusable (wrong shape or dtype), one message each.
-    pub errors: Vec<String>,
-}
-
-impl LoadReport {
-    /// Whether the checkpoint matched the model.
-    pub fn is_ok(&self) -> bool {
-        self.missing.is_empty() && self.unused.is_empty() && self.errors.is_empty()
-    }
-}
-
-impl fmt::Display for LoadReport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} loaded, {} initialised fresh, {} ignored",
-            self.loaded.len(),
-            self.initialized.len(),
-            self.ignored.len()
-        )?;
-        for (what, list) in [
-            ("missing", &self.missing),
-            ("unused", &self.unused),
-            ("errors", &self.errors),
-        ] {
-            if !list.is_empty() {
-                write!(f, "; {} {what}: {}", list.len(), list.join(", "))?;
-            }
-        }
-        Ok(())
-    }
-}
-
 /// Which of our models a checkpoint is loaded into.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Target {
@@ -183,163 +128,28 @@ impl Target {
     }
 }
 
-/// The weights file of a Hugging Face model directory: `model.safetensors`, else
-/// `pytorch_model.bin`.
-pub fn weights_file(dir: &Path) -> Result<PathBuf, ModelError> {
-    ["model.safetensors", "pytorch_model.bin"]
-        .iter()
-        .map(|name| dir.join(name))
-        .find(|path| path.is_file())
-        .ok_or_else(|| ModelError::NoWeights {
-            dir: dir.to_path_buf(),
-        })
-}
-
-/// Loads a Hugging Face BERT checkpoint (`.safetensors`, or a PyTorch pickle otherwise) into
-/// `module`, checking every key against [`BERT_KEY_MAP`].
+/// Loads a Hugging Face BERT checkpoint into `module` (a [`BertModel`](super::BertModel) or a
+/// [`BertForSequenceClassification`](super::BertForSequenceClassification), as `target` says),
+/// checking every key against [`BERT_KEY_MAP`]. A task head or a pooler the checkpoint lacks
+/// keeps its fresh initialisation.
 pub(crate) fn load_hf_weights<M: Module>(
     module: &mut M,
     path: &Path,
     target: Target,
 ) -> Result<LoadReport, ModelError> {
-    let safetensors = path.extension().is_some_and(|ext| ext == "safetensors");
-    let keys = if safetensors {
-        safetensors_keys(path)?
-    } else {
-        let mut store = PytorchStore::from_file(path);
-        store.keys().map_err(|source| ModelError::Pytorch {
-            path: path.to_path_buf(),
-            source,
-        })?
+    let may_be_fresh = |path: &str, filled: &BTreeSet<&str>| {
+        let has = |prefix: &str| filled.iter().any(|p| p.starts_with(prefix));
+        (path.starts_with("classifier.") && !has("classifier."))
+            || (path.starts_with(target.pooler_prefix()) && !has(target.pooler_prefix()))
     };
-
-    let mut report = LoadReport::default();
-    let mut renames: BTreeMap<String, String> = BTreeMap::new();
-    for key in keys {
-        match map_hf_key(&key) {
-            Some(relative) => match target.path(relative) {
-                Some(ours) => {
-                    renames.insert(key, ours);
-                }
-                None => report.ignored.push(key),
-            },
-            None if is_ignored(&key) => report.ignored.push(key),
-            None => report.unused.push(key),
-        }
-    }
-    let mut targets = BTreeSet::new();
-    if let Some((hf, ours)) = renames
-        .iter()
-        .find(|(_, ours)| !targets.insert(ours.as_str()))
-    {
-        report.errors.push(format!(
-            "{hf} maps to {ours}, which another key also maps to"
-        ));
-    }
-    let patterns = renames
-        .iter()
-        .map(|(hf, ours)| (format!("^{}$", regex::escape(hf)), ours.clone()))
-        .collect::<Vec<_>>();
-    let remapper = KeyRemapper::from_patterns(patterns).map_err(|e| ModelError::Header {
-        path: path.to_path_buf(),
-        message: format!("key cannot be matched: {e}"),
-    })?;
-
-    let result: ApplyResult = if safetensors {
-        let mut store = SafetensorsStore::from_file(path)
-            .with_from_adapter(PyTorchToBurnAdapter)
-            .remap(remapper)
-            .allow_partial(true)
-            .validate(false);
-        module
-            .load_from(&mut store)
-            .map_err(|source| ModelError::Safetensors {
-                path: path.to_path_buf(),
-                source,
-            })?
-    } else {
-        let mut store = PytorchStore::from_file(path)
-            .remap(remapper)
-            .allow_partial(true)
-            .validate(false);
-        module
-            .load_from(&mut store)
-            .map_err(|source| ModelError::Pytorch {
-                path: path.to_path_buf(),
-                source,
-            })?
-    };
-
-    let originals: BTreeMap<&str, &str> = renames
-        .iter()
-        .map(|(hf, ours)| (ours.as_str(), hf.as_str()))
-        .collect();
-    let has_head = targets.iter().any(|p| p.starts_with("classifier."));
-    let has_pooler = targets
-        .iter()
-        .any(|p| p.starts_with(target.pooler_prefix()));
-    report.loaded = result.applied.clone();
-    for (path, _) in &result.missing {
-        let fresh = (path.starts_with("classifier.") && !has_head)
-            || (path.starts_with(target.pooler_prefix()) && !has_pooler);
-        if fresh {
-            report.initialized.push(path.clone());
-        } else {
-            report.missing.push(path.clone());
-        }
-    }
-    for ours in &result.unused {
-        let hf = originals.get(ours.as_str()).copied().unwrap_or(ours);
-        if !report.ignored.iter().any(|key| key == hf) && !report.unused.iter().any(|k| k == hf) {
-            report.unused.push(hf.to_owned());
-        }
-    }
-    report
-        .errors
-        .extend(result.errors.iter().map(ToString::to_string));
-    report.unused.sort();
-    report.ignored.sort();
-    if report.is_ok() {
-        Ok(report)
-    } else {
-        Err(ModelError::Mismatch {
-            path: path.to_path_buf(),
-            report: Box::new(report),
-        })
-    }
-}
-
-/// The tensor names in a safetensors header, without reading the tensors.
-fn safetensors_keys(path: &Path) -> Result<Vec<String>, ModelError> {
-    let io = |source| ModelError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let header_error = |message: String| ModelError::Header {
-        path: path.to_path_buf(),
-        message,
-    };
-    let mut file = std::fs::File::open(path).map_err(io)?;
-    let file_len = file.metadata().map_err(io)?.len();
-    let mut len_bytes = [0u8; 8];
-    file.read_exact(&mut len_bytes)
-        .map_err(|e| header_error(format!("cannot read the header length: {e}")))?;
-    let header_len = u64::from_le_bytes(len_bytes);
-    if header_len > file_len.saturating_sub(8) || header_len > 100_000_000 {
-        return Err(header_error(format!(
-            "header length {header_len} does not fit a file of {file_len} bytes"
-        )));
-    }
-    let mut header = vec![0u8; header_len as usize];
-    file.read_exact(&mut header)
-        .map_err(|e| header_error(format!("cannot read the header: {e}")))?;
-    let entries: BTreeMap<String, serde_json::Value> =
-        serde_json::from_slice(&header).map_err(|source| ModelError::Json {
-            path: path.to_path_buf(),
-            source,
-        })?;
-    Ok(entries
-        .into_keys()
-        .filter(|key| key != "__metadata__")
-        .collect())
+    load_hf_checkpoint(
+        module,
+        path,
+        &KeyRouting {
+            map: &map_hf_key,
+            ignored: &is_ignored,
+            route: &|relative| target.path(relative),
+            may_be_fresh: &may_be_fresh,
+        },
+    )
 }

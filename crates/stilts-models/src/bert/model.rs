@@ -245,7 +245,13 @@ impl BertSelfOutput {
     /// - residual: `[batch, seq, hidden]`
     /// - output: `[batch, seq, hidden]`
     pub fn forward(&self, hidden: Tensor<3>, residual: Tensor<3>) -> Tensor<3> {
-        add_and_norm(&self.dense, &self.dropout, &self.layer_norm, hidden, residual)
+        add_and_norm(
+            &self.dense,
+            &self.dropout,
+            &self.layer_norm,
+            hidden,
+            residual,
+        )
     }
 }
 
@@ -348,7 +354,13 @@ impl BertOutput {
     /// - residual: `[batch, seq, hidden]`
     /// - output: `[batch, seq, hidden]`
     pub fn forward(&self, hidden: Tensor<3>, residual: Tensor<3>) -> Tensor<3> {
-        add_and_norm(&self.dense, &self.dropout, &self.layer_norm, hidden, residual)
+        add_and_norm(
+            &self.dense,
+            &self.dropout,
+            &self.layer_norm,
+            hidden,
+            residual,
+        )
     }
 }
 
