@@ -208,28 +208,7 @@ impl GptTokenizer {
         &self,
         inputs: &[(&str, Option<&str>)],
     ) -> Result<Vec<Encoding>, TokenizeError> {
-        let mut texts = Vec::with_capacity(inputs.len() * 2);
-        for &(a, b) in inputs {
-            texts.push(a);
-            if let Some(b) = b.filter(|b| !b.is_empty()) {
-                texts.push(b);
-            }
-        }
-        let mut pieces = self
-            .inner
-            .encode_batch_fast(texts, false)
-            .map_err(|source| TokenizeError::Encode { source })?
-            .into_iter()
-            .map(|e| e.get_ids().to_vec());
-        let mut out = Vec::with_capacity(inputs.len());
-        for &(_, b) in inputs {
-            let a = pieces.next().unwrap_or_default();
-            let b = b
-                .filter(|b| !b.is_empty())
-                .map(|_| pieces.next().unwrap_or_default());
-            out.push(self.assemble(a, b));
-        }
-        Ok(out)
+        crate::tokenize::encode_pairs(&self.inner, inputs, |a, b| self.assemble(a, b))
     }
 
     fn assemble(&self, mut a: Vec<u32>, b: Option<Vec<u32>>) -> Encoding {

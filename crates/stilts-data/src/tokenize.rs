@@ -542,28 +542,7 @@ impl BertTokenizer {
         &self,
         inputs: &[(&str, Option<&str>)],
     ) -> Result<Vec<Encoding>, TokenizeError> {
-        let mut texts = Vec::with_capacity(inputs.len() * 2);
-        for &(a, b) in inputs {
-            texts.push(a);
-            if let Some(b) = b.filter(|b| !b.is_empty()) {
-                texts.push(b);
-            }
-        }
-        let mut pieces = self
-            .inner
-            .encode_batch_fast(texts, false)
-            .map_err(|source| TokenizeError::Encode { source })?
-            .into_iter()
-            .map(|encoding| encoding.get_ids().to_vec());
-        let mut encodings = Vec::with_capacity(inputs.len());
-        for &(_, b) in inputs {
-            let ids_a = pieces.next().unwrap_or_default();
-            let ids_b = b
-                .filter(|b| !b.is_empty())
-                .map(|_| pieces.next().unwrap_or_default());
-            encodings.push(self.assemble(ids_a, ids_b));
-        }
-        Ok(encodings)
+        encode_pairs(&self.inner, inputs, |a, b| self.assemble(a, b))
     }
 
     /// Encodes many examples and pads them into a [`Batch`].
@@ -656,6 +635,37 @@ impl BertTokenizer {
             }
         }
     }
+}
+
+/// Runs every text of `inputs` through `inner` in one parallel batch (no special tokens, no
+/// truncation) and hands each example's pieces, `a` and `b` (absent for a missing or empty
+/// second text), to `assemble`: the family's special tokens and truncation.
+pub(crate) fn encode_pairs(
+    inner: &Tokenizer,
+    inputs: &[(&str, Option<&str>)],
+    assemble: impl Fn(Vec<u32>, Option<Vec<u32>>) -> Encoding,
+) -> Result<Vec<Encoding>, TokenizeError> {
+    let mut texts = Vec::with_capacity(inputs.len() * 2);
+    for &(a, b) in inputs {
+        texts.push(a);
+        if let Some(b) = b.filter(|b| !b.is_empty()) {
+            texts.push(b);
+        }
+    }
+    let mut pieces = inner
+        .encode_batch_fast(texts, false)
+        .map_err(|source| TokenizeError::Encode { source })?
+        .into_iter()
+        .map(|encoding| encoding.get_ids().to_vec());
+    let mut encodings = Vec::with_capacity(inputs.len());
+    for &(_, b) in inputs {
+        let ids_a = pieces.next().unwrap_or_default();
+        let ids_b = b
+            .filter(|b| !b.is_empty())
+            .map(|_| pieces.next().unwrap_or_default());
+        encodings.push(assemble(ids_a, ids_b));
+    }
+    Ok(encodings)
 }
 
 /// Pads encodings with `pad` (type 0, attention 0) to the longest one, or to `fixed` tokens
