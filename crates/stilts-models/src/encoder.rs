@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ModelError;
 use crate::bert::{BertConfig, BertModel, LoadReport};
+use crate::gpt::{GptConfig, GptModel};
 
 /// An encoder family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -30,16 +31,19 @@ use crate::bert::{BertConfig, BertModel, LoadReport};
 pub enum EncoderKind {
     /// BERT (Devlin et al. 2019) and BERT-shaped models (MiniLM, ...).
     Bert,
+    /// OpenAI GPT (Radford et al. 2018).
+    Gpt,
 }
 
 impl EncoderKind {
     /// Every family, in the order of the paper's tables.
-    pub const ALL: [EncoderKind; 1] = [EncoderKind::Bert];
+    pub const ALL: [EncoderKind; 2] = [EncoderKind::Gpt, EncoderKind::Bert];
 
-    /// The name used in files and on the command line (`bert`).
+    /// The name used in files and on the command line (`bert`, `gpt`).
     pub fn name(self) -> &'static str {
         match self {
             EncoderKind::Bert => "bert",
+            EncoderKind::Gpt => "gpt",
         }
     }
 
@@ -47,6 +51,7 @@ impl EncoderKind {
     pub fn from_model_type(model_type: &str) -> Option<EncoderKind> {
         match model_type {
             "bert" => Some(EncoderKind::Bert),
+            "openai-gpt" => Some(EncoderKind::Gpt),
             _ => None,
         }
     }
@@ -80,8 +85,11 @@ pub struct EncoderInput {
     pub input_ids: Tensor<2, Int>,
     /// Segment ids, `[batch, seq]`.
     pub token_type_ids: Tensor<2, Int>,
-    /// 1 for tokens, 0 for padding, `[batch, seq]`.
+    /// 1 for tokens, 0 for padding, `[batch, seq]` (padding on the right).
     pub attention_mask: Tensor<2, Int>,
+    /// Whether the encoder should compute its auxiliary loss (only families that have one do;
+    /// it costs a forward pass of the language-model head).
+    pub with_aux_loss: bool,
 }
 
 /// What an encoder gives a task head.
@@ -118,6 +126,16 @@ pub trait SentenceEncoder: Module + Sized {
     /// Stops gradients for a group (no gradient is kept and the optimizer never updates it);
     /// `all` freezes the whole encoder. An unknown name is an error listing the groups.
     fn freeze_params(self, group: &str) -> Result<Self, String>;
+
+    /// Language-model logits of hidden states, for families with a language-model head (GPT).
+    ///
+    /// # Shapes
+    ///
+    /// - states: `[n, hidden]`
+    /// - output: `[n, vocab_size]`
+    fn lm_logits(&self, _states: Tensor<2>) -> Option<Tensor<2>> {
+        None
+    }
 }
 
 /// The configuration of an encoder of any family. Saved as
@@ -127,6 +145,8 @@ pub trait SentenceEncoder: Module + Sized {
 pub enum EncoderConfig {
     /// A BERT encoder.
     Bert(BertConfig),
+    /// An OpenAI GPT.
+    Gpt(GptConfig),
 }
 
 impl EncoderConfig {
@@ -134,6 +154,7 @@ impl EncoderConfig {
     pub fn kind(&self) -> EncoderKind {
         match self {
             EncoderConfig::Bert(_) => EncoderKind::Bert,
+            EncoderConfig::Gpt(_) => EncoderKind::Gpt,
         }
     }
 
@@ -141,6 +162,7 @@ impl EncoderConfig {
     pub fn hidden_size(&self) -> usize {
         match self {
             EncoderConfig::Bert(c) => c.hidden_size,
+            EncoderConfig::Gpt(c) => c.n_embd,
         }
     }
 
@@ -148,6 +170,7 @@ impl EncoderConfig {
     pub fn initializer_range(&self) -> f64 {
         match self {
             EncoderConfig::Bert(c) => c.initializer_range,
+            EncoderConfig::Gpt(c) => c.initializer_range,
         }
     }
 
@@ -156,6 +179,7 @@ impl EncoderConfig {
     pub fn classifier_dropout(&self) -> f64 {
         match self {
             EncoderConfig::Bert(c) => c.hidden_dropout_prob,
+            EncoderConfig::Gpt(c) => c.resid_pdrop,
         }
     }
 
@@ -163,6 +187,7 @@ impl EncoderConfig {
     pub fn max_positions(&self) -> usize {
         match self {
             EncoderConfig::Bert(c) => c.max_position_embeddings,
+            EncoderConfig::Gpt(c) => c.n_positions,
         }
     }
 
@@ -170,6 +195,7 @@ impl EncoderConfig {
     pub fn vocab_size(&self) -> usize {
         match self {
             EncoderConfig::Bert(c) => c.vocab_size,
+            EncoderConfig::Gpt(c) => c.vocab_size,
         }
     }
 
@@ -180,6 +206,9 @@ impl EncoderConfig {
                 c.with_hidden_dropout_prob(p)
                     .with_attention_probs_dropout_prob(p),
             ),
+            EncoderConfig::Gpt(c) => {
+                EncoderConfig::Gpt(c.with_resid_pdrop(p).with_embd_pdrop(p).with_attn_pdrop(p))
+            }
         }
     }
 
@@ -188,6 +217,7 @@ impl EncoderConfig {
     pub fn param_groups(&self) -> Vec<String> {
         match self {
             EncoderConfig::Bert(c) => crate::bert::param_groups(c.num_hidden_layers),
+            EncoderConfig::Gpt(c) => crate::gpt::param_groups(c.n_layer),
         }
     }
 
@@ -195,6 +225,7 @@ impl EncoderConfig {
     pub fn validate(&self) -> Result<(), String> {
         match self {
             EncoderConfig::Bert(c) => c.validate(),
+            EncoderConfig::Gpt(c) => c.validate(),
         }
     }
 
@@ -206,13 +237,18 @@ impl EncoderConfig {
     pub fn init(&self, device: &Device) -> Encoder {
         match self {
             EncoderConfig::Bert(c) => Encoder::Bert(c.init(device)),
+            EncoderConfig::Gpt(c) => Encoder::Gpt(c.init(device)),
         }
     }
 
-    /// The configuration of a Hugging Face model directory, by its `config.json` `model_type`
-    /// (a file without one is read as BERT, as Google's `bert_config.json` is).
+    /// The configuration of a model directory: a Hugging Face `config.json`, by its
+    /// `model_type` (a file without one is read as BERT, as Google's `bert_config.json` is), or
+    /// else OpenAI's original GPT release (`params_shapes.json` and `params_N.npy`).
     pub fn from_hf_dir(dir: &Path) -> Result<EncoderConfig, ModelError> {
         let path = dir.join("config.json");
+        if !path.is_file() && crate::gpt::original::is_original_release(dir) {
+            return Ok(EncoderConfig::Gpt(GptConfig::from_original_dir(dir)?));
+        }
         let text = std::fs::read_to_string(&path).map_err(|source| ModelError::Io {
             path: path.clone(),
             source,
@@ -236,6 +272,7 @@ impl EncoderConfig {
         };
         match kind {
             EncoderKind::Bert => Ok(EncoderConfig::Bert(BertConfig::from_hf_file(&path)?)),
+            EncoderKind::Gpt => Ok(EncoderConfig::Gpt(GptConfig::from_hf_file(&path)?)),
         }
     }
 }
@@ -246,6 +283,8 @@ impl EncoderConfig {
 pub enum Encoder {
     /// BERT.
     Bert(BertModel),
+    /// OpenAI GPT.
+    Gpt(GptModel),
 }
 
 impl Encoder {
@@ -253,13 +292,14 @@ impl Encoder {
     pub fn kind(&self) -> EncoderKind {
         match self {
             Encoder::Bert(_) => EncoderKind::Bert,
+            Encoder::Gpt(_) => EncoderKind::Gpt,
         }
     }
 
-    /// Loads the encoder of a Hugging Face model directory (`config.json` and its weights)
-    /// with the configuration `config` (read by [`EncoderConfig::from_hf_dir`], possibly with
-    /// its dropout changed); a task head or pre-training head in the weights is ignored and
-    /// listed in the report.
+    /// Loads the encoder of a model directory (`config.json` and its weights, or GPT's original
+    /// release) with the configuration `config` (read by [`EncoderConfig::from_hf_dir`],
+    /// possibly with its dropout changed); a task head or pre-training head in the weights is
+    /// ignored and listed in the report.
     pub fn from_hf_dir(
         dir: &Path,
         config: &EncoderConfig,
@@ -271,6 +311,43 @@ impl Encoder {
                     BertModel::from_hf_weights(c, crate::bert::weights_file(dir)?, device)?;
                 Ok((Encoder::Bert(model), report))
             }
+            EncoderConfig::Gpt(c) if crate::gpt::original::is_original_release(dir) => {
+                let (model, report) = GptModel::from_original_release(dir, c, device)?;
+                Ok((Encoder::Gpt(model), report))
+            }
+            EncoderConfig::Gpt(c) => {
+                let (model, report) =
+                    GptModel::from_hf_weights(c, crate::bert::weights_file(dir)?, device)?;
+                Ok((Encoder::Gpt(model), report))
+            }
+        }
+    }
+
+    /// Makes the token embeddings cover a tokenizer of `vocab_size` ids: GPT appends rows
+    /// drawn from normal(0, `initializer_range`) for its fine-tuning tokens; a BERT's
+    /// vocabulary is fixed, so a tokenizer with more ids is an error. Returns the configuration
+    /// with the new size.
+    pub fn fit_vocab(
+        self,
+        config: EncoderConfig,
+        vocab_size: usize,
+        device: &Device,
+    ) -> Result<(Encoder, EncoderConfig), String> {
+        let have = config.vocab_size();
+        if vocab_size <= have {
+            return Ok((self, config));
+        }
+        match (self, config) {
+            (Encoder::Gpt(m), EncoderConfig::Gpt(c)) => {
+                let std = c.initializer_range;
+                let model = m.extend_vocab(vocab_size - have, std, device);
+                let config = GptConfig { vocab_size, ..c };
+                Ok((Encoder::Gpt(model), EncoderConfig::Gpt(config)))
+            }
+            (_, c) => Err(format!(
+                "the tokenizer has {vocab_size} ids but the {} model only {have}",
+                c.kind()
+            )),
         }
     }
 }
@@ -279,24 +356,35 @@ impl SentenceEncoder for Encoder {
     fn encode(&self, input: EncoderInput) -> EncoderOutput {
         match self {
             Encoder::Bert(m) => m.encode(input),
+            Encoder::Gpt(m) => m.encode(input),
         }
     }
 
     fn set_dropout(&mut self, p: f64) {
         match self {
             Encoder::Bert(m) => m.set_dropout(p),
+            Encoder::Gpt(m) => m.set_dropout(p),
         }
     }
 
     fn param_groups(&self) -> Vec<String> {
         match self {
             Encoder::Bert(m) => m.param_groups(),
+            Encoder::Gpt(m) => m.param_groups(),
         }
     }
 
     fn freeze_params(self, group: &str) -> Result<Self, String> {
         match self {
             Encoder::Bert(m) => m.freeze_params(group).map(Encoder::Bert),
+            Encoder::Gpt(m) => m.freeze_params(group).map(Encoder::Gpt),
+        }
+    }
+
+    fn lm_logits(&self, states: Tensor<2>) -> Option<Tensor<2>> {
+        match self {
+            Encoder::Bert(m) => SentenceEncoder::lm_logits(m, states),
+            Encoder::Gpt(m) => SentenceEncoder::lm_logits(m, states),
         }
     }
 }

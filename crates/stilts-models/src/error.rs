@@ -59,6 +59,14 @@ pub enum ModelError {
         /// What is wrong.
         message: String,
     },
+    /// A file of a model release (`.npy`, `params_shapes.json`) is not what the format says.
+    #[error("invalid model file {path}: {message}")]
+    Release {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
     /// A model directory has no weights file this crate can read.
     #[error("no weights in {dir}: expected model.safetensors or pytorch_model.bin")]
     NoWeights {

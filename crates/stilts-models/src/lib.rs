@@ -71,6 +71,7 @@ pub mod bert;
 pub mod device;
 pub mod encoder;
 mod error;
+pub mod gpt;
 pub mod hf;
 pub mod loss;
 

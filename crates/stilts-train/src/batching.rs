@@ -103,12 +103,18 @@ pub fn plan_epoch(
     out
 }
 
-/// Pads the encodings to the longest and builds the encoder's input tensors on `device`.
+/// Pads the encodings to the longest and builds the encoder's input tensors on `device`;
+/// `with_aux_loss` asks the encoder for its auxiliary loss.
 ///
 /// # Shapes
 ///
 /// - output: `[batch, longest]` each
-pub fn collate(tokenizer: &Tokenizer, encodings: &[Encoding], device: &Device) -> EncoderInput {
+pub fn collate(
+    tokenizer: &Tokenizer,
+    encodings: &[Encoding],
+    device: &Device,
+    with_aux_loss: bool,
+) -> EncoderInput {
     let batch = tokenizer.collate(encodings);
     let shape = [batch.batch_size, batch.seq_len];
     let tensor =
@@ -117,6 +123,7 @@ pub fn collate(tokenizer: &Tokenizer, encodings: &[Encoding], device: &Device) -
         input_ids: tensor(batch.input_ids_i64()),
         token_type_ids: tensor(batch.token_type_ids_i64()),
         attention_mask: tensor(batch.attention_mask_i64()),
+        with_aux_loss,
     }
 }
 
@@ -129,10 +136,11 @@ pub fn collate_views(
     tokenizer: &Tokenizer,
     views: &[Vec<Encoding>],
     device: &Device,
+    with_aux_loss: bool,
 ) -> Vec<EncoderInput> {
     views
         .iter()
-        .map(|encodings| collate(tokenizer, encodings, device))
+        .map(|encodings| collate(tokenizer, encodings, device, with_aux_loss))
         .collect()
 }
 

@@ -28,7 +28,7 @@ pub fn predict(
     order.sort_by_key(|&i| lengths[i]);
     let mut out = vec![Vec::new(); order.len()];
     for chunk in order.chunks(batch_size.max(1)) {
-        let views = collate_views(tokenizer, &split.select(chunk), device);
+        let views = collate_views(tokenizer, &split.select(chunk), device, false);
         let logits = model.forward(views, head).logits; // [batch, outputs]
         let [_, outputs] = logits.dims();
         let values: Vec<f32> = logits.into_data().iter::<f32>().collect();
@@ -159,9 +159,9 @@ impl SavedModel {
             crate::results::model_dir(dir)
         };
         let carried = crate::model::load_model(&dir, device)?;
-        let max_seq_len = max_seq_len
-            .or(carried.meta.max_seq_len)
-            .unwrap_or(stilts_data::tokenize::DEFAULT_MAX_SEQ_LEN);
+        let max_seq_len = max_seq_len.or(carried.meta.max_seq_len).unwrap_or(
+            stilts_data::tokenize::DEFAULT_MAX_SEQ_LEN.min(carried.meta.encoder.max_positions()),
+        );
         carried
             .meta
             .check_max_seq_len(max_seq_len)

@@ -34,7 +34,7 @@ use stilts_data::encoding::Tokenizer;
 use stilts_data::tokenize::{DEFAULT_MAX_SEQ_LEN, TokenizeError};
 use stilts_io::files::TokenizerFiles;
 use stilts_models::bert::{BertForSequenceClassification, CONFIG_FILE, LoadReport};
-use stilts_models::{Encoder, EncoderConfig, EncoderKind, ModelError};
+use stilts_models::{Encoder, EncoderConfig, EncoderKind, ModelError, SentenceEncoder};
 
 use crate::batching::collate_views;
 use crate::model::store::{META_FILE, check_max_seq_len};
@@ -124,12 +124,17 @@ pub struct PredictOptions {
     /// The head of a multi-head stilts model, by task name.
     pub task: Option<String>,
     /// Most tokens per example, special tokens included; `None`: the length the model was
-    /// trained with when it says, else 128.
+    /// trained with when it says, else 128 or the model's positions if fewer.
     pub max_seq_len: Option<usize>,
     /// Examples per forward pass.
     pub batch_size: usize,
-    /// Also return the encoder's summary state (BERT: `[CLS]`).
+    /// Also return the encoder's summary state (BERT: `[CLS]`; GPT: the last token's).
     pub hidden: bool,
+    /// Frame texts with the encoder's special tokens (`false`: the pieces alone, as Hugging
+    /// Face's `add_special_tokens=False`).
+    pub special_tokens: bool,
+    /// Also return the language-model logits at the summary position (GPT).
+    pub lm_logits: bool,
 }
 
 impl Default for PredictOptions {
@@ -140,6 +145,8 @@ impl Default for PredictOptions {
             max_seq_len: None,
             batch_size: 32,
             hidden: false,
+            special_tokens: true,
+            lm_logits: false,
         }
     }
 }
@@ -149,24 +156,30 @@ impl Default for PredictOptions {
 pub struct Prediction {
     /// `[num_labels]` logits (the score for regression).
     pub logits: Vec<f32>,
-    /// `[hidden]` the encoder's summary state (BERT: the last hidden state of `[CLS]`), when
-    /// asked for.
+    /// `[hidden]` the encoder's summary state (BERT: the last hidden state of `[CLS]`; GPT: the
+    /// last token's), when asked for.
     pub hidden: Option<Vec<f32>>,
+    /// `[vocab_size]` language-model logits at the summary position (GPT), when asked for.
+    pub lm_logits: Option<Vec<f32>>,
 }
 
 impl Prediction {
-    /// One JSON line, `{"logits":[...]}` with `"hidden":[...]` when present; floats are
-    /// written in the shortest form that reads back as the same `f32` (non-finite as `null`).
+    /// One JSON line, `{"logits":[...]}` with `"hidden":[...]` and `"lm_logits":[...]` when
+    /// present; floats are written in the shortest form that reads back as the same `f32`
+    /// (non-finite as `null`).
     pub fn to_json_line(&self) -> String {
         #[derive(serde::Serialize)]
         struct Line<'a> {
             logits: &'a [f32],
             #[serde(skip_serializing_if = "Option::is_none")]
             hidden: Option<&'a [f32]>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            lm_logits: Option<&'a [f32]>,
         }
         let line = Line {
             logits: &self.logits,
             hidden: self.hidden.as_deref(),
+            lm_logits: self.lm_logits.as_deref(),
         };
         // Serializing slices of f32 into a string cannot fail.
         serde_json::to_string(&line).unwrap_or_default()
@@ -369,6 +382,29 @@ fn load_any(
                 BertForSequenceClassification::from_pretrained(dir, num_labels, device)?;
             Ok((from_bert_classifier(model, config), 0, report))
         }
+        EncoderKind::Gpt => {
+            // Hugging Face has no GPT head of ours: a fresh one, reported as such.
+            let (encoder, mut report) = Encoder::from_hf_dir(dir, &config, device)?;
+            let head = unnamed_head(num_labels);
+            let task_head = TaskHead::new(
+                &head,
+                config.hidden_size(),
+                config.initializer_range(),
+                device,
+            );
+            report
+                .initialized
+                .extend(["classifier.weight", "classifier.bias"].map(str::to_owned));
+            let carried = Carried {
+                model: TaskModel {
+                    encoder,
+                    dropout: burn::nn::DropoutConfig::new(config.classifier_dropout()).init(),
+                    heads: vec![task_head],
+                },
+                meta: ModelMeta::new(config, vec![head]),
+            };
+            Ok((carried, 0, report))
+        }
     }
 }
 
@@ -407,21 +443,26 @@ impl Predictor {
                 "num_labels must be positive".to_owned(),
             ));
         }
-        let (carried, head, report) = load_any(dir, options, device)?;
+        let (mut carried, head, report) = load_any(dir, options, device)?;
         let max_seq_len = options
             .max_seq_len
             .or(carried.meta.max_seq_len)
-            .unwrap_or(DEFAULT_MAX_SEQ_LEN);
+            .unwrap_or(DEFAULT_MAX_SEQ_LEN.min(carried.meta.encoder.max_positions()));
         check_max_seq_len(&carried.meta.encoder, max_seq_len).map_err(PredictError::Options)?;
-        let tokenizer = load_tokenizer(dir)?.with_max_seq_len(max_seq_len)?;
-        let vocab = carried.meta.encoder.vocab_size();
-        if stilts_data::encoding::InputEncoder::vocab_size(&tokenizer) > vocab {
-            return Err(PredictError::Options(format!(
-                "the tokenizer of {} has {} ids but the model only {vocab}",
-                dir.display(),
-                stilts_data::encoding::InputEncoder::vocab_size(&tokenizer)
-            )));
+        let mut tokenizer = load_tokenizer(dir)?.with_max_seq_len(max_seq_len)?;
+        if !options.special_tokens {
+            tokenizer = tokenizer.without_special_tokens();
         }
+        // A released GPT gets rows for the fine-tuning tokens (random: only a model saved by
+        // stilts has trained ones).
+        let ids = stilts_data::encoding::InputEncoder::vocab_size(&tokenizer);
+        let (encoder, config) = carried
+            .model
+            .encoder
+            .fit_vocab(carried.meta.encoder.clone(), ids, device)
+            .map_err(|m| PredictError::Options(format!("{}: {m}", dir.display())))?;
+        carried.model.encoder = encoder;
+        carried.meta.encoder = config;
         let predictor = Predictor {
             carried,
             head,
@@ -465,21 +506,35 @@ impl Predictor {
             .collect();
         let pair = self.carried.meta.heads[self.head].pair;
         let views = self.tokenizer.encode_views(&pairs, pair)?;
-        let inputs = collate_views(&self.tokenizer, &views, &self.device);
+        let inputs = collate_views(&self.tokenizer, &views, &self.device, false);
         // Dropout is off outside autodiff.
         let out = self.carried.model.forward(inputs, self.head);
         let logits = rows(out.logits)?; // [batch, num_labels]
+        let lm = if self.options.lm_logits {
+            let lm = self.carried.model.encoder.lm_logits(out.summary.clone());
+            let lm = lm.ok_or_else(|| {
+                PredictError::Options(format!(
+                    "the {} encoder has no language-model head",
+                    self.carried.meta.encoder.kind()
+                ))
+            })?;
+            Some(rows(lm)?) // [batch, vocab_size]
+        } else {
+            None
+        };
         let hidden = if self.options.hidden {
             Some(rows(out.summary)?) // [batch, hidden]
         } else {
             None
         };
         let mut hidden = hidden.map(Vec::into_iter);
+        let mut lm = lm.map(Vec::into_iter);
         Ok(logits
             .into_iter()
             .map(|logits| Prediction {
                 logits,
                 hidden: hidden.as_mut().and_then(Iterator::next),
+                lm_logits: lm.as_mut().and_then(Iterator::next),
             })
             .collect())
     }
@@ -541,6 +596,7 @@ mod tests {
         let p = Prediction {
             logits: vec![0.1, -1.25],
             hidden: Some(vec![1.0, f32::NAN]),
+            lm_logits: None,
         };
         assert_eq!(
             p.to_json_line(),
@@ -549,6 +605,7 @@ mod tests {
         let p = Prediction {
             logits: vec![2.0],
             hidden: None,
+            lm_logits: None,
         };
         assert_eq!(p.to_json_line(), r#"{"logits":[2.0]}"#);
     }

@@ -252,6 +252,7 @@ impl<'s, 'a> Trainer<'s, 'a> {
                 spec.tokenizer,
                 &data.train.select(&batch.examples),
                 &self.ad,
+                recipe.aux_lm_weight > 0.0,
             );
             let labels =
                 data.train

@@ -48,7 +48,10 @@ fn frozen_groups_do_not_train_and_the_rest_does() {
         "the head trains"
     );
     let (stilts_models::Encoder::Bert(bb), stilts_models::Encoder::Bert(cb)) =
-        (&b.model.encoder, &c.model.encoder);
+        (&b.model.encoder, &c.model.encoder)
+    else {
+        panic!("the tiny world's encoder is a BERT")
+    };
     assert_eq!(
         weights_sha256(&bb.embeddings),
         weights_sha256(&cb.embeddings)

@@ -1,4 +1,5 @@
-//! `stilts data ...`: check a task's files, download GLUE, generate Real/Fake, draw subsets.
+//! `stilts data ...`: check a task's files, download GLUE, generate Real/Fake, draw subsets,
+//! tokenize records as an encoder reads them.
 
 use std::path::{Path, PathBuf};
 
@@ -25,6 +26,26 @@ pub enum DataCommand {
     Realfake(RealfakeArgs),
     /// Draw a seeded subset of a split (the 1k/5k regimes) and write its manifest.
     Sample(SampleArgs),
+    /// Print the ids and tokens a tokenizer gives JSON-lines records, one line each.
+    Tokenize(TokenizeArgs),
+}
+
+#[derive(Args)]
+pub struct TokenizeArgs {
+    /// A tokenizer file (tokenizer.json, vocab.txt, vocab.json, encoder_bpe_40000.json) or a
+    /// model directory holding one.
+    #[arg(long)]
+    tokenizer: PathBuf,
+    /// JSON lines: objects with `text_a` and an optional `text_b`.
+    #[arg(long)]
+    input: PathBuf,
+    /// The pieces alone, without the encoder's special tokens (Hugging Face's
+    /// `add_special_tokens=False`).
+    #[arg(long)]
+    no_special_tokens: bool,
+    /// Cut each record to this many tokens, special tokens included (default: no cut).
+    #[arg(long)]
+    max_seq_len: Option<usize>,
 }
 
 /// Which task: a built-in name or a TOML definition.
@@ -144,7 +165,39 @@ pub fn run(cmd: DataCommand) -> Result<()> {
         DataCommand::Download(args) => download_cmd(&args),
         DataCommand::Realfake(args) => realfake_cmd(&args),
         DataCommand::Sample(args) => sample_cmd(&args),
+        DataCommand::Tokenize(args) => tokenize_cmd(&args),
     }
+}
+
+fn tokenize_cmd(args: &TokenizeArgs) -> Result<()> {
+    use std::io::Write;
+    use stilts_train::data::encoding::{InputEncoder, Tokenizer};
+
+    let records = stilts_train::predict::read_jsonl(&args.input)?;
+    let mut tokenizer =
+        Tokenizer::at(&args.tokenizer)?.with_max_seq_len(args.max_seq_len.unwrap_or(1 << 30))?;
+    if args.no_special_tokens {
+        tokenizer = tokenizer.without_special_tokens();
+    }
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    for chunk in records.chunks(256) {
+        let inputs: Vec<(&str, Option<&str>)> = chunk
+            .iter()
+            .map(|r| (r.text_a.as_str(), r.text_b.as_deref()))
+            .collect();
+        for encoding in tokenizer.encode_all(&inputs)? {
+            let tokens: Vec<String> = encoding
+                .ids
+                .iter()
+                .map(|&id| tokenizer.id_to_token(id).unwrap_or_default())
+                .collect();
+            let line = serde_json::json!({ "ids": encoding.ids, "tokens": tokens });
+            writeln!(out, "{line}").context("writing to stdout")?;
+        }
+    }
+    out.flush().context("writing to stdout")?;
+    Ok(())
 }
 
 /// What `data check` reports, as a table or as JSON.

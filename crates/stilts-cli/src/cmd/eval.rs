@@ -26,7 +26,8 @@ pub struct EvalArgs {
     glue_dir: Option<String>,
     #[arg(long)]
     extra_dir: Option<String>,
-    /// Most tokens per example (default: what the model was trained with, else 128).
+    /// Most tokens per example (default: what the model was trained with, else 128 or the
+    /// model's positions if fewer).
     #[arg(long)]
     max_seq_len: Option<usize>,
     #[arg(long, default_value_t = 64)]

@@ -52,7 +52,8 @@ pub struct GlueArgs {
     /// GLUE data root holding `MNLI/` and `diagnostic/diagnostic.tsv` (default: $GLUE_DIR).
     #[arg(long)]
     glue_dir: Option<PathBuf>,
-    /// Most tokens per example for --mnli-model (default: what it was trained with, else 128).
+    /// Most tokens per example for --mnli-model (default: what it was trained with, else 128
+    /// or the model's positions if fewer).
     #[arg(long)]
     max_seq_len: Option<usize>,
     #[arg(long, default_value_t = 64)]

@@ -24,9 +24,17 @@ pub struct PredictArgs {
     #[arg(long)]
     pub input: PathBuf,
     /// Also print `hidden`: the encoder's summary state (BERT: the last hidden state of
-    /// [CLS]).
+    /// [CLS]; GPT: the last layer's state at the extract token, or at the last token with
+    /// --no-special-tokens).
     #[arg(long)]
     pub hidden: bool,
+    /// Also print `lm_logits`: the language-model head's logits at that same position (GPT).
+    #[arg(long)]
+    pub lm_logits: bool,
+    /// Feed the plain pieces, without the encoder's special tokens (Hugging Face's
+    /// `add_special_tokens=False`).
+    #[arg(long)]
+    pub no_special_tokens: bool,
     /// Outputs of the head (default: the model's own, else 2). A head absent from the
     /// checkpoint is freshly initialised, so its logits are arbitrary.
     #[arg(long)]
@@ -35,7 +43,7 @@ pub struct PredictArgs {
     #[arg(long)]
     pub task: Option<String>,
     /// Most tokens per example, special tokens included (default: what the model was trained
-    /// with, else 128).
+    /// with, else 128 or the model's positions if fewer).
     #[arg(long)]
     pub max_seq_len: Option<usize>,
     /// Examples per forward pass.
@@ -70,6 +78,8 @@ pub fn run(args: PredictArgs) -> Result<()> {
         max_seq_len: args.max_seq_len,
         batch_size: args.batch_size,
         hidden: args.hidden,
+        special_tokens: !args.no_special_tokens,
+        lm_logits: args.lm_logits,
     };
     let (predictor, report) = Predictor::load(&dir, &options, &device)
         .with_context(|| format!("loading the model in {}", dir.display()))?;

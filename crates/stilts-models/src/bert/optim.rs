@@ -4,9 +4,10 @@ use burn::optim::grad_clipping::GradientClipping;
 use burn::optim::{AdamWConfig, AdaptiveMomentumState, LearningRate, ModuleOptimizer, Optimizer};
 use burn::tensor::{Device, Tensor};
 
-/// Parameters exempt from weight decay in Hugging Face's fine-tuning recipe: every bias and
-/// every LayerNorm weight (matched against full module paths).
-pub const NO_DECAY_PATTERN: &str = r"(^|\.)(bias|layer_norm\.gamma|layer_norm\.beta)$";
+/// Parameters exempt from weight decay in Hugging Face's fine-tuning recipe (and in Radford et
+/// al.'s, which decays matrices only): every bias and every LayerNorm weight, burn's `gamma` and
+/// `beta` (matched against full module paths).
+pub const NO_DECAY_PATTERN: &str = r"(^|\.)(bias|gamma|beta)$";
 
 /// AdamW (decoupled weight decay, as `torch.optim.AdamW`) with two parameter groups: weights
 /// decay by `weight_decay`, parameters matching [`NO_DECAY_PATTERN`] do not decay.

@@ -27,7 +27,7 @@ pub use stilts_schema::experiment::{
 };
 
 pub use recipe::Recipe;
-pub use source::{ModelSource, RandomBertFile, RandomSize};
+pub use source::{ModelSource, RandomBertFile, RandomGptFile, RandomSize};
 
 use crate::error::{Result, TrainError};
 

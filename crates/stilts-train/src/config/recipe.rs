@@ -15,7 +15,7 @@ fn is_zero(v: &f64) -> bool {
 /// (BERT: `[CLS] [SEP] [SEP]`).
 pub fn min_seq_len(kind: EncoderKind) -> usize {
     match kind {
-        EncoderKind::Bert => 3,
+        EncoderKind::Bert | EncoderKind::Gpt => 3,
     }
 }
 
@@ -59,6 +59,7 @@ impl Recipe {
     pub fn preset(kind: EncoderKind) -> Recipe {
         match kind {
             EncoderKind::Bert => Recipe::bert(),
+            EncoderKind::Gpt => Recipe::gpt(),
         }
     }
 
@@ -85,6 +86,22 @@ impl Recipe {
             keep: Keep::Last,
             aux_lm_weight: 0.0,
             freeze: Vec::new(),
+        }
+    }
+
+    /// Radford et al.'s fine-tuning recipe (`finetune-transformer-lm`'s `train.py`): batch 32,
+    /// lr 6.25e-5, Adam (0.9, 0.999, 1e-8) with decoupled weight decay 0.01 on matrices only
+    /// (not on biases and LayerNorm gains), linear warmup over 0.2% of the steps then linear
+    /// decay, global-norm clip 1, dropout 0.1 everywhere (residual, attention, embeddings,
+    /// classifier), the language-model loss added with weight 0.5, 3 epochs, 128 tokens.
+    pub fn gpt() -> Recipe {
+        Recipe {
+            batch_size: 32,
+            lr: 6.25e-5,
+            epsilon: 1e-8,
+            warmup_proportion: 0.002,
+            aux_lm_weight: 0.5,
+            ..Recipe::bert()
         }
     }
 

@@ -15,6 +15,7 @@ use stilts_io::files::TokenizerFiles;
 use stilts_io::hub::{self, HubModel, HubOptions, ModelName};
 use stilts_io::progress::{NoProgress, Progress};
 use stilts_models::bert::BertConfig;
+use stilts_models::gpt::GptConfig;
 use stilts_models::{EncoderConfig, EncoderKind};
 
 use super::{Experiment, LoadMode, ModelFile};
@@ -37,12 +38,28 @@ pub struct RandomBertFile {
     pub max_position_embeddings: Option<usize>,
 }
 
+/// Size of a randomly initialised GPT (`[model] random` of a GPT experiment).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RandomGptFile {
+    /// Width of hidden states.
+    pub n_embd: usize,
+    /// Number of blocks.
+    pub n_layer: usize,
+    /// Number of attention heads.
+    pub n_head: usize,
+    /// Longest sequence; default 512.
+    pub n_positions: Option<usize>,
+}
+
 /// The size of a random encoder, by family (serialized as the family's own table).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum RandomSize {
     /// A BERT.
     Bert(RandomBertFile),
+    /// A GPT.
+    Gpt(RandomGptFile),
 }
 
 impl RandomSize {
@@ -59,6 +76,13 @@ impl RandomSize {
                 )
                 .with_max_position_embeddings(size.max_position_embeddings.unwrap_or(512)),
             ),
+            RandomSize::Gpt(size) => EncoderConfig::Gpt(
+                GptConfig::new(vocab_size)
+                    .with_n_embd(size.n_embd)
+                    .with_n_layer(size.n_layer)
+                    .with_n_head(size.n_head)
+                    .with_n_positions(size.n_positions.unwrap_or(512)),
+            ),
         }
     }
 
@@ -66,6 +90,7 @@ impl RandomSize {
     pub fn kind(&self) -> EncoderKind {
         match self {
             RandomSize::Bert(_) => EncoderKind::Bert,
+            RandomSize::Gpt(_) => EncoderKind::Gpt,
         }
     }
 }
@@ -305,9 +330,14 @@ fn hub_config(origin: &Path, id: &str, model: &HubModel) -> Result<EncoderConfig
 
 /// `model.random` as the family's size table; the sizes are checked as the encoder checks them.
 fn random_size(origin: &Path, kind: EncoderKind, table: &toml::Table) -> Result<RandomSize> {
+    let value = toml::Value::Table(table.clone());
     let size = match kind {
         EncoderKind::Bert => RandomSize::Bert(
-            RandomBertFile::deserialize(toml::Value::Table(table.clone()))
+            RandomBertFile::deserialize(value)
+                .map_err(|e| config_error(origin, "model.random", e.to_string()))?,
+        ),
+        EncoderKind::Gpt => RandomSize::Gpt(
+            RandomGptFile::deserialize(value)
                 .map_err(|e| config_error(origin, "model.random", e.to_string()))?,
         ),
     };

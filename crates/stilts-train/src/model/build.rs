@@ -9,7 +9,8 @@ use super::{Carried, ModelMeta, TaskModel, load_model};
 use crate::config::{LoadMode, ModelSource};
 use crate::error::{Result, TrainError};
 
-/// Builds the starting model of an experiment. Heads are only present when loading a stilts
+/// Builds the starting model of an experiment over a tokenizer of `vocab_size` ids (GPT's
+/// fine-tuning tokens get fresh embedding rows). Heads are only present when loading a stilts
 /// model with [`LoadMode::EncoderHead`]; a pretrained directory's task head (a hub model
 /// fine-tuned on MNLI, say), of any width, is ignored: phases add their own.
 pub fn build_initial(source: &ModelSource, vocab_size: usize, device: &Device) -> Result<Carried> {
@@ -52,6 +53,12 @@ pub fn build_initial(source: &ModelSource, vocab_size: usize, device: &Device) -
             }
         }
     };
+    let (encoder, config) = encoder
+        .fit_vocab(config, vocab_size, device)
+        .map_err(|message| TrainError::Checkpoint {
+            path: source.dir().map(Into::into).unwrap_or_default(),
+            message,
+        })?;
     let model = TaskModel {
         encoder,
         dropout: DropoutConfig::new(config.classifier_dropout()).init(),
