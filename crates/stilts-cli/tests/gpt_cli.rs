@@ -158,3 +158,105 @@ fn tokenize_and_predict_match_transformers_on_a_plain_hf_directory() {
     println!("stilts predict on a GPT: max diff hidden {d_hidden:e}, LM logits {d_lm:e}");
     assert!(d_hidden < TOL && d_lm < TOL);
 }
+
+const WORDS: &[&str] = &[
+    "the", "cat", "dog", "sat", "on", "mat", "ran", "far", "big", "red",
+];
+
+/// `glue/MRPC/{train,dev}.tsv` (a paraphrase iff the second sentence repeats the first word
+/// of the first) and the dev pairs as prediction records.
+fn mrpc_world(root: &Path) -> PathBuf {
+    let dir = root.join("glue/MRPC");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut records = String::new();
+    for (name, n) in [("train", 48), ("dev", 16)] {
+        let mut tsv = String::from("Quality\t#1 ID\t#2 ID\t#1 String\t#2 String\n");
+        for i in 0..n {
+            let w = |k: usize| WORDS[(i * 7 + k * 3 + i / 5) % WORDS.len()];
+            let a = format!("{} {} {}", w(0), w(1), w(2));
+            let same = (i + i / 3) % 2 == 0;
+            let b = format!("{} {}", if same { w(0) } else { w(4) }, w(5));
+            tsv.push_str(&format!(
+                "{}\t{}\t{}\t{a}\t{b}\n",
+                u8::from(same),
+                2 * i,
+                2 * i + 1
+            ));
+            if name == "dev" {
+                records.push_str(&format!("{{\"text_a\": \"{a}\", \"text_b\": \"{b}\"}}\n"));
+            }
+        }
+        std::fs::write(dir.join(format!("{name}.tsv")), tsv).unwrap();
+    }
+    std::fs::write(root.join("dev.jsonl"), records).unwrap();
+    root.join("dev.jsonl")
+}
+
+/// Fine-tuning the Hugging Face directory: the encoder family comes from its `config.json`,
+/// MRPC's pairs are read in both orders, and the saved model (BPE tables beside it) is what
+/// `predict` and `eval` read, with the run's own dev logits and score.
+#[test]
+fn a_fine_tuned_gpt_is_read_back_by_predict_and_eval() {
+    let tmp = tempfile::tempdir().unwrap();
+    let records = mrpc_world(tmp.path());
+    let experiment = tmp.path().join("gpt-mrpc.toml");
+    std::fs::write(
+        &experiment,
+        format!(
+            "output_dir = \"{out}\"\nseed = 3\n[model]\npretrained = \"{model}\"\n\
+             [data]\nglue_dir = \"{glue}\"\n\
+             [recipe]\nbatch_size = 8\nmax_seq_len = 32\nepochs = 2\n\
+             [[phases]]\ntasks = [\"MRPC\"]\n",
+            out = tmp.path().join("out").display(),
+            model = hf_dir(tmp.path()).display(),
+            glue = tmp.path().join("glue").display(),
+        ),
+    )
+    .unwrap();
+    let check = stilts(&["run", "--check", experiment.to_str().unwrap()]);
+    let resolved: Value = serde_json::from_slice(&check.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}", String::from_utf8_lossy(&check.stderr));
+    });
+    assert_eq!(resolved["encoder"], "gpt");
+    assert_eq!(resolved["phases"][0]["tasks"][0]["pair"], "both_orders");
+    assert_eq!(resolved["phases"][0]["recipe"]["aux_lm_weight"], 0.5);
+
+    let o = stilts(&["run", experiment.to_str().unwrap(), "--quiet"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let run = tmp.path().join("out/00-MRPC/seed-3");
+    let model = run.join("model");
+    for f in ["vocab.json", "merges.txt"] {
+        assert!(model.join(f).is_file(), "{f} is saved with the model");
+    }
+    let result: Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("result.json")).unwrap()).unwrap();
+    assert!(result["history"][0]["aux_loss"].as_f64().unwrap() > 0.0);
+
+    let predicted = lines(&stilts(&[
+        "predict",
+        "--model",
+        model.to_str().unwrap(),
+        "--input",
+        records.to_str().unwrap(),
+    ]));
+    let logged = result["dev_predictions"][0]["logits"].as_array().unwrap();
+    assert_eq!(predicted.len(), logged.len());
+    for (p, r) in predicted.iter().zip(logged) {
+        for (a, b) in floats(&p["logits"]).iter().zip(floats(r)) {
+            assert!((a - b).abs() < TOL, "predict {a} vs the run's {b}");
+        }
+    }
+    let o = stilts(&[
+        "eval",
+        "--model",
+        model.to_str().unwrap(),
+        "--task",
+        "MRPC",
+        "--glue-dir",
+        tmp.path().join("glue").to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let scores: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(scores["score"], result["dev_score"]);
+}

@@ -49,6 +49,9 @@ pub struct TaskFile {
     pub regression: bool,
     /// Defaults: `["accuracy"]` for classification, `["pearson", "spearman"]` for regression.
     pub metrics: Option<Vec<Metric>>,
+    /// A pair task whose two texts play the same role (paraphrase, similarity).
+    #[serde(default)]
+    pub symmetric: bool,
     /// The layout every split uses unless it gives its own `format`.
     pub format: FormatFile,
     pub splits: Vec<SplitFile>,
@@ -223,6 +226,7 @@ impl TaskFile {
             splits,
             submission: Vec::new(),
             submission_labels: Vec::new(),
+            symmetric: self.symmetric,
         })
     }
 }

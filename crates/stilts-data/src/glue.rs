@@ -374,6 +374,10 @@ impl BuiltinTask {
             splits,
             submission,
             submission_labels,
+            symmetric: matches!(
+                self,
+                BuiltinTask::Mrpc | BuiltinTask::Qqp | BuiltinTask::Stsb
+            ),
         }
     }
 }

@@ -298,6 +298,7 @@ pub fn realfake_task() -> Task {
         ],
         submission: Vec::new(),
         submission_labels: labels,
+        symmetric: false,
     }
 }
 

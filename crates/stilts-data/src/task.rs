@@ -195,6 +195,12 @@ pub struct Task {
     pub submission: Vec<SubmissionFile>,
     /// Labels as GLUE test submissions spell them, index-aligned with `target.labels()`.
     pub submission_labels: Vec<String>,
+    /// Whether a pair's two texts play the same role (paraphrase and similarity: MRPC, QQP,
+    /// STS-B), so that their order carries no information: GPT reads such pairs in both orders
+    /// (Radford et al.). Not written with the task: its effect, the pair mode, is recorded in
+    /// a run's resolved configuration.
+    #[serde(skip)]
+    pub symmetric: bool,
 }
 
 impl Task {

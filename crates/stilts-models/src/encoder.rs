@@ -278,7 +278,10 @@ impl EncoderConfig {
 }
 
 /// An encoder of any family, as one burn module.
-// The variant name is part of every parameter path (`encoder.Bert.embeddings...`).
+// The variant name is part of every parameter path (`encoder.Bert.embeddings...`). The variants
+// differ in size; an encoder is moved a few times per phase, never in a loop, so they are not
+// boxed (burn's Module is not implemented for boxes).
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum Encoder {
     /// BERT.

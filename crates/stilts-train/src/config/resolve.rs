@@ -42,7 +42,14 @@ pub(super) fn resolve(
     let mut phases = Vec::new();
     let mut names = BTreeSet::new();
     for (i, p) in file.phases.iter().enumerate() {
-        let phase = resolve_phase(p, origin, i, &base, min_seq_len, seed, &roots)?;
+        let defaults = PhaseDefaults {
+            recipe: &base,
+            min_seq_len,
+            seed,
+            roots: &roots,
+            encoder: model.encoder,
+        };
+        let phase = resolve_phase(p, origin, i, &defaults)?;
         if !names.insert(phase.name.clone()) {
             return Err(TrainError::config(
                 origin,
@@ -86,15 +93,33 @@ pub(super) fn resolve(
 }
 
 /// Resolves `[[phases]]` entry `index` over the experiment's recipe `base`.
+/// What every phase of an experiment starts from.
+struct PhaseDefaults<'a> {
+    /// The experiment's recipe (the encoder's preset with `[recipe]`).
+    recipe: &'a Recipe,
+    /// The tokenizer family's fewest tokens.
+    min_seq_len: usize,
+    /// The base seed.
+    seed: u64,
+    /// The data roots.
+    roots: &'a Roots,
+    /// The encoder family.
+    encoder: stilts_models::EncoderKind,
+}
+
 fn resolve_phase(
     p: &PhaseFile,
     origin: &Path,
     index: usize,
-    base: &Recipe,
-    min_seq_len: usize,
-    seed: u64,
-    roots: &Roots,
+    defaults: &PhaseDefaults<'_>,
 ) -> Result<Phase> {
+    let PhaseDefaults {
+        recipe: base,
+        min_seq_len,
+        seed,
+        roots,
+        encoder,
+    } = *defaults;
     let key = |k: &str| format!("phases[{index}].{k}");
     let err = |k: &str, m: String| TrainError::config(origin, key(k), m);
     if p.tasks.is_empty() {
@@ -107,6 +132,7 @@ fn resolve_phase(
             &key(&format!("tasks[{t}]")),
             entry,
             roots,
+            encoder,
         )?);
     }
     let mut seen = BTreeSet::new();

@@ -6,7 +6,9 @@ use stilts_data::custom::{TaskRef, load_task_file};
 use stilts_data::{BuiltinTask, SplitRole};
 
 use super::source::{expand, must_exist};
-use super::{DataFile, EXTRA_DIR_ENV, GLUE_DIR_ENV, TaskEntryFile, TaskSpec};
+use stilts_models::EncoderKind;
+
+use super::{DataFile, EXTRA_DIR_ENV, GLUE_DIR_ENV, PairMode, TaskEntryFile, TaskSpec};
 use crate::error::{Result, TrainError};
 
 /// The data roots of built-in (GLUE) and custom tasks.
@@ -36,7 +38,25 @@ pub fn resolve_named_task(
     data: &DataFile,
 ) -> Result<TaskSpec> {
     let roots = data_roots(origin, data)?;
-    resolve_task(origin, key, &TaskEntryFile::Name(task.to_owned()), &roots)
+    resolve_task(
+        origin,
+        key,
+        &TaskEntryFile::Name(task.to_owned()),
+        &roots,
+        EncoderKind::Bert,
+    )
+}
+
+/// How a task's pairs reach an encoder unless the task entry says: GPT reads the pairs of a
+/// symmetric task (paraphrase, similarity) in both orders and sums the two representations,
+/// as Radford et al. did for STS-B, MRPC and QQP; everything else is read jointly.
+pub fn default_pair(encoder: EncoderKind, task: &stilts_data::Task) -> PairMode {
+    match encoder {
+        EncoderKind::Gpt if task.symmetric && task.input == stilts_data::InputKind::Pair => {
+            PairMode::BothOrders
+        }
+        _ => PairMode::Joint,
+    }
 }
 
 /// Resolves one task entry of a phase; `key` is its key path (`phases[0].tasks[1]`).
@@ -45,6 +65,7 @@ pub(super) fn resolve_task(
     key: &str,
     entry: &TaskEntryFile,
     roots: &Roots,
+    encoder: EncoderKind,
 ) -> Result<TaskSpec> {
     let (reference, data_root, train_examples, dev_split, pair) = match entry {
         TaskEntryFile::Name(n) => (n.clone(), None, None, None, None),
@@ -145,7 +166,7 @@ pub(super) fn resolve_task(
         .filter(|s| s.role == SplitRole::Test && matches!(task.locate(&dir, &s.name), Ok(Some(_))))
         .map(|s| s.name.clone())
         .collect();
-    let pair = pair.unwrap_or_default();
+    let pair = pair.unwrap_or_else(|| default_pair(encoder, &task));
     if !pair.is_joint() && task.input != stilts_data::InputKind::Pair {
         return Err(TrainError::config(
             origin,

@@ -1,0 +1,211 @@
+//! GPT through the whole engine on the tiny world: a random 2-block GPT over the BPE tables
+//! of `stilts-models/tests/fixtures/tiny-gpt` learns RTE with Radford et al.'s auxiliary
+//! language-model loss, a killed run resumes to the same result, and pair tasks get GPT's
+//! pair defaults.
+
+mod common;
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde_json::Value;
+use stilts_data::encoding::PairMode;
+use stilts_train::experiment::run_experiment;
+use stilts_train::observer::{NoopObserver, Observer, StepEvent};
+
+/// burn's flex RNG is process-global: runs that compare numbers must not overlap.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn bpe_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../stilts-models/tests/fixtures/tiny-gpt")
+}
+
+/// A GPT experiment over the tiny world; `phases` is appended verbatim.
+fn gpt_toml(root: &Path, out: &str, phases: &str) -> String {
+    format!(
+        r#"
+name = "tiny-gpt"
+output_dir = "{out}"
+seed = 11
+
+[model]
+encoder = "gpt"
+random = {{ n_embd = 32, n_layer = 2, n_head = 4, n_positions = 64 }}
+tokenizer = "{bpe}"
+
+[data]
+glue_dir = "{glue}"
+extra_dir = "{extra}"
+
+[recipe]
+batch_size = 8
+lr = 2e-3
+max_seq_len = 40
+epochs = 3
+warmup_proportion = 0.1
+{phases}
+"#,
+        out = root.join(out).display(),
+        bpe = bpe_dir().display(),
+        glue = root.join("glue").display(),
+        extra = root.join("extra").display(),
+    )
+}
+
+fn result(out: &Path, dir: &str) -> Value {
+    let path = out.join(dir).join("result.json");
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+fn comparable(mut v: Value) -> Value {
+    let o = v.as_object_mut().unwrap();
+    for k in ["wall_s", "examples_per_s", "resumed"] {
+        o.remove(k);
+    }
+    v
+}
+
+struct KillAt {
+    at: u64,
+    seen: u64,
+}
+
+impl Observer for KillAt {
+    fn step(&mut self, _e: &StepEvent) {
+        self.seen += 1;
+        if self.seen == self.at {
+            panic!("killed at step {}", self.seen);
+        }
+    }
+}
+
+const RTE_PHASE: &str = "[[phases]]\ntasks = [\"RTE\"]\npredict_test = true\n\
+                         recipe = { epochs = 24, checkpoint_every_steps = 5 }\n";
+
+#[test]
+fn gpt_learns_rte_with_its_lm_loss_and_resumes_to_the_same_result() {
+    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let root = common::world(tmp.path(), 160, 40);
+
+    let exp = common::resolve(&gpt_toml(&root, "straight", RTE_PHASE)).unwrap();
+    assert_eq!(exp.encoder, stilts_models::EncoderKind::Gpt);
+    assert_eq!(exp.phases[0].recipe.aux_lm_weight, 0.5, "the GPT preset");
+    run_experiment(&exp, &mut NoopObserver).unwrap();
+    let straight = result(&tmp.path().join("straight"), "00-RTE/seed-11");
+    let history = straight["history"].as_array().unwrap();
+    assert_eq!(history.len(), 24);
+    let aux: Vec<f64> = history
+        .iter()
+        .map(|e| e["aux_loss"].as_f64().expect("aux_loss logged every epoch"))
+        .collect();
+    // A language model over a 2480-token vocabulary starts near ln(2480) = 7.8 and learns
+    // the 30 words of the tiny world. From random weights the language model takes the first
+    // epochs (the classifier's loss stays at ln 2 until its loss falls near 3.1); a pretrained
+    // GPT starts there.
+    assert!(aux[0] < 7.9 && aux[23] < aux[0] - 3.0, "{aux:?}");
+    let best = straight["dev_score"].as_f64().unwrap();
+    assert!(best > 0.75, "dev accuracy {best}: {history:#?}");
+    let model = tmp.path().join("straight/00-RTE/seed-11/model");
+    for f in ["vocab.json", "merges.txt", "stilts-model.json"] {
+        assert!(model.join(f).exists(), "{f} travels with the model");
+    }
+
+    let exp = common::resolve(&gpt_toml(&root, "resumed", RTE_PHASE)).unwrap();
+    let killed = catch_unwind(AssertUnwindSafe(|| {
+        let _ = run_experiment(&exp, &mut KillAt { at: 8, seen: 0 });
+    }));
+    assert!(killed.is_err(), "the run should have been killed");
+    run_experiment(&exp, &mut NoopObserver).unwrap();
+    let resumed = result(&tmp.path().join("resumed"), "00-RTE/seed-11");
+    assert_eq!(resumed["resumed"], Value::Bool(true));
+    assert_eq!(comparable(resumed), comparable(straight));
+}
+
+#[test]
+fn without_the_aux_objective_no_lm_loss_is_logged() {
+    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let root = common::world(tmp.path(), 40, 16);
+    let exp = common::resolve(&gpt_toml(
+        &root,
+        "out",
+        "[[phases]]\ntasks = [\"RTE\"]\nrecipe = { epochs = 1, aux_lm_weight = 0.0 }\n",
+    ))
+    .unwrap();
+    run_experiment(&exp, &mut NoopObserver).unwrap();
+    let r = result(&tmp.path().join("out"), "00-RTE/seed-11");
+    assert!(r["history"][0].get("aux_loss").is_none_or(Value::is_null));
+}
+
+/// A custom copy of the `NLI3` data marked symmetric.
+fn symmetric_task(root: &Path) -> PathBuf {
+    common::nli3(root, 48, 16);
+    let file = root.join("sym.toml");
+    std::fs::write(
+        &file,
+        r#"
+name = "SYM"
+dir = "nli3"
+input = "pair"
+symmetric = true
+labels = ["contradiction", "entailment", "neutral"]
+[format]
+format = "jsonl"
+text_a = "p"
+text_b = "h"
+label = "l"
+[[splits]]
+name = "train"
+file = "train.jsonl"
+[[splits]]
+name = "dev"
+file = "dev.jsonl"
+"#,
+    )
+    .unwrap();
+    file
+}
+
+#[test]
+fn gpt_reads_symmetric_pairs_in_both_orders_unless_told() {
+    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let root = common::world(tmp.path(), 40, 16);
+    let sym = symmetric_task(tmp.path());
+    let phases = format!(
+        "[[phases]]\ntasks = [\"{s}\", \"RTE\"]\n\
+         [[phases]]\ntasks = [{{ task = \"{s}\", pair = \"joint\" }}]\n",
+        s = sym.display()
+    );
+    let pairs = |text: &str| -> Vec<PairMode> {
+        let exp = common::resolve(text).unwrap();
+        exp.phases
+            .iter()
+            .flat_map(|p| p.tasks.iter().map(|t| t.pair))
+            .collect()
+    };
+    assert_eq!(
+        pairs(&gpt_toml(&root, "gpt", &phases)),
+        [PairMode::BothOrders, PairMode::Joint, PairMode::Joint]
+    );
+    assert_eq!(
+        pairs(&common::experiment_toml(&root, "bert", &phases)),
+        [PairMode::Joint, PairMode::Joint, PairMode::Joint],
+        "BERT reads every pair jointly"
+    );
+
+    let exp = common::resolve(&gpt_toml(
+        &root,
+        "gpt",
+        &format!(
+            "[[phases]]\ntasks = [\"{}\"]\nrecipe = {{ epochs = 1 }}\n",
+            sym.display()
+        ),
+    ))
+    .unwrap();
+    run_experiment(&exp, &mut NoopObserver).unwrap();
+    let r = result(&tmp.path().join("gpt"), "00-SYM/seed-11");
+    assert!(r["dev_score"].as_f64().unwrap().is_finite());
+}
