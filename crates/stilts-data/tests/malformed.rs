@@ -29,14 +29,16 @@ fn read(
 }
 
 /// (task, split whose layout reads the file, file, line, field, message fragment)
-fn cases() -> Vec<(
+type Case = (
     Task,
     &'static str,
     &'static str,
     u64,
     Option<&'static str>,
     &'static str,
-)> {
+);
+
+fn cases() -> Vec<Case> {
     let rte = BuiltinTask::Rte.task();
     let stsb = BuiltinTask::Stsb.task();
     let cola = BuiltinTask::Cola.task();

@@ -91,8 +91,11 @@ fn transposed((values, shape): (Vec<f32>, Vec<usize>)) -> (Vec<f32>, Vec<usize>)
     (out, vec![cols, rows])
 }
 
-fn params<M: Module>(module: &M) -> Vec<(String, (Vec<f32>, Vec<usize>))> {
-    struct Collect(Vec<String>, Vec<(String, (Vec<f32>, Vec<usize>))>);
+/// A parameter's values and shape.
+type Values = (Vec<f32>, Vec<usize>);
+
+fn params<M: Module>(module: &M) -> Vec<(String, Values)> {
+    struct Collect(Vec<String>, Vec<(String, Values)>);
     impl ModuleVisitor for Collect {
         fn enter_module(&mut self, name: &str, _: &str) {
             self.0.push(name.to_owned());
