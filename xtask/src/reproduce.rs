@@ -14,7 +14,7 @@ use xtask::grid::{LoadedGrid, Plan, Registry, RunKind, spec};
 
 #[derive(Args, Debug)]
 pub struct GridArgs {
-    /// A grid name in configs/grids/ (`table1`, `table2`, `table3`, `figure1`) or a grid file.
+    /// A grid name in configs/grids/ (`table1`, `table2`, `table3`, `table4`, `figure1`) or a grid file.
     pub grid: String,
     /// Apply the grid's `[scale.<name>]` overrides (e.g. `cpu`); every override is recorded in
     /// grid.json.

@@ -275,7 +275,7 @@ fn encoder_keys_reach_every_run_of_the_encoder() {
 #[test]
 fn shipped_grids_parse_and_expand() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    for name in ["table1", "table2", "table3", "figure1"] {
+    for name in ["table1", "table2", "table3", "table4", "figure1"] {
         let path = root.join("configs/grids").join(format!("{name}.toml"));
         for scale in [None, Some("cpu")] {
             let g = spec::load(&path, scale).unwrap_or_else(|e| panic!("{name} {scale:?}: {e}"));
@@ -286,14 +286,39 @@ fn shipped_grids_parse_and_expand() {
     let t1 = spec::load(&root.join("configs/grids/table1.toml"), None).unwrap();
     let p = Plan::expand(&t1, Some(Path::new("/out"))).unwrap();
     // 5 x 20 small-task restarts + 5 one-restart tasks, x (baseline + 4 intermediates), less the
-    // intermediate = target runs (QQP -> QQP, MNLI -> MNLI), plus the 4 intermediates.
-    assert_eq!(p.nodes.len(), (4 * 20 + 5) * 5 - 2 + 4);
+    // intermediate = target runs (QQP -> QQP, MNLI -> MNLI), plus the 4 intermediates; for
+    // each of BERT and GPT.
+    assert_eq!(p.nodes.len(), 2 * ((4 * 20 + 5) * 5 - 2 + 4));
+    let gpt: Vec<_> = p.nodes.iter().filter(|n| n.meta.encoder == "GPT").collect();
+    assert!(
+        gpt.iter()
+            .all(|n| n.experiment.model.encoder.as_deref() == Some("gpt")
+                || n.experiment.model.pretrained.as_deref() == Some("openai-community/openai-gpt")
+                || n.depends_on.is_some())
+    );
+
+    // Tables 3 and 4 fine-tune GPT without its auxiliary objective; Table 1 keeps it.
+    for (name, weight) in [
+        ("table1", None),
+        ("table3", Some(0.0)),
+        ("table4", Some(0.0)),
+    ] {
+        let g = spec::load(&root.join(format!("configs/grids/{name}.toml")), None).unwrap();
+        let p = Plan::expand(&g, Some(Path::new("/out"))).unwrap();
+        for n in p.nodes.iter().filter(|n| n.meta.encoder == "GPT") {
+            let w = n.experiment.recipe.aux_lm_weight;
+            let w = n.experiment.phases[0].recipe.aux_lm_weight.or(w);
+            assert_eq!(w, weight, "{name} {}", n.id);
+        }
+    }
 }
 
 /// Run ids hash each run's configuration: they are how a grid finds its finished runs again, so
-/// a refactor of the planner must leave them as they are (pinned at commit 0fe4718). The hash
-/// is over every run id of the shipped grids (default and `cpu` scales) and the test grid, in
-/// plan order; `STILTS_PRINT_IDS=1` prints the current values.
+/// a refactor of the planner must leave them as they are. The hash is over the run ids of the
+/// shipped grids (default and `cpu` scales) and the test grid, in plan order; the BERT-family
+/// rows (`BERT`, `MiniLM`) are pinned at commit 0fe4718, before GPT rows joined the grids, and
+/// the GPT rows and `table4` since they were added. `STILTS_PRINT_IDS=1` prints the current
+/// values.
 #[test]
 fn run_ids_of_the_shipped_grids_are_pinned() {
     use sha2::{Digest, Sha256};
@@ -301,6 +326,10 @@ fn run_ids_of_the_shipped_grids_are_pinned() {
         (
             "table1/default",
             "dc1e0875061bb8e14cbecc9e5d83f791f9253f582279f23b53a635c1eb071c32",
+        ),
+        (
+            "table1/default+gpt",
+            "f6a27d859f0140f93b5820cc7ce8f81e2b3676912ad39f4ebb2810c95fe20bf2",
         ),
         (
             "table1/cpu",
@@ -319,8 +348,28 @@ fn run_ids_of_the_shipped_grids_are_pinned() {
             "a84295fec946ed96942b702f3c0ba37ff8a86cb1d2c6a2d1ea4b50df3a1a4054",
         ),
         (
+            "table3/default+gpt",
+            "de2ad599404dec990a60d332e83ac2c73f2168e267f5a35969eab82e0dd27b6b",
+        ),
+        (
             "table3/cpu",
             "16b5b7c3b55cfc4622c71959aec6851bf89e53481b383d9a677ba088a56146e8",
+        ),
+        (
+            "table3/cpu+gpt",
+            "0839d6182b37c86896623a2f3a4e896c6f65cd27288aa7b4c3b0b1d4222d9eb2",
+        ),
+        (
+            "table4/default+gpt",
+            "35bed898ac76d71fb4680d462b2478fddf501752067e9d3e7e5f8c3842593a3b",
+        ),
+        (
+            "table4/cpu",
+            "c2bcb5671076914ac8df006974ba30509f5101dcc15e8bf25fb6bc57e5b737f3",
+        ),
+        (
+            "table4/cpu+gpt",
+            "0094bc7420cad3c0dac98076691efc8cbbc1006b070392730e62590ea1de0b10",
         ),
         (
             "figure1/default",
@@ -341,14 +390,26 @@ fn run_ids_of_the_shipped_grids_are_pinned() {
     ];
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     let mut got = Vec::new();
-    for name in ["table1", "table2", "table3", "figure1"] {
+    for name in ["table1", "table2", "table3", "table4", "figure1"] {
         let path = root.join("configs/grids").join(format!("{name}.toml"));
         for scale in [None, Some("cpu")] {
             let g = spec::load(&path, scale).unwrap();
             let p = Plan::expand(&g, Some(Path::new("/out"))).unwrap();
-            let ids: Vec<&str> = p.nodes.iter().map(|n| n.id.as_str()).collect();
+            let (bert, rest): (Vec<_>, Vec<_>) = p
+                .nodes
+                .iter()
+                .partition(|n| ["BERT", "MiniLM"].contains(&n.meta.encoder.as_str()));
             let key = format!("{name}/{}", scale.unwrap_or("default"));
-            got.push((key, format!("{:x}", Sha256::digest(ids.join("\n")))));
+            for (family, nodes) in [("", bert), ("+gpt", rest)] {
+                if nodes.is_empty() {
+                    continue;
+                }
+                let ids: Vec<&str> = nodes.iter().map(|n| n.id.as_str()).collect();
+                got.push((
+                    format!("{key}{family}"),
+                    format!("{:x}", Sha256::digest(ids.join("\n"))),
+                ));
+            }
         }
     }
     for scale in [None, Some("cpu")] {
