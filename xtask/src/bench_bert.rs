@@ -16,7 +16,7 @@ use anyhow::{Context, Result, bail};
 
 /// The Python of the PyTorch anchor: `$STILTS_TORCH_PYTHON`, else `python3`; `Err` with it
 /// when torch and transformers do not import there (or it does not run).
-fn torch_python() -> Result<PathBuf, PathBuf> {
+pub(crate) fn torch_python() -> Result<PathBuf, PathBuf> {
     let candidate = std::env::var_os("STILTS_TORCH_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("python3"));

@@ -3,13 +3,13 @@
 
 mod bench_bert;
 mod bench_data;
+mod bench_gpt;
 mod check_backends;
 mod reproduce;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -22,11 +22,12 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Run a benchmark suite beside its Python anchor, measured in the same run: `data` (anchor:
-    /// `$STILTS_PYTHON`, else `python3`, with transformers) or `bert` (anchor:
+    /// `$STILTS_PYTHON`, else `python3`, with transformers), `bert` or `gpt` (anchor:
     /// `$STILTS_TORCH_PYTHON`, else `python3`, with torch and transformers). Without an anchor
     /// that imports, the suite measures stilts alone and says why.
     Bench {
-        /// Which suite: `data` (load + tokenize throughput) or `bert` (train step and inference).
+        /// Which suite: `data` (load + tokenize throughput), `bert` or `gpt` (train step and
+        /// inference).
         suite: String,
         /// Extra arguments passed to criterion after `--`.
         #[arg(trailing_var_arg = true)]
@@ -77,23 +78,10 @@ fn root() -> PathBuf {
 }
 
 fn bench(suite: &str, rest: &[String]) -> Result<()> {
-    if suite == "data" {
-        return bench_data::run(&root(), rest);
+    match suite {
+        "data" => bench_data::run(&root(), rest),
+        "bert" => bench_bert::run(&root(), rest),
+        "gpt" => bench_gpt::run(&root(), rest),
+        other => bail!("unknown benchmark suite `{other}`; known: data, bert, gpt"),
     }
-    if suite == "bert" {
-        return bench_bert::run(&root(), rest);
-    }
-    let (package, bench) = match suite {
-        "data" => ("stilts-data", "load_tokenize"),
-        other => bail!("unknown benchmark suite `{other}`; known: data, bert"),
-    };
-    let status = Command::new(env!("CARGO"))
-        .args(["bench", "--package", package, "--bench", bench, "--"])
-        .args(rest)
-        .status()
-        .context("running cargo bench")?;
-    if !status.success() {
-        bail!("cargo bench failed with {status}");
-    }
-    Ok(())
 }
