@@ -14,10 +14,12 @@ use burn::tensor::Device;
 use common::{Fixture, fixtures, max_abs_diff};
 use sha2::{Digest, Sha256};
 use stilts_models::bert::{BertForSequenceClassification, BertInput, BertModel};
+use stilts_models::gpt::{GptConfig, GptModel};
 use stilts_models::hub::{
     HubError, HubModel, HubOptions, ModelName, NoProgress, Progress, download_model,
     resolve_model_with,
 };
+use stilts_models::{EncoderConfig, EncoderKind};
 
 const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
 
@@ -144,7 +146,12 @@ fn repo_from(dir: &Path, lfs: &[&str]) -> BTreeMap<String, Served> {
             // Only what a model repository holds: no test outputs.
             matches!(
                 name,
-                "config.json" | "model.safetensors" | "pytorch_model.bin" | "vocab.txt"
+                "config.json"
+                    | "model.safetensors"
+                    | "pytorch_model.bin"
+                    | "vocab.txt"
+                    | "vocab.json"
+                    | "merges.txt"
             )
         })
         .map(|p| {
@@ -277,6 +284,58 @@ fn downloads_into_the_hf_cache_layout_and_loads() {
     )
     .unwrap();
     assert_eq!(pinned, snapshot);
+}
+
+/// The hub id of OpenAI GPT, served from the tiny GPT fixture under that name: its BPE tables
+/// come with it, its family is read from the snapshot's `config.json`, and it loads as the
+/// fixture model (transformers' hidden states).
+#[test]
+fn openai_gpt_downloads_with_its_bpe_tables_and_loads() {
+    let mut repos = BTreeMap::new();
+    repos.insert(
+        "openai-community/openai-gpt".to_owned(),
+        repo_from(&fixtures().join("tiny-gpt"), &["model.safetensors"]),
+    );
+    let hub = serve(repos, false);
+    let cache = tempfile::tempdir().unwrap();
+    let options = HubOptions::new(&hub.url, cache.path());
+    let snapshot = resolve_model_with("openai-community/openai-gpt", &options, &NoProgress)
+        .expect("download succeeds");
+    for file in [
+        "config.json",
+        "model.safetensors",
+        "vocab.json",
+        "merges.txt",
+    ] {
+        assert!(snapshot.join(file).is_file(), "{file}");
+    }
+    assert!(matches!(
+        stilts_io::files::TokenizerFiles::find(&snapshot),
+        Some(stilts_io::files::TokenizerFiles::Bpe { .. })
+    ));
+    let config = EncoderConfig::from_hf_dir(&snapshot).unwrap();
+    assert_eq!(config.kind(), EncoderKind::Gpt);
+
+    let device = Device::flex();
+    let gpt_config = GptConfig::from_hf_file(snapshot.join("config.json")).unwrap();
+    let (model, report) =
+        GptModel::from_hf_weights(&gpt_config, snapshot.join("model.safetensors"), &device)
+            .unwrap();
+    assert!(
+        report.missing.is_empty() && report.unused.is_empty(),
+        "{report}"
+    );
+    let fixture = Fixture::open(fixtures().join("tiny-gpt/forward.safetensors"));
+    let out = model.forward(
+        fixture.int("input_ids", &device),
+        fixture.int("attention_mask", &device),
+    );
+    let d = max_abs_diff(
+        out.last_hidden_state,
+        &fixture.f32("last_hidden_state"),
+        "hidden",
+    );
+    assert!(d < 1e-5, "hidden states differ by {d:e}");
 }
 
 #[test]
