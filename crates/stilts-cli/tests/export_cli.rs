@@ -233,10 +233,31 @@ fn partial_export_of_one_run() {
     assert_eq!(only, 1);
 }
 
-/// The real path: a tiny random model trained on a synthetic MNLI with `predict_test = true`,
+/// The real path: a tiny random BERT trained on a synthetic MNLI with `predict_test = true`,
 /// exported with MNLI-mm (runs record test_matched only) and AX predicted by that model.
 #[test]
 fn trained_mnli_run_exports_mnli_and_ax() {
+    trained_mnli_run_exports(
+        "random = { hidden_size = 16, num_hidden_layers = 1, num_attention_heads = 2, intermediate_size = 32, max_position_embeddings = 32 }",
+        None,
+    );
+}
+
+/// The same with a tiny random GPT over the BPE tables of the GPT fixture; the export reads
+/// the saved model's own tokenizer (no `--tokenizer`).
+#[test]
+fn trained_gpt_mnli_run_exports_mnli_and_ax() {
+    let bpe =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../stilts-models/tests/fixtures/tiny-gpt");
+    trained_mnli_run_exports(
+        "encoder = \"gpt\"\nrandom = { n_embd = 16, n_layer = 1, n_head = 2, n_positions = 32 }",
+        Some(&bpe),
+    );
+}
+
+/// Trains `model` (the `[model]` keys but the tokenizer: the vocab.txt of the synthetic
+/// world unless `tokenizer` names another) on MNLI and exports MNLI-m, MNLI-mm and AX.
+fn trained_mnli_run_exports(model: &str, tokenizer: Option<&Path>) {
     use std::fmt::Write as _;
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
@@ -283,7 +304,7 @@ name = "tiny_mnli"
 seed = 3
 output_dir = "{out}"
 [model]
-random = {{ hidden_size = 16, num_hidden_layers = 1, num_attention_heads = 2, intermediate_size = 32, max_position_embeddings = 32 }}
+{model}
 tokenizer = "{vocab}"
 [data]
 glue_dir = "{glue}"
@@ -297,7 +318,7 @@ tasks = ["MNLI"]
 predict_test = true
 "#,
         out = root.join("runs").display(),
-        vocab = root.join("vocab.txt").display(),
+        vocab = tokenizer.unwrap_or(&root.join("vocab.txt")).display(),
         glue = root.join("glue").display(),
     );
     std::fs::write(root.join("exp.toml"), toml).unwrap();
@@ -305,24 +326,35 @@ predict_test = true
     assert!(o.status.success(), "{}", text(&o.stderr));
     let run = root.join("runs/00-mnli/seed-3");
     let out = root.join("sub");
-    let o = stilts(&[
-        "export",
-        "glue",
-        "--runs",
-        run.to_str().unwrap(),
-        "--mnli-model",
-        run.to_str().unwrap(),
-        "--tokenizer",
-        root.join("vocab.txt").to_str().unwrap(),
-        "--glue-dir",
-        root.join("glue").to_str().unwrap(),
-        "--max-seq-len",
-        "16",
-        "--out",
-        out.to_str().unwrap(),
-        "--partial",
-        "--no-validate",
-    ]);
+    let vocab = root.join("vocab.txt");
+    let tokenizer_args = match tokenizer {
+        None => vec!["--tokenizer", vocab.to_str().unwrap()],
+        Some(_) => vec![],
+    };
+    let o = stilts(
+        &[
+            &[
+                "export",
+                "glue",
+                "--runs",
+                run.to_str().unwrap(),
+                "--mnli-model",
+                run.to_str().unwrap(),
+            ][..],
+            &tokenizer_args,
+            &[
+                "--glue-dir",
+                root.join("glue").to_str().unwrap(),
+                "--max-seq-len",
+                "16",
+                "--out",
+                out.to_str().unwrap(),
+                "--partial",
+                "--no-validate",
+            ],
+        ]
+        .concat(),
+    );
     assert!(o.status.success(), "{}", text(&o.stderr));
     let mut files: Vec<String> = std::fs::read_dir(&out)
         .unwrap()

@@ -260,3 +260,62 @@ fn a_fine_tuned_gpt_is_read_back_by_predict_and_eval() {
     let scores: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(scores["score"], result["dev_score"]);
 }
+
+/// `stilts train` takes GPT's three sizes under `--encoder gpt`, and `--aux-lm-weight`.
+#[test]
+fn train_flags_build_a_random_gpt() {
+    let tmp = tempfile::tempdir().unwrap();
+    mrpc_world(tmp.path());
+    let out = tmp.path().join("out");
+    let args = |random: &'static str| -> Vec<String> {
+        [
+            "train",
+            "--task",
+            "MRPC",
+            "--encoder",
+            "gpt",
+            "--random",
+            random,
+            "--tokenizer",
+            fixture().to_str().unwrap(),
+            "--glue-dir",
+            tmp.path().join("glue").to_str().unwrap(),
+            "--epochs",
+            "1",
+            "--batch-size",
+            "8",
+            "--max-seq-len",
+            "32",
+            "--aux-lm-weight",
+            "0",
+            "--output-dir",
+            out.to_str().unwrap(),
+            "--quiet",
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    };
+    let run = |a: Vec<String>| stilts(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    let o = run(args("16,1"));
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("3 integers (n_embd,n_layer,n_head)"), "{err}");
+
+    let o = run(args("16,1,2"));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let result: Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("00-MRPC/seed-1/result.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(
+        result["history"][0]
+            .get("aux_loss")
+            .is_none_or(Value::is_null)
+    );
+    let meta: Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("00-MRPC/seed-1/model/stilts-model.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(meta["encoder"], "gpt");
+    assert_eq!(meta["config"]["n_embd"], 16);
+}

@@ -107,6 +107,13 @@ fn gpt_learns_rte_with_its_lm_loss_and_resumes_to_the_same_result() {
     assert!(aux[0] < 7.9 && aux[23] < aux[0] - 3.0, "{aux:?}");
     let best = straight["dev_score"].as_f64().unwrap();
     assert!(best > 0.75, "dev accuracy {best}: {history:#?}");
+    assert_eq!(
+        straight["test_predictions"][0]["ids"]
+            .as_array()
+            .unwrap()
+            .len(),
+        40
+    );
     let model = tmp.path().join("straight/00-RTE/seed-11/model");
     for f in ["vocab.json", "merges.txt", "stilts-model.json"] {
         assert!(model.join(f).exists(), "{f} travels with the model");

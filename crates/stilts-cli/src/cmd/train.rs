@@ -22,9 +22,9 @@ pub struct TrainArgs {
     /// A stilts model directory from a previous run (`.../model`); encoder only.
     #[arg(long)]
     checkpoint: Option<String>,
-    /// A random encoder of the --encoder family; for BERT: HIDDEN,LAYERS,HEADS,INTERMEDIATE
-    /// (needs --tokenizer).
-    #[arg(long, value_name = "H,L,A,I")]
+    /// A random encoder of the --encoder family (needs --tokenizer): for BERT
+    /// HIDDEN,LAYERS,HEADS,INTERMEDIATE, for GPT N_EMBD,N_LAYER,N_HEAD.
+    #[arg(long, value_name = "SIZES")]
     random: Option<String>,
     /// The encoder family (default: read from the model; `bert` for --random).
     #[arg(long)]
@@ -64,6 +64,9 @@ pub struct TrainArgs {
     max_seq_len: Option<usize>,
     #[arg(long)]
     grad_accum_steps: Option<usize>,
+    /// Weight of the encoder's auxiliary loss (GPT's language model; its preset: 0.5).
+    #[arg(long)]
+    aux_lm_weight: Option<f64>,
     #[arg(long)]
     bucket_by_length: bool,
     /// The model a run ends with: the last epoch's (the paper's) or the best on dev.
@@ -87,25 +90,35 @@ enum KeepArg {
     BestEpoch,
 }
 
-/// `--random H,L,A,I` as BERT's `[model] random` table.
-fn parse_random(s: &str) -> Result<toml::Table> {
-    let v: Vec<i64> = s
+/// `--random` as the family's `[model] random` table: BERT's four sizes or GPT's three.
+fn parse_random(s: &str, encoder: Option<&str>) -> Result<toml::Table> {
+    let keys: &[&str] = match encoder {
+        Some("gpt") => &["n_embd", "n_layer", "n_head"],
+        _ => &[
+            "hidden_size",
+            "num_hidden_layers",
+            "num_attention_heads",
+            "intermediate_size",
+        ],
+    };
+    let values = s
         .split(',')
         .map(|x| x.trim().parse::<i64>())
-        .collect::<Result<_, _>>()?;
-    let [h, l, a, i] = v[..] else {
-        bail!("--random wants HIDDEN,LAYERS,HEADS,INTERMEDIATE, got `{s}`");
+        .collect::<Result<Vec<_>, _>>()
+        .ok()
+        .filter(|v| v.len() == keys.len());
+    let Some(values) = values else {
+        bail!(
+            "--random wants {} integers ({}), got `{s}`",
+            keys.len(),
+            keys.join(",")
+        );
     };
-    let mut table = toml::Table::new();
-    for (key, value) in [
-        ("hidden_size", h),
-        ("num_hidden_layers", l),
-        ("num_attention_heads", a),
-        ("intermediate_size", i),
-    ] {
-        table.insert(key.into(), toml::Value::Integer(value));
-    }
-    Ok(table)
+    Ok(keys
+        .iter()
+        .zip(values)
+        .map(|(k, v)| ((*k).to_owned(), toml::Value::Integer(v)))
+        .collect())
 }
 
 pub fn run(args: TrainArgs) -> Result<()> {
@@ -131,7 +144,11 @@ pub fn run(args: TrainArgs) -> Result<()> {
         model: ModelFile {
             encoder: args.encoder.clone(),
             pretrained: args.model.clone(),
-            random: args.random.as_deref().map(parse_random).transpose()?,
+            random: args
+                .random
+                .as_deref()
+                .map(|r| parse_random(r, args.encoder.as_deref()))
+                .transpose()?,
             checkpoint: args.checkpoint.clone(),
             load: None,
             tokenizer: args.tokenizer.clone(),
@@ -146,6 +163,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
             lr: args.lr,
             max_seq_len: args.max_seq_len,
             grad_accum_steps: args.grad_accum_steps,
+            aux_lm_weight: args.aux_lm_weight,
             bucket_by_length: args.bucket_by_length.then_some(true),
             keep: args.keep.map(|k| match k {
                 KeepArg::Last => Keep::Last,
