@@ -11,6 +11,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod batch;
 pub mod bpe;
 pub mod custom;
 pub mod dataset;

@@ -15,7 +15,7 @@ pub enum Unpack {
 /// One file to fetch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Resource {
-    /// The file's name on a mirror (`RTE.zip`, `AX.tsv`) and its key in [`DownloadConfig::urls`].
+    /// The file's name on a mirror (`RTE.zip`, `AX.tsv`) and its key in [`DownloadConfig::urls`](super::DownloadConfig::urls).
     pub name: &'static str,
     /// The official URL.
     pub url: &'static str,
@@ -26,7 +26,7 @@ pub struct Resource {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Finish {
     Nothing,
-    /// [`format_mrpc`] on the staged MRPC directory (raw files in, `train/dev/test.tsv` out).
+    /// [`format_mrpc`](super::format_mrpc) on the staged MRPC directory (raw files in, `train/dev/test.tsv` out).
     FormatMrpc,
 }
 
@@ -65,11 +65,11 @@ pub const DEFAULT_TASKS: [BuiltinTask; 10] = [
     BuiltinTask::Ax,
 ];
 
-/// Name of the MRPC training file as SentEval serves it and [`format_mrpc`] reads it.
+/// Name of the MRPC training file as SentEval serves it and [`format_mrpc`](super::format_mrpc) reads it.
 pub const MRPC_TRAIN_FILE: &str = "msr_paraphrase_train.txt";
-/// Name of the MRPC test file as SentEval serves it and [`format_mrpc`] reads it.
+/// Name of the MRPC test file as SentEval serves it and [`format_mrpc`](super::format_mrpc) reads it.
 pub const MRPC_TEST_FILE: &str = "msr_paraphrase_test.txt";
-/// Name of the GLUE MRPC dev id list (`id1<TAB>id2` per line) as [`format_mrpc`] reads it.
+/// Name of the GLUE MRPC dev id list (`id1<TAB>id2` per line) as [`format_mrpc`](super::format_mrpc) reads it.
 pub const MRPC_DEV_IDS_FILE: &str = "dev_ids.tsv";
 
 const fn zip(name: &'static str, url: &'static str, folder: &'static str) -> Resource {

@@ -23,9 +23,9 @@ pub enum Verification {
     /// Every official split is present with the official row counts.
     Matched,
     /// Splits missing or counts differing, one line each. Expected for mirrors serving subsets;
-    /// an error instead under [`DownloadConfig::strict`].
+    /// an error instead under [`DownloadConfig::strict`](super::DownloadConfig::strict).
     Mismatch(Vec<String>),
-    /// [`DownloadConfig::verify`] was off.
+    /// [`DownloadConfig::verify`](super::DownloadConfig::verify) was off.
     NotChecked,
 }
 
