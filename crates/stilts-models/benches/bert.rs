@@ -16,6 +16,8 @@
 //!
 //! Arguments: `--shapes base,minilm` (default both), `--iters N` (scales the iteration counts).
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::process::Command;
@@ -24,6 +26,7 @@ use std::time::Instant;
 use burn::optim::GradientsParams;
 use burn::tensor::activation::{gelu, softmax};
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
+use common::{median, peak_rss_mib, random_ids, sync};
 use serde_json::{Value, json};
 use stilts_models::bert::{
     AdamWGroupsConfig, BertClassifierConfig, BertConfig, BertForSequenceClassification, BertInput,
@@ -103,29 +106,8 @@ impl Shape {
     }
 }
 
-fn peak_rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024.0)
-}
-
-fn sync<const D: usize>(t: &Tensor<D>) {
-    // flex computes eagerly; reading one element makes sure nothing is pending.
-    let _ = t.clone().flatten::<1>(0, D - 1).narrow(0, 0, 1).into_data();
-}
-
 fn input(device: &Device) -> BertInput {
-    let mut state = 0x2545_f491_4f6c_dd1du64;
-    let ids: Vec<i64> = (0..BATCH * SEQ)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state % (VOCAB as u64 - 1000)) as i64 + 1000
-        })
-        .collect();
-    let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, [BATCH, SEQ]), device);
+    let ids = random_ids(BATCH, SEQ, VOCAB, device);
     let types = Tensor::<2, Int>::from_data(
         TensorData::new(
             (0..BATCH * SEQ)
@@ -136,11 +118,6 @@ fn input(device: &Device) -> BertInput {
         device,
     );
     BertInput::new(ids.clone(), types, ids.ones_like())
-}
-
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    xs[xs.len() / 2]
 }
 
 /// Per-op-class seconds, in first-seen order.

@@ -15,6 +15,8 @@
 //! Random weights, full `seq`-token rows, batch `batch`. Threads: `RAYON_NUM_THREADS`. Without
 //! `--child` it measures every (shape, what) once, stilts alone, and prints the JSON lines.
 
+mod common;
+
 use std::process::Command;
 use std::time::Instant;
 
@@ -22,6 +24,7 @@ use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Int, Tensor, TensorData};
+use common::{median, peak_rss_mib, random_ids, sync};
 use serde_json::{Value, json};
 use stilts_models::bert::AdamWGroupsConfig;
 use stilts_models::gpt::{GptConfig, GptModel};
@@ -85,40 +88,14 @@ impl Classifier {
     }
 }
 
-fn peak_rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024.0)
-}
-
-fn sync<const D: usize>(t: &Tensor<D>) {
-    // flex computes eagerly; reading one element makes sure nothing is pending.
-    let _ = t.clone().flatten::<1>(0, D - 1).narrow(0, 0, 1).into_data();
-}
-
 fn input(device: &Device, with_aux_loss: bool) -> EncoderInput {
-    let mut state = 0x2545_f491_4f6c_dd1du64;
-    let ids: Vec<i64> = (0..BATCH * SEQ)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state % (VOCAB as u64 - 1000)) as i64 + 1000
-        })
-        .collect();
-    let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, [BATCH, SEQ]), device);
+    let ids = random_ids(BATCH, SEQ, VOCAB, device);
     EncoderInput {
         token_type_ids: ids.zeros_like(),
         attention_mask: ids.ones_like(),
         input_ids: ids,
         with_aux_loss,
     }
-}
-
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    xs[xs.len() / 2]
 }
 
 fn child_infer(shape: Shape, iters: usize) -> Value {

@@ -391,3 +391,32 @@ impl SentenceEncoder for Encoder {
         }
     }
 }
+
+/// The checks every transformer configuration shares: `sizes` positive, the width a multiple
+/// of the number of heads, dropout probabilities in `[0, 1)` and the LayerNorm epsilon
+/// positive; each message names the family's own key.
+pub(crate) fn validate_transformer(
+    sizes: &[(&str, usize)],
+    (width_key, width): (&str, usize),
+    (heads_key, heads): (&str, usize),
+    dropouts: &[(&str, f64)],
+    (eps_key, eps): (&str, f64),
+) -> Result<(), String> {
+    if let Some((name, _)) = sizes.iter().find(|(_, v)| *v == 0) {
+        return Err(format!("{name} must be positive"));
+    }
+    if heads == 0 || !width.is_multiple_of(heads) {
+        return Err(format!(
+            "{width_key} {width} is not a multiple of {heads_key} {heads}"
+        ));
+    }
+    for (name, p) in dropouts {
+        if !(0.0..1.0).contains(p) {
+            return Err(format!("{name} must be in [0, 1), got {p}"));
+        }
+    }
+    if !(eps.is_finite() && eps > 0.0) {
+        return Err(format!("{eps_key} must be positive, got {eps}"));
+    }
+    Ok(())
+}

@@ -173,34 +173,23 @@ impl GptConfig {
 
     /// Checks the sizes are positive and consistent and the probabilities in `[0, 1)`.
     pub fn validate(&self) -> Result<(), String> {
-        let sizes = [
-            ("vocab_size", self.vocab_size),
-            ("n_positions", self.n_positions),
+        crate::encoder::validate_transformer(
+            &[
+                ("vocab_size", self.vocab_size),
+                ("n_positions", self.n_positions),
+                ("n_embd", self.n_embd),
+                ("n_layer", self.n_layer),
+                ("n_head", self.n_head),
+            ],
             ("n_embd", self.n_embd),
-            ("n_layer", self.n_layer),
             ("n_head", self.n_head),
-        ];
-        if let Some((name, _)) = sizes.iter().find(|(_, v)| *v == 0) {
-            return Err(format!("{name} must be positive"));
-        }
-        if !self.n_embd.is_multiple_of(self.n_head) {
-            return Err(format!(
-                "n_embd {} is not a multiple of n_head {}",
-                self.n_embd, self.n_head
-            ));
-        }
-        for (name, p) in [
-            ("resid_pdrop", self.resid_pdrop),
-            ("embd_pdrop", self.embd_pdrop),
-            ("attn_pdrop", self.attn_pdrop),
-        ] {
-            if !(0.0..1.0).contains(&p) {
-                return Err(format!("{name} must be in [0, 1), got {p}"));
-            }
-        }
-        if !(self.layer_norm_epsilon.is_finite() && self.layer_norm_epsilon > 0.0) {
-            return Err("layer_norm_epsilon must be positive".into());
-        }
+            &[
+                ("resid_pdrop", self.resid_pdrop),
+                ("embd_pdrop", self.embd_pdrop),
+                ("attn_pdrop", self.attn_pdrop),
+            ],
+            ("layer_norm_epsilon", self.layer_norm_epsilon),
+        )?;
         if !(self.initializer_range.is_finite() && self.initializer_range >= 0.0) {
             return Err("initializer_range must be finite and non-negative".into());
         }

@@ -1,0 +1,39 @@
+//! What the encoder benchmarks share: the peak RSS of this process, forcing pending work, the
+//! median, and the deterministic random token ids every side (stilts and PyTorch) feeds.
+
+#![allow(dead_code)]
+
+use burn::tensor::{Device, Int, Tensor, TensorData};
+
+/// This process's peak resident set (`VmHWM`), in MiB.
+pub fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+/// Waits for `t`: flex computes eagerly; reading one element makes sure nothing is pending.
+pub fn sync<const D: usize>(t: &Tensor<D>) {
+    let _ = t.clone().flatten::<1>(0, D - 1).narrow(0, 0, 1).into_data();
+}
+
+/// The median (upper for an even count).
+pub fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs[xs.len() / 2]
+}
+
+/// `[batch, seq]` ids in `1000..vocab` from a fixed xorshift stream.
+pub fn random_ids(batch: usize, seq: usize, vocab: usize, device: &Device) -> Tensor<2, Int> {
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let ids: Vec<i64> = (0..batch * seq)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % (vocab as u64 - 1000)) as i64 + 1000
+        })
+        .collect();
+    Tensor::<2, Int>::from_data(TensorData::new(ids, [batch, seq]), device)
+}
