@@ -25,6 +25,9 @@ Outputs:
   release lays them out: params_shapes.json and params_0.npy ... params_9.npy (one flat float32
   array, tensors in release order, convolution weights [1, in, out], split in ten), and the
   config.json (the shapes do not say the number of heads).
+- crates/stilts-models/tests/fixtures/tiny-gpt-legacy/: the same weights as older Hugging Face
+  GPT checkpoints hold them: pytorch_model.bin with keys of OpenAIGPTModel (no `transformer.`
+  prefix) and the causal-mask buffers `h.N.attn.bias` those versions saved, and config.json.
 - crates/stilts-data/tests/fixtures/tokenizer_openai_gpt.json: ids and tokens of transformers'
   OpenAIGPTTokenizer, built from the full released tables, for 300 GLUE dev texts and pairs.
 """
@@ -190,6 +193,22 @@ def tiny_gpt(vocab, merges, glue: Path):
     print(f"tiny-gpt: vocab {len(sub)}, batch {tuple(ids.shape)}, task {task.item():.6f}, lm {lm.item():.6f}")
 
 
+def legacy_gpt():
+    """tiny-gpt's weights as an older checkpoint: pytorch_model.bin, bare keys, mask buffers."""
+    from safetensors.torch import load_file
+
+    src, out = MODELS / "tiny-gpt", MODELS / "tiny-gpt-legacy"
+    out.mkdir(parents=True, exist_ok=True)
+    config = OpenAIGPTConfig.from_pretrained(src)
+    state = {k.removeprefix("transformer."): v for k, v in load_file(src / "model.safetensors").items()}
+    n = config.n_positions
+    for i in range(config.n_layer):
+        state[f"h.{i}.attn.bias"] = torch.tril(torch.ones(n, n)).view(1, 1, n, n)
+    torch.save(state, out / "pytorch_model.bin")
+    config.save_pretrained(out)
+    print(f"tiny-gpt-legacy: {len(state)} keys")
+
+
 def tokenizer_golden(vocab, merges, glue: Path):
     tok = tokenizer(vocab, merges)
     records = []
@@ -227,6 +246,7 @@ def main():
     args = parser.parse_args()
     vocab, merges = read_tables(args.openai_gpt)
     tiny_gpt(vocab, merges, args.glue)
+    legacy_gpt()
     tokenizer_golden(vocab, merges, args.glue)
 
 

@@ -98,6 +98,36 @@ fn original_release_and_hf_loaders_give_the_same_model() {
     }
 }
 
+/// An older Hugging Face checkpoint: `pytorch_model.bin`, keys without `transformer.`, and the
+/// causal-mask buffers `h.N.attn.bias` (skipped and listed as ignored).
+#[test]
+fn a_legacy_pytorch_checkpoint_loads_the_same_model() {
+    let device = Device::flex();
+    let (hf, _) = hf_model(&device);
+    let dir = fixtures().join("tiny-gpt-legacy");
+    let config = EncoderConfig::from_hf_dir(&dir).unwrap();
+    let (encoder, report) = Encoder::from_hf_dir(&dir, &config, &device).unwrap();
+    assert_eq!(report.loaded.len(), 2 + 12 * 2, "{report}");
+    assert!(
+        report.missing.is_empty() && report.unused.is_empty(),
+        "{report}"
+    );
+    assert_eq!(
+        report.ignored,
+        ["h.0.attn.bias", "h.1.attn.bias"],
+        "{report}"
+    );
+    let Encoder::Gpt(legacy) = encoder else {
+        panic!("not a GPT")
+    };
+    let (a, b) = (named_params(&hf), named_params(&legacy));
+    assert_eq!(a.len(), b.len());
+    for ((pa, _, va), (pb, _, vb)) in a.iter().zip(&b) {
+        assert_eq!(pa, pb);
+        assert_eq!(va, vb, "{pa}");
+    }
+}
+
 #[test]
 fn a_broken_release_is_named_not_loaded() {
     let device = Device::flex();
