@@ -30,7 +30,7 @@ enum Command {
     Train(Box<cmd::train::TrainArgs>),
     /// Score a trained model on a task split.
     Eval(cmd::eval::EvalArgs),
-    /// Print a model's logits (and [CLS] hidden states) for JSON-lines records.
+    /// Print a model's logits (and `[CLS]` hidden states) for JSON-lines records.
     Predict(Box<cmd::predict::PredictArgs>),
     /// GLUE submission files from runs' test predictions, and their validator.
     #[command(subcommand)]

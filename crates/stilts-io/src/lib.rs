@@ -9,7 +9,7 @@
 //! - [`hub`]: models named by a directory or a Hugging Face hub id, downloaded into the standard
 //!   Hugging Face cache.
 //! - [`files`]: which files of a model directory hold its tokenizer and its weights.
-//! - [`env`]: `${VAR}` expansion in the path strings of user files.
+//! - [`env`](mod@env): `${VAR}` expansion in the path strings of user files.
 //!
 //! It links no tensor library and no tokenizer, so `stilts-data`, `stilts-models` and `xtask`
 //! can all use it (see `ARCHITECTURE.md`).

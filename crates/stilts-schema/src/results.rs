@@ -102,7 +102,7 @@ pub struct RunResult {
     pub data: Vec<DataFileInfo>,
     /// Downsampling manifests (which examples).
     pub manifests: Vec<SampleManifest>,
-    /// SHA-256 of the final weights' values (see [`weights_sha256`]).
+    /// SHA-256 of the final weights' values (`stilts_train::model::store::weights_sha256`).
     pub weights_sha256: String,
     pub dev_predictions: Vec<SplitPredictions>,
     pub test_predictions: Vec<SplitPredictions>,

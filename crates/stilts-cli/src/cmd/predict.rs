@@ -24,7 +24,7 @@ pub struct PredictArgs {
     #[arg(long)]
     pub input: PathBuf,
     /// Also print `hidden`: the encoder's summary state (BERT: the last hidden state of
-    /// [CLS]; GPT: the last layer's state at the extract token, or at the last token with
+    /// `[CLS]`; GPT: the last layer's state at the extract token, or at the last token with
     /// --no-special-tokens).
     #[arg(long)]
     pub hidden: bool,

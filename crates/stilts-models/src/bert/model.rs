@@ -470,7 +470,7 @@ pub struct BertModel {
     pub embeddings: BertEmbeddings,
     /// Encoder layers.
     pub encoder: BertEncoder,
-    /// [CLS] pooler.
+    /// `[CLS]` pooler.
     pub pooler: BertPooler,
 }
 
@@ -541,7 +541,7 @@ impl BertModel {
 }
 
 // transformers/models/bert/modeling_bert.py: BertForSequenceClassification
-/// BERT with dropout and a linear head on the pooled [CLS] state.
+/// BERT with dropout and a linear head on the pooled `[CLS]` state.
 #[derive(Module, Debug)]
 pub struct BertForSequenceClassification {
     /// The encoder.

@@ -2,7 +2,7 @@
 //! fetching a hub model before training.
 //!
 //! Resolution never downloads weights: a hub id stays [`ModelSource::Hub`] until
-//! [`fetch`] (called by the engine before anything trains) brings it into the Hugging Face cache
+//! `fetch` (called by the engine before anything trains) brings it into the Hugging Face cache
 //! and turns it into a [`ModelSource::Pretrained`] directory, so `stilts run --check` and grid
 //! validation are fast. The family of a hub model is read from its `config.json` in the cache,
 //! fetched alone when it is not there yet (a few kilobytes), unless `[model] encoder` names it.
@@ -104,7 +104,7 @@ pub enum ModelSource {
         /// The directory.
         dir: PathBuf,
     },
-    /// A Hugging Face hub id `org/name[@revision]`, fetched before training ([`fetch`]).
+    /// A Hugging Face hub id `org/name[@revision]`, fetched before training (`Experiment::fetch_model`).
     Hub {
         /// The id as written.
         id: String,
