@@ -13,6 +13,7 @@
 
 pub mod batch;
 pub mod bpe;
+pub mod chars;
 pub mod custom;
 pub mod dataset;
 pub mod download;

@@ -69,6 +69,7 @@
 
 pub mod bert;
 pub mod device;
+pub mod elmo;
 pub mod encoder;
 mod error;
 pub mod gpt;

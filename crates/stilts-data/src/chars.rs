@@ -1,0 +1,107 @@
+//! ELMo's character ids: each word becomes a fixed row of
+//! [`MAX_CHARACTERS_PER_TOKEN`] ids, its UTF-8 bytes (at most 48) between begin-of-word and
+//! end-of-word markers, padded; a sentence gets `<S>` and `</S>` rows around its words, as
+//! bilm-tf's `Batcher` adds them. Every id is one more than the character's, so that 0 is left
+//! for padding rows; these are the ids AllenNLP's `batch_to_ids` and bilm-tf feed the
+//! character CNN.
+
+// allennlp/data/token_indexers/elmo_indexer.py: ELMoCharacterMapper
+
+/// Characters per word row, begin/end-of-word markers included.
+pub const MAX_CHARACTERS_PER_TOKEN: usize = 50;
+
+const BEGINNING_OF_SENTENCE: u16 = 256;
+const END_OF_SENTENCE: u16 = 257;
+const BEGINNING_OF_WORD: u16 = 258;
+const END_OF_WORD: u16 = 259;
+const PADDING: u16 = 260;
+
+/// The text of the sentence-start token (a word spelled so is read as the boundary itself, as
+/// AllenNLP reads it).
+pub const BOS_TOKEN: &str = "<S>";
+/// The text of the sentence-end token.
+pub const EOS_TOKEN: &str = "</S>";
+
+/// The character ids of one word (or sentence boundary), shifted by one.
+pub type CharIds = [u16; MAX_CHARACTERS_PER_TOKEN];
+
+fn boundary(character: u16) -> CharIds {
+    let mut ids = [PADDING + 1; MAX_CHARACTERS_PER_TOKEN];
+    ids[0] = BEGINNING_OF_WORD + 1;
+    ids[1] = character + 1;
+    ids[2] = END_OF_WORD + 1;
+    ids
+}
+
+/// The ids of a word: its first 48 UTF-8 bytes (a multi-byte character may be cut) between the
+/// word markers; `<S>` and `</S>` give the boundary rows.
+pub fn word_char_ids(word: &str) -> CharIds {
+    match word {
+        BOS_TOKEN => return boundary(BEGINNING_OF_SENTENCE),
+        EOS_TOKEN => return boundary(END_OF_SENTENCE),
+        _ => {}
+    }
+    let bytes = &word.as_bytes()[..word.len().min(MAX_CHARACTERS_PER_TOKEN - 2)];
+    let mut ids = [PADDING + 1; MAX_CHARACTERS_PER_TOKEN];
+    ids[0] = BEGINNING_OF_WORD + 1;
+    for (slot, &b) in ids[1..].iter_mut().zip(bytes) {
+        *slot = u16::from(b) + 1;
+    }
+    ids[bytes.len() + 1] = END_OF_WORD + 1;
+    ids
+}
+
+/// The rows of a sentence of `words`: `<S>`, one row per word, `</S>`.
+pub fn sentence_char_ids<S: AsRef<str>>(words: &[S]) -> Vec<CharIds> {
+    let mut rows = Vec::with_capacity(words.len() + 2);
+    rows.push(boundary(BEGINNING_OF_SENTENCE));
+    rows.extend(words.iter().map(|w| word_char_ids(w.as_ref())));
+    rows.push(boundary(END_OF_SENTENCE));
+    rows
+}
+
+/// Sentences as one right-padded batch, `[batch, longest + 2, 50]` flattened row-major, with
+/// the padded length (padding rows are all 0).
+pub fn batch_char_ids<S: AsRef<str>>(sentences: &[Vec<S>]) -> (Vec<i64>, usize) {
+    let len = sentences.iter().map(|s| s.len() + 2).max().unwrap_or(2);
+    let mut out = vec![0i64; sentences.len() * len * MAX_CHARACTERS_PER_TOKEN];
+    for (i, sentence) in sentences.iter().enumerate() {
+        for (j, row) in sentence_char_ids(sentence).iter().enumerate() {
+            let at = (i * len + j) * MAX_CHARACTERS_PER_TOKEN;
+            for (slot, &id) in out[at..at + MAX_CHARACTERS_PER_TOKEN].iter_mut().zip(row) {
+                *slot = i64::from(id);
+            }
+        }
+    }
+    (out, len)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_word_is_its_bytes_between_markers() {
+        let ids = word_char_ids("é!");
+        assert_eq!(&ids[..5], &[259, 0xC3 + 1, 0xA9 + 1, 34, 260]);
+        assert!(ids[5..].iter().all(|&c| c == 261));
+    }
+
+    #[test]
+    fn long_words_keep_48_bytes() {
+        let ids = word_char_ids(&"x".repeat(60));
+        assert_eq!(ids[48], u16::from(b'x') + 1);
+        assert_eq!(ids[49], 260);
+    }
+
+    #[test]
+    fn sentences_get_boundaries_and_batches_pad_with_zero() {
+        let (ids, len) = batch_char_ids(&[vec!["a"], vec!["a", "b", "<S>"]]);
+        assert_eq!(len, 5);
+        let row = |i: usize, j: usize| &ids[(i * len + j) * 50..(i * len + j + 1) * 50];
+        assert_eq!(&row(0, 0)[..3], &[259, 257, 260]);
+        assert_eq!(&row(0, 2)[..3], &[259, 258, 260]);
+        assert!(row(0, 3).iter().all(|&c| c == 0));
+        assert_eq!(row(1, 3), row(1, 0), "the word <S> is the boundary");
+    }
+}
