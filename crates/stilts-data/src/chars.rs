@@ -5,6 +5,9 @@
 //! for padding rows; these are the ids AllenNLP's `batch_to_ids` and bilm-tf feed the
 //! character CNN.
 
+use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
+use tokenizers::{OffsetReferential, OffsetType, PreTokenizedString, PreTokenizer};
+
 // allennlp/data/token_indexers/elmo_indexer.py: ELMoCharacterMapper
 
 /// Characters per word row, begin/end-of-word markers included.
@@ -76,8 +79,32 @@ pub fn batch_char_ids<S: AsRef<str>>(sentences: &[Vec<S>]) -> (Vec<i64>, usize) 
     (out, len)
 }
 
+/// The words of a text, as ELMo reads them: split at whitespace, every punctuation character
+/// a word of its own (BERT's pre-tokenizer, without lowercasing or accent stripping). jiant fed
+/// ELMo Moses tokens, which split a few things differently (`can't` stays one word here).
+pub fn split_words(text: &str) -> Vec<String> {
+    let mut pieces = PreTokenizedString::from(text);
+    // BERT's pre-tokenizer only splits; it has no failure path on a string.
+    if BertPreTokenizer.pre_tokenize(&mut pieces).is_err() {
+        return text.split_whitespace().map(str::to_owned).collect();
+    }
+    pieces
+        .get_splits(OffsetReferential::Original, OffsetType::Byte)
+        .into_iter()
+        .map(|(word, _, _)| word.to_owned())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn words_split_at_spaces_and_punctuation() {
+        assert_eq!(
+            super::split_words("Hi, café-owner!  ok"),
+            ["Hi", ",", "café", "-", "owner", "!", "ok"]
+        );
+    }
+
     use super::*;
 
     #[test]

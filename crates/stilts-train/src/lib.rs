@@ -35,6 +35,7 @@ pub mod error;
 pub mod eval;
 pub mod experiment;
 pub mod export;
+pub mod layers;
 pub mod model;
 pub mod observer;
 pub mod optim;

@@ -242,6 +242,16 @@ fn kind(value: &Value) -> &'static str {
 
 /// Reads a JSON-lines file of records; blank lines are skipped.
 pub fn read_jsonl(path: impl AsRef<Path>) -> Result<Vec<PredictRecord>, PredictError> {
+    Ok(read_jsonl_numbered(path)?
+        .into_iter()
+        .map(|(_, record)| record)
+        .collect())
+}
+
+/// As [`read_jsonl`], each record with its 1-based line number.
+pub fn read_jsonl_numbered(
+    path: impl AsRef<Path>,
+) -> Result<Vec<(usize, PredictRecord)>, PredictError> {
     let path = path.as_ref();
     let io = |source| PredictError::Io {
         path: path.to_path_buf(),
@@ -254,7 +264,7 @@ pub fn read_jsonl(path: impl AsRef<Path>) -> Result<Vec<PredictRecord>, PredictE
         if line.trim().is_empty() {
             continue;
         }
-        records.push(parse_record(path, i + 1, &line)?);
+        records.push((i + 1, parse_record(path, i + 1, &line)?));
     }
     Ok(records)
 }

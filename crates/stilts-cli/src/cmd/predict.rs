@@ -5,14 +5,16 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
+use stilts_train::layers::{LayerOptions, LayerPredictor, check_single};
 use stilts_train::models::device::{DeviceChoice, Precision};
 use stilts_train::models::hub::{self, HubOptions, ModelName};
-use stilts_train::predict::{PredictOptions, Predictor, read_jsonl};
+use stilts_train::predict::{PredictOptions, Predictor, read_jsonl, read_jsonl_numbered};
 
 use crate::progress::ByteBars;
 
 /// Run a model over `{"text_a": ..., "text_b": ...}` lines; print one `{"logits": [...]}`
-/// line per record.
+/// line per record. With --layers, run a released ELMo (a directory with its options file and
+/// HDF5 weights) and print every layer of every word of each `text_a`.
 #[derive(Args, Debug)]
 pub struct PredictArgs {
     /// A stilts model directory (`<run>/model`), a Hugging Face model directory, or a hub id
@@ -49,6 +51,18 @@ pub struct PredictArgs {
     /// Examples per forward pass.
     #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
+    /// Print `{"words": [...], "layers": [...]}` per record from a released ELMo: for layer 0
+    /// (tokens) and each biLSTM layer, one [forward; backward] vector per word, sentence
+    /// boundaries removed.
+    #[arg(long, conflicts_with_all = ["hidden", "lm_logits", "no_special_tokens", "num_labels", "task", "max_seq_len"])]
+    pub layers: bool,
+    /// With --layers: split each text at whitespace only (else punctuation is split off too).
+    #[arg(long, requires = "layers")]
+    pub pretokenized: bool,
+    /// With --layers: carry the LSTM state from batch to batch in input order, as AllenNLP and
+    /// bilm-tf do (results then depend on --batch-size and order).
+    #[arg(long, requires = "layers")]
+    pub stateful: bool,
     /// cpu, wgpu, wgpu:N, cuda:N, tch-cpu, tch-cuda:N (non-CPU devices need their cargo
     /// feature).
     #[arg(long, default_value = "cpu")]
@@ -59,6 +73,9 @@ pub struct PredictArgs {
 }
 
 pub fn run(args: PredictArgs) -> Result<()> {
+    if args.layers {
+        return run_layers(&args);
+    }
     // Bad input fails before a model is downloaded or loaded.
     let records = read_jsonl(&args.input)?;
     let dir = match ModelName::parse(&args.model)? {
@@ -98,6 +115,30 @@ pub fn run(args: PredictArgs) -> Result<()> {
     for chunk in records.chunks(args.batch_size.max(1)) {
         for prediction in predictor.predict_batch(chunk)? {
             writeln!(out, "{}", prediction.to_json_line()).context("writing to stdout")?;
+        }
+    }
+    out.flush().context("writing to stdout")?;
+    Ok(())
+}
+
+fn run_layers(args: &PredictArgs) -> Result<()> {
+    let numbered = read_jsonl_numbered(&args.input)?;
+    check_single(&args.input, &numbered)?;
+    let records: Vec<_> = numbered.into_iter().map(|(_, r)| r).collect();
+    let mut device = args.device.device()?;
+    args.precision.apply(&mut device)?;
+    let options = LayerOptions {
+        pretokenized: args.pretokenized,
+        stateful: args.stateful,
+    };
+    let dir = PathBuf::from(&args.model);
+    let mut predictor = LayerPredictor::load(&dir, options, &device)
+        .with_context(|| format!("loading the ELMo in {}", dir.display()))?;
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    for chunk in records.chunks(args.batch_size.max(1)) {
+        for sentence in predictor.predict_batch(chunk)? {
+            writeln!(out, "{}", sentence.to_json_line()).context("writing to stdout")?;
         }
     }
     out.flush().context("writing to stdout")?;

@@ -246,3 +246,45 @@ fn set_linear(linear: &mut Linear, weight: Tensor<2>, bias: Option<Tensor<1>>) {
     linear.weight = Param::from_tensor(weight.detach());
     linear.bias = bias.map(|b| Param::from_tensor(b.detach()));
 }
+
+/// The options and weights files of a released ELMo in `dir`: `options.json` or one
+/// `*options.json`, and one `*.hdf5` (AllenNLP's names are `elmo_<size>_options.json` and
+/// `elmo_<size>_weights.hdf5`). `None` when the directory holds neither kind; an error names
+/// what is ambiguous or missing.
+pub fn release_files(
+    dir: &Path,
+) -> Result<Option<(std::path::PathBuf, std::path::PathBuf)>, ModelError> {
+    let entries = std::fs::read_dir(dir).map_err(|source| ModelError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let mut options = Vec::new();
+    let mut weights = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !path.is_file() {
+            continue;
+        }
+        if name == "options.json" || name.ends_with("_options.json") {
+            options.push(path);
+        } else if name.ends_with(".hdf5") || name.ends_with(".h5") {
+            weights.push(path);
+        }
+    }
+    options.sort();
+    weights.sort();
+    let bad = |message: String| ModelError::Release {
+        path: dir.to_path_buf(),
+        message,
+    };
+    match (options.as_slice(), weights.as_slice()) {
+        ([], []) => Ok(None),
+        ([o], [w]) => Ok(Some((o.clone(), w.clone()))),
+        (o, w) => Err(bad(format!(
+            "an ELMo directory holds one options file (options.json or *_options.json) and one .hdf5 weights file; found {} and {}",
+            o.len(),
+            w.len()
+        ))),
+    }
+}
