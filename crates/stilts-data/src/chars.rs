@@ -8,6 +8,9 @@
 use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
 use tokenizers::{OffsetReferential, OffsetType, PreTokenizedString, PreTokenizer};
 
+use crate::batch::{Batch, Encoding, TruncationStyle, pad_batch};
+use crate::tokenize::{DEFAULT_MAX_SEQ_LEN, TokenizeError};
+
 // allennlp/data/token_indexers/elmo_indexer.py: ELMoCharacterMapper
 
 /// Characters per word row, begin/end-of-word markers included.
@@ -93,6 +96,74 @@ pub fn split_words(text: &str) -> Vec<String> {
         .into_iter()
         .map(|(word, _, _)| word.to_owned())
         .collect()
+}
+
+/// Character ids a model over ELMo's characters embeds (ids 1..=261 and padding 0).
+pub const N_CHARACTERS: usize = 262;
+
+/// ELMo's input encoding: the words of a text (or of both texts of a pair, the first's then the
+/// second's) as character-id rows with `<S>` and `</S>`, flattened into one
+/// [`Encoding`] of `50 * (words + 2)` ids, so that batching pads whole words with 0 as ELMo
+/// expects. `max_seq_len` counts words, the boundaries included; a pair longer than that loses
+/// words from the end of its longer text first (BERT's rule).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ElmoTokenizer {
+    max_seq_len: usize,
+}
+
+impl Default for ElmoTokenizer {
+    fn default() -> Self {
+        ElmoTokenizer {
+            max_seq_len: DEFAULT_MAX_SEQ_LEN,
+        }
+    }
+}
+
+impl ElmoTokenizer {
+    /// The same encoding with another word budget (at least 3: `<S> w </S>`).
+    pub fn with_max_seq_len(self, max_seq_len: usize) -> Result<Self, TokenizeError> {
+        if max_seq_len < 3 {
+            return Err(TokenizeError::MaxSeqLenTooSmall { max_seq_len });
+        }
+        Ok(ElmoTokenizer { max_seq_len })
+    }
+
+    /// The most words in an encoding, boundaries included.
+    pub fn max_seq_len(&self) -> usize {
+        self.max_seq_len
+    }
+
+    /// Encodes each `(a, b)`.
+    pub fn encode_all(&self, inputs: &[(&str, Option<&str>)]) -> Vec<Encoding> {
+        inputs
+            .iter()
+            .map(|&(a, b)| {
+                let mut first = split_words(a);
+                let mut second = b.map(split_words).unwrap_or_default();
+                let removed = TruncationStyle::Bert.truncate_pair(
+                    &mut first,
+                    &mut second,
+                    self.max_seq_len - 2,
+                );
+                first.extend(second);
+                let ids: Vec<u32> = sentence_char_ids(&first)
+                    .iter()
+                    .flatten()
+                    .map(|&c| u32::from(c))
+                    .collect();
+                Encoding {
+                    type_ids: vec![0; ids.len()],
+                    ids,
+                    tokens_removed: removed,
+                }
+            })
+            .collect()
+    }
+
+    /// Pads with whole padding words (id 0).
+    pub fn collate(&self, encodings: &[Encoding]) -> Batch {
+        pad_batch(encodings, 0, None)
+    }
 }
 
 #[cfg(test)]

@@ -1,8 +1,8 @@
 //! Input encodings: how an example's texts become the ids an encoder reads.
 //!
-//! Each tokenizer family implements [`InputEncoder`] (BERT's WordPiece pairs with segment ids
-//! today; GPT's BPE with start/delimiter/extract tokens and ELMo's characters per word are the
-//! paper's other two). [`Tokenizer`] is the closed set of families as one value, found in a
+//! Each tokenizer family implements [`InputEncoder`]: BERT's WordPiece pairs with segment ids,
+//! GPT's BPE with start/delimiter/extract tokens, ELMo's character ids per word
+//! ([`crate::chars::ElmoTokenizer`], 50 ids a word, flattened). [`Tokenizer`] is the closed set of families as one value, found in a
 //! model directory or named by a file through [`stilts_io::files::TokenizerFiles`], the one
 //! discovery of tokenizer files.
 //!
@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use stilts_io::files::TokenizerFiles;
 
 use crate::bpe::GptTokenizer;
+use crate::chars::{ElmoTokenizer, N_CHARACTERS};
 use crate::tokenize::{Batch, BertTokenizer, Casing, EncodeOptions, Encoding, TokenizeError};
 
 /// How the two texts of a pair are fed to the encoder.
@@ -101,6 +102,29 @@ impl InputEncoder for BertTokenizer {
     }
 }
 
+impl InputEncoder for ElmoTokenizer {
+    fn encode_all(&self, inputs: &[(&str, Option<&str>)]) -> Result<Vec<Encoding>, TokenizeError> {
+        Ok(ElmoTokenizer::encode_all(self, inputs))
+    }
+
+    fn collate(&self, encodings: &[Encoding]) -> Batch {
+        ElmoTokenizer::collate(self, encodings)
+    }
+
+    fn vocab_size(&self) -> usize {
+        N_CHARACTERS
+    }
+
+    fn max_seq_len(&self) -> usize {
+        ElmoTokenizer::max_seq_len(self)
+    }
+
+    /// `<S> word </S>`.
+    fn min_seq_len(&self) -> usize {
+        3
+    }
+}
+
 impl InputEncoder for GptTokenizer {
     fn encode_all(&self, inputs: &[(&str, Option<&str>)]) -> Result<Vec<Encoding>, TokenizeError> {
         GptTokenizer::encode_all(self, inputs)
@@ -131,6 +155,8 @@ pub enum Tokenizer {
     WordPiece(BertTokenizer),
     /// OpenAI GPT's BPE (a vocabulary and merges, or a `tokenizer.json` with a BPE model).
     Bpe(GptTokenizer),
+    /// ELMo's character ids per word (named by the model's options file).
+    Chars(ElmoTokenizer),
 }
 
 impl Tokenizer {
@@ -158,6 +184,7 @@ impl Tokenizer {
             TokenizerFiles::Bpe { vocab, merges } => {
                 Tokenizer::Bpe(GptTokenizer::from_files(vocab, merges)?)
             }
+            TokenizerFiles::ElmoCharacters(_) => Tokenizer::Chars(ElmoTokenizer::default()),
         })
     }
 
@@ -179,12 +206,14 @@ impl Tokenizer {
                 Ok(Tokenizer::WordPiece(t.with_options(options)?))
             }
             Tokenizer::Bpe(t) => Ok(Tokenizer::Bpe(t.with_max_seq_len(max_seq_len)?)),
+            Tokenizer::Chars(t) => Ok(Tokenizer::Chars(t.with_max_seq_len(max_seq_len)?)),
         }
     }
 
     /// The same tokenizer without the family's special tokens (`[CLS]`/`[SEP]`, GPT's
     /// start/delimiter/extract): the pieces alone, as Hugging Face's
-    /// `add_special_tokens=False` gives them.
+    /// `add_special_tokens=False` gives them. ELMo's sentence boundaries are part of its input
+    /// and stay.
     pub fn without_special_tokens(self) -> Tokenizer {
         match self {
             Tokenizer::WordPiece(t) => {
@@ -199,14 +228,16 @@ impl Tokenizer {
                 }
             }
             Tokenizer::Bpe(t) => Tokenizer::Bpe(t.without_special_tokens()),
+            Tokenizer::Chars(t) => Tokenizer::Chars(t),
         }
     }
 
-    /// The token of an id.
+    /// The token of an id (ELMo's ids are characters, not tokens: `None`).
     pub fn id_to_token(&self, id: u32) -> Option<String> {
         match self {
             Tokenizer::WordPiece(t) => t.id_to_token(id),
             Tokenizer::Bpe(t) => t.id_to_token(id),
+            Tokenizer::Chars(_) => None,
         }
     }
 
@@ -214,7 +245,7 @@ impl Tokenizer {
     pub fn as_wordpiece(&self) -> Option<&BertTokenizer> {
         match self {
             Tokenizer::WordPiece(t) => Some(t),
-            Tokenizer::Bpe(_) => None,
+            Tokenizer::Bpe(_) | Tokenizer::Chars(_) => None,
         }
     }
 
@@ -222,7 +253,7 @@ impl Tokenizer {
     pub fn as_bpe(&self) -> Option<&GptTokenizer> {
         match self {
             Tokenizer::Bpe(t) => Some(t),
-            Tokenizer::WordPiece(_) => None,
+            Tokenizer::WordPiece(_) | Tokenizer::Chars(_) => None,
         }
     }
 
@@ -230,6 +261,7 @@ impl Tokenizer {
         match self {
             Tokenizer::WordPiece(t) => t,
             Tokenizer::Bpe(t) => t,
+            Tokenizer::Chars(t) => t,
         }
     }
 

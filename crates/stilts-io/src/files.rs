@@ -6,7 +6,11 @@
 //! else a BPE vocabulary and its merges: Hugging Face's `vocab.json` + `merges.txt`, or OpenAI's
 //! original `encoder_bpe_40000.json` + `vocab_40000.bpe` (GPT). A single file names its kind by
 //! its name: `*.json` is a `tokenizer.json` (or, named as a BPE vocabulary, that vocabulary with
-//! its merges beside it), anything else a WordPiece vocabulary.
+//! its merges beside it, or an ELMo options file), anything else a WordPiece vocabulary.
+//!
+//! ELMo has no vocabulary: its character ids are fixed. Its options file (`options.json` or
+//! `*_options.json` with a `char_cnn` section) stands for its tokenizer, so that a released ELMo
+//! directory, and a stilts model trained from one, name theirs like every other model.
 
 use std::path::{Path, PathBuf};
 
@@ -24,6 +28,8 @@ pub const BPE_VOCAB: &str = "vocab.json";
 pub const BPE_MERGES: &str = "merges.txt";
 /// OpenAI GPT's original vocabulary and merges (`finetune-transformer-lm`'s `model/`).
 pub const OPENAI_BPE: (&str, &str) = ("encoder_bpe_40000.json", "vocab_40000.bpe");
+/// The name an ELMo options file gets in a stilts model directory.
+pub const ELMO_OPTIONS: &str = "elmo_options.json";
 
 /// Every tokenizer file name a model directory may hold (what a hub download fetches when the
 /// repository has it).
@@ -54,11 +60,27 @@ pub enum TokenizerFiles {
         /// `merges.txt` or `vocab_40000.bpe`.
         merges: PathBuf,
     },
+    /// ELMo's character ids, described by the model's options file.
+    ElmoCharacters(PathBuf),
+}
+
+/// Whether `path` is an ELMo options file: named `options.json` or `*_options.json`, with a
+/// `char_cnn` section.
+pub fn is_elmo_options(path: &Path) -> bool {
+    let named = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n == "options.json" || n.ends_with("_options.json"));
+    named
+        && std::fs::read_to_string(path)
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .is_some_and(|v| v.get("char_cnn").is_some())
 }
 
 /// No tokenizer where one was looked for.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{}: no tokenizer ({TOKENIZER_JSON}, {WORDPIECE_VOCAB}, or {BPE_VOCAB} with {BPE_MERGES})", path.display())]
+#[error("{}: no tokenizer ({TOKENIZER_JSON}, {WORDPIECE_VOCAB}, {BPE_VOCAB} with {BPE_MERGES}, or an ELMo options file)", path.display())]
 pub struct NoTokenizer {
     /// The directory or file looked at.
     pub path: PathBuf,
@@ -78,11 +100,24 @@ impl TokenizerFiles {
                 config: Some(dir.join(TOKENIZER_CONFIG)).filter(|c| c.is_file()),
             });
         }
-        [(BPE_VOCAB, BPE_MERGES), OPENAI_BPE]
+        let bpe = [(BPE_VOCAB, BPE_MERGES), OPENAI_BPE]
             .into_iter()
             .map(|(v, m)| (dir.join(v), dir.join(m)))
             .find(|(v, m)| v.is_file() && m.is_file())
-            .map(|(vocab, merges)| TokenizerFiles::Bpe { vocab, merges })
+            .map(|(vocab, merges)| TokenizerFiles::Bpe { vocab, merges });
+        bpe.or_else(|| {
+            let mut options: Vec<PathBuf> = std::fs::read_dir(dir)
+                .ok()?
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| is_elmo_options(p))
+                .collect();
+            options.sort();
+            options
+                .into_iter()
+                .next()
+                .map(TokenizerFiles::ElmoCharacters)
+        })
     }
 
     /// The tokenizer a path names: a directory's (see [`TokenizerFiles::find`]), or a single
@@ -111,6 +146,8 @@ impl TokenizerFiles {
                 vocab: path.to_path_buf(),
                 merges,
             })
+        } else if is_elmo_options(path) {
+            Ok(TokenizerFiles::ElmoCharacters(path.to_path_buf()))
         } else if path.extension().is_some_and(|e| e == "json") {
             Ok(TokenizerFiles::TokenizerJson(path.to_path_buf()))
         } else {
@@ -128,7 +165,7 @@ impl TokenizerFiles {
     /// The file the tokenizer is built from (`tokenizer.json`, or the vocabulary).
     pub fn main_file(&self) -> &Path {
         match self {
-            TokenizerFiles::TokenizerJson(p) => p,
+            TokenizerFiles::TokenizerJson(p) | TokenizerFiles::ElmoCharacters(p) => p,
             TokenizerFiles::WordPiece { vocab, .. } | TokenizerFiles::Bpe { vocab, .. } => vocab,
         }
     }
@@ -145,6 +182,7 @@ impl TokenizerFiles {
             TokenizerFiles::Bpe { vocab, merges } => {
                 vec![(BPE_VOCAB, vocab.as_path()), (BPE_MERGES, merges.as_path())]
             }
+            TokenizerFiles::ElmoCharacters(p) => vec![(ELMO_OPTIONS, p.as_path())],
         }
     }
 
@@ -192,6 +230,23 @@ mod tests {
             TokenizerFiles::at(d).unwrap(),
             TokenizerFiles::TokenizerJson(d.join(TOKENIZER_JSON))
         );
+    }
+
+    #[test]
+    fn an_elmo_options_file_stands_for_its_characters() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        std::fs::write(d.join("elmo_2x1024_options.json"), r#"{"lstm": {}}"#).unwrap();
+        assert_eq!(TokenizerFiles::find(d), None, "no char_cnn section");
+        std::fs::write(d.join("elmo_2x1024_options.json"), r#"{"char_cnn": {}}"#).unwrap();
+        let want = TokenizerFiles::ElmoCharacters(d.join("elmo_2x1024_options.json"));
+        assert_eq!(TokenizerFiles::find(d), Some(want.clone()));
+        assert_eq!(
+            TokenizerFiles::at(&d.join("elmo_2x1024_options.json")).unwrap(),
+            want
+        );
+        let copy = want.copy_into(&d.join("model")).unwrap();
+        assert_eq!(copy.main_file(), d.join("model").join(ELMO_OPTIONS));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The seam between the encoders and everything that trains them.
 //!
-//! Every encoder family (BERT today; OpenAI GPT and ELMo are the paper's other two) implements
+//! Every encoder family (BERT, OpenAI GPT and ELMo, the paper's three) implements
 //! [`SentenceEncoder`]: it maps an [`EncoderInput`] to an [`EncoderOutput`] (a per-example
 //! representation for task heads, the per-token states, an optional auxiliary loss), owns its
 //! dropout settings, and names the parameter groups that can be frozen. [`Encoder`] is the
@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ModelError;
 use crate::bert::{BertConfig, BertModel, LoadReport};
+use crate::elmo::{ElmoBiLm, ElmoConfig, ElmoEncoder};
 use crate::gpt::{GptConfig, GptModel};
 
 /// An encoder family.
@@ -33,17 +34,20 @@ pub enum EncoderKind {
     Bert,
     /// OpenAI GPT (Radford et al. 2018).
     Gpt,
+    /// ELMo (Peters et al. 2018).
+    Elmo,
 }
 
 impl EncoderKind {
     /// Every family, in the order of the paper's tables.
-    pub const ALL: [EncoderKind; 2] = [EncoderKind::Gpt, EncoderKind::Bert];
+    pub const ALL: [EncoderKind; 3] = [EncoderKind::Elmo, EncoderKind::Gpt, EncoderKind::Bert];
 
     /// The name used in files and on the command line (`bert`, `gpt`).
     pub fn name(self) -> &'static str {
         match self {
             EncoderKind::Bert => "bert",
             EncoderKind::Gpt => "gpt",
+            EncoderKind::Elmo => "elmo",
         }
     }
 
@@ -147,6 +151,8 @@ pub enum EncoderConfig {
     Bert(BertConfig),
     /// An OpenAI GPT.
     Gpt(GptConfig),
+    /// An ELMo.
+    Elmo(ElmoConfig),
 }
 
 impl EncoderConfig {
@@ -155,6 +161,7 @@ impl EncoderConfig {
         match self {
             EncoderConfig::Bert(_) => EncoderKind::Bert,
             EncoderConfig::Gpt(_) => EncoderKind::Gpt,
+            EncoderConfig::Elmo(_) => EncoderKind::Elmo,
         }
     }
 
@@ -163,6 +170,7 @@ impl EncoderConfig {
         match self {
             EncoderConfig::Bert(c) => c.hidden_size,
             EncoderConfig::Gpt(c) => c.n_embd,
+            EncoderConfig::Elmo(c) => c.pool_dim,
         }
     }
 
@@ -171,6 +179,7 @@ impl EncoderConfig {
         match self {
             EncoderConfig::Bert(c) => c.initializer_range,
             EncoderConfig::Gpt(c) => c.initializer_range,
+            EncoderConfig::Elmo(c) => c.initializer_range,
         }
     }
 
@@ -180,6 +189,7 @@ impl EncoderConfig {
         match self {
             EncoderConfig::Bert(c) => c.hidden_dropout_prob,
             EncoderConfig::Gpt(c) => c.resid_pdrop,
+            EncoderConfig::Elmo(c) => c.dropout,
         }
     }
 
@@ -188,6 +198,8 @@ impl EncoderConfig {
         match self {
             EncoderConfig::Bert(c) => c.max_position_embeddings,
             EncoderConfig::Gpt(c) => c.n_positions,
+            // LSTMs have no positions; a sentence is bounded by memory alone.
+            EncoderConfig::Elmo(_) => 1 << 20,
         }
     }
 
@@ -196,6 +208,7 @@ impl EncoderConfig {
         match self {
             EncoderConfig::Bert(c) => c.vocab_size,
             EncoderConfig::Gpt(c) => c.vocab_size,
+            EncoderConfig::Elmo(c) => c.n_characters,
         }
     }
 
@@ -209,6 +222,7 @@ impl EncoderConfig {
             EncoderConfig::Gpt(c) => {
                 EncoderConfig::Gpt(c.with_resid_pdrop(p).with_embd_pdrop(p).with_attn_pdrop(p))
             }
+            EncoderConfig::Elmo(c) => EncoderConfig::Elmo(c.with_dropout(p)),
         }
     }
 
@@ -218,6 +232,7 @@ impl EncoderConfig {
         match self {
             EncoderConfig::Bert(c) => crate::bert::param_groups(c.num_hidden_layers),
             EncoderConfig::Gpt(c) => crate::gpt::param_groups(c.n_layer),
+            EncoderConfig::Elmo(c) => crate::elmo::param_groups(c.n_layers),
         }
     }
 
@@ -226,6 +241,7 @@ impl EncoderConfig {
         match self {
             EncoderConfig::Bert(c) => c.validate(),
             EncoderConfig::Gpt(c) => c.validate(),
+            EncoderConfig::Elmo(c) => c.validate(),
         }
     }
 
@@ -238,16 +254,23 @@ impl EncoderConfig {
         match self {
             EncoderConfig::Bert(c) => Encoder::Bert(c.init(device)),
             EncoderConfig::Gpt(c) => Encoder::Gpt(c.init(device)),
+            EncoderConfig::Elmo(c) => Encoder::Elmo(c.init_encoder(device)),
         }
     }
 
     /// The configuration of a model directory: a Hugging Face `config.json`, by its
     /// `model_type` (a file without one is read as BERT, as Google's `bert_config.json` is), or
-    /// else OpenAI's original GPT release (`params_shapes.json` and `params_N.npy`).
+    /// else OpenAI's original GPT release (`params_shapes.json` and `params_N.npy`), or a
+    /// released ELMo (an options file and HDF5 weights).
     pub fn from_hf_dir(dir: &Path) -> Result<EncoderConfig, ModelError> {
         let path = dir.join("config.json");
         if !path.is_file() && crate::gpt::original::is_original_release(dir) {
             return Ok(EncoderConfig::Gpt(GptConfig::from_original_dir(dir)?));
+        }
+        if !path.is_file()
+            && let Some((options, _)) = crate::elmo::weights::release_files(dir)?
+        {
+            return Ok(EncoderConfig::Elmo(ElmoConfig::from_options_file(options)?));
         }
         let text = std::fs::read_to_string(&path).map_err(|source| ModelError::Io {
             path: path.clone(),
@@ -273,6 +296,11 @@ impl EncoderConfig {
         match kind {
             EncoderKind::Bert => Ok(EncoderConfig::Bert(BertConfig::from_hf_file(&path)?)),
             EncoderKind::Gpt => Ok(EncoderConfig::Gpt(GptConfig::from_hf_file(&path)?)),
+            EncoderKind::Elmo => Err(ModelError::UnsupportedConfig {
+                path,
+                message: "ELMo is read from its options file and HDF5 weights, not a config.json"
+                    .into(),
+            }),
         }
     }
 }
@@ -288,6 +316,8 @@ pub enum Encoder {
     Bert(BertModel),
     /// OpenAI GPT.
     Gpt(GptModel),
+    /// ELMo.
+    Elmo(ElmoEncoder),
 }
 
 impl Encoder {
@@ -296,6 +326,7 @@ impl Encoder {
         match self {
             Encoder::Bert(_) => EncoderKind::Bert,
             Encoder::Gpt(_) => EncoderKind::Gpt,
+            Encoder::Elmo(_) => EncoderKind::Elmo,
         }
     }
 
@@ -322,6 +353,15 @@ impl Encoder {
                 let (model, report) =
                     GptModel::from_hf_weights(c, crate::bert::weights_file(dir)?, device)?;
                 Ok((Encoder::Gpt(model), report))
+            }
+            EncoderConfig::Elmo(c) => {
+                let (_, weights) = crate::elmo::weights::release_files(dir)?.ok_or_else(|| {
+                    ModelError::NoWeights {
+                        dir: dir.to_path_buf(),
+                    }
+                })?;
+                let (bilm, report) = ElmoBiLm::from_hdf5(c, &weights, device)?;
+                Ok((Encoder::Elmo(c.encoder(bilm, device)), report))
             }
         }
     }
@@ -360,6 +400,7 @@ impl SentenceEncoder for Encoder {
         match self {
             Encoder::Bert(m) => m.encode(input),
             Encoder::Gpt(m) => m.encode(input),
+            Encoder::Elmo(m) => m.encode(input),
         }
     }
 
@@ -367,6 +408,7 @@ impl SentenceEncoder for Encoder {
         match self {
             Encoder::Bert(m) => m.set_dropout(p),
             Encoder::Gpt(m) => m.set_dropout(p),
+            Encoder::Elmo(m) => m.set_dropout(p),
         }
     }
 
@@ -374,6 +416,7 @@ impl SentenceEncoder for Encoder {
         match self {
             Encoder::Bert(m) => m.param_groups(),
             Encoder::Gpt(m) => m.param_groups(),
+            Encoder::Elmo(m) => m.param_groups(),
         }
     }
 
@@ -381,6 +424,7 @@ impl SentenceEncoder for Encoder {
         match self {
             Encoder::Bert(m) => m.freeze_params(group).map(Encoder::Bert),
             Encoder::Gpt(m) => m.freeze_params(group).map(Encoder::Gpt),
+            Encoder::Elmo(m) => m.freeze_params(group).map(Encoder::Elmo),
         }
     }
 
@@ -388,6 +432,7 @@ impl SentenceEncoder for Encoder {
         match self {
             Encoder::Bert(m) => SentenceEncoder::lm_logits(m, states),
             Encoder::Gpt(m) => SentenceEncoder::lm_logits(m, states),
+            Encoder::Elmo(m) => SentenceEncoder::lm_logits(m, states),
         }
     }
 }

@@ -130,6 +130,10 @@ pub struct RecipeFile {
     /// `adamw` (default) or `bert_adam` (the original BERT optimizer, for exact replications).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub optimizer: Option<OptimizerKind>,
+    /// `linear` (warmup then linear decay to 0; BERT's and GPT's) or `constant` (warmup then the
+    /// peak rate throughout; ELMo's preset).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<ScheduleKind>,
     /// Gradient-norm clip (global for `adamw`, per parameter for `bert_adam`); 0 disables.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_grad_norm: Option<f64>,
@@ -280,6 +284,24 @@ pub enum HeadKind {
     Map,
 }
 
+/// The learning-rate schedule of a phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScheduleKind {
+    /// Linear warmup, then linear decay to 0 at the last step.
+    #[default]
+    Linear,
+    /// Linear warmup, then the peak rate to the end.
+    Constant,
+}
+
+impl ScheduleKind {
+    /// Whether this is the default ([`ScheduleKind::Linear`]).
+    pub fn is_linear(&self) -> bool {
+        *self == ScheduleKind::Linear
+    }
+}
+
 /// The optimizer of a phase.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -320,6 +342,7 @@ impl RecipeFile {
             weight_decay,
             warmup_proportion,
             optimizer,
+            schedule,
             max_grad_norm,
             dropout,
             max_seq_len,

@@ -392,8 +392,8 @@ fn load_any(
                 BertForSequenceClassification::from_pretrained(dir, num_labels, device)?;
             Ok((from_bert_classifier(model, config), 0, report))
         }
-        EncoderKind::Gpt => {
-            // Hugging Face has no GPT head of ours: a fresh one, reported as such.
+        EncoderKind::Gpt | EncoderKind::Elmo => {
+            // Hugging Face and released ELMo have no head of ours: a fresh one, reported as such.
             let (encoder, mut report) = Encoder::from_hf_dir(dir, &config, device)?;
             let head = unnamed_head(num_labels);
             let task_head = TaskHead::new(

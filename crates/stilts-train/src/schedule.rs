@@ -13,13 +13,17 @@
 //! ```
 
 use serde::{Deserialize, Serialize};
+use stilts_schema::experiment::ScheduleKind;
 
-/// Linear warmup then linear decay.
+/// Linear warmup then linear decay (or, for [`ScheduleKind::Constant`], the peak rate to the
+/// end).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct LinearWarmupDecay {
     peak: f64,
     total_steps: u64,
     warmup_steps: u64,
+    #[serde(default)]
+    constant: bool,
 }
 
 impl LinearWarmupDecay {
@@ -31,6 +35,21 @@ impl LinearWarmupDecay {
             peak,
             total_steps,
             warmup_steps: warmup_steps.min(total_steps),
+            constant: false,
+        }
+    }
+
+    /// The schedule of `kind`: [`LinearWarmupDecay::new`], or the same warmup followed by the
+    /// peak rate.
+    pub fn of_kind(
+        kind: ScheduleKind,
+        peak: f64,
+        total_steps: u64,
+        warmup_proportion: f64,
+    ) -> Self {
+        LinearWarmupDecay {
+            constant: kind == ScheduleKind::Constant,
+            ..LinearWarmupDecay::new(peak, total_steps, warmup_proportion)
         }
     }
 
@@ -49,6 +68,9 @@ impl LinearWarmupDecay {
     pub fn lr(&self, step: u64) -> f64 {
         if step < self.warmup_steps {
             return self.peak * step as f64 / self.warmup_steps as f64;
+        }
+        if self.constant {
+            return self.peak;
         }
         if step >= self.total_steps {
             return 0.0;

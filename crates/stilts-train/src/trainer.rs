@@ -135,7 +135,12 @@ impl<'s, 'a> Trainer<'s, 'a> {
         .len();
         let steps_per_epoch = batches_per_epoch.div_ceil(recipe.grad_accum_steps) as u64;
         let total_steps = steps_per_epoch * recipe.epochs as u64;
-        let schedule = LinearWarmupDecay::new(recipe.lr, total_steps, recipe.warmup_proportion);
+        let schedule = LinearWarmupDecay::of_kind(
+            recipe.schedule,
+            recipe.lr,
+            total_steps,
+            recipe.warmup_proportion,
+        );
         let ckpt_dir = checkpoint::dir(&spec.run_dir);
         let mut optimizer = build_optimizer(recipe);
         let (model, meta, state, resumed) = match checkpoint::load(&ckpt_dir, &spec.device)? {

@@ -54,6 +54,20 @@ pub struct ElmoConfig {
     /// (`lstm.use_skip_connections`).
     #[config(default = true)]
     pub use_skip_connections: bool,
+    /// Whether the scalar mix normalises each layer first (AllenNLP's `do_layer_norm`).
+    #[config(default = false)]
+    pub do_layer_norm: bool,
+    /// Dropout on the mixed representation in training (jiant's sentence-encoder dropout; its
+    /// ELMo embedder itself has none).
+    #[config(default = 0.2)]
+    pub dropout: f64,
+    /// Width of the projection applied to every word before max-pooling over time (jiant's
+    /// pooler `d_proj`).
+    #[config(default = 512)]
+    pub pool_dim: usize,
+    /// Standard deviation of the normal initialiser of fresh weights.
+    #[config(default = 0.02)]
+    pub initializer_range: f64,
 }
 
 #[derive(Deserialize)]
@@ -137,6 +151,10 @@ impl ElmoConfig {
             cell_clip: lstm.cell_clip.filter(|c| *c != 0.0),
             proj_clip: lstm.proj_clip.filter(|c| *c != 0.0),
             use_skip_connections: lstm.use_skip_connections,
+            do_layer_norm: false,
+            dropout: 0.2,
+            pool_dim: 512,
+            initializer_range: 0.02,
         };
         config.validate().map_err(unsupported)?;
         Ok(config)
@@ -150,6 +168,7 @@ impl ElmoConfig {
             ("lstm.projection_dim", self.projection_dim),
             ("lstm.dim", self.cell_size),
             ("lstm.n_layers", self.n_layers),
+            ("pool_dim", self.pool_dim),
         ];
         if let Some((name, _)) = sizes.iter().find(|(_, v)| *v == 0) {
             return Err(format!("{name} must be positive"));
@@ -180,6 +199,9 @@ impl ElmoConfig {
             if let Some(c) = clip.filter(|c| !(c.is_finite() && *c > 0.0)) {
                 return Err(format!("{name} must be positive, got {c}"));
             }
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(format!("dropout must be in [0, 1), got {}", self.dropout));
         }
         Ok(())
     }

@@ -8,6 +8,7 @@
 mod bilm;
 mod char_cnn;
 mod config;
+mod encoder;
 mod lstm;
 mod mix;
 pub mod weights;
@@ -15,5 +16,6 @@ pub mod weights;
 pub use bilm::{ElmoBiLm, ElmoLayers, carry_state, initial_state, remove_sentence_boundaries};
 pub use char_cnn::{ElmoCharacterEncoder, Highway};
 pub use config::{CharActivation, ElmoConfig, MAX_CHARACTERS_PER_TOKEN};
+pub use encoder::{ElmoEncoder, param_groups};
 pub use lstm::{CellState, ElmoLstm, ElmoLstmState, LstmCellWithProjection};
 pub use mix::ScalarMix;

@@ -5,7 +5,7 @@
 //! layouts are converted here, as AllenNLP's loaders convert them.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use burn::module::Param;
 use burn::nn::Linear;
@@ -16,6 +16,7 @@ use super::config::ElmoConfig;
 use super::lstm::LstmCellWithProjection;
 use crate::ModelError;
 use crate::hf::LoadReport;
+use stilts_io::files::is_elmo_options;
 
 /// Every dataset a biLM of `config` reads, with the shape it must have (TensorFlow's layout).
 pub fn targets(config: &ElmoConfig) -> Vec<(String, Vec<usize>)> {
@@ -247,44 +248,37 @@ fn set_linear(linear: &mut Linear, weight: Tensor<2>, bias: Option<Tensor<1>>) {
     linear.bias = bias.map(|b| Param::from_tensor(b.detach()));
 }
 
-/// The options and weights files of a released ELMo in `dir`: `options.json` or one
-/// `*options.json`, and one `*.hdf5` (AllenNLP's names are `elmo_<size>_options.json` and
-/// `elmo_<size>_weights.hdf5`). `None` when the directory holds neither kind; an error names
-/// what is ambiguous or missing.
-pub fn release_files(
-    dir: &Path,
-) -> Result<Option<(std::path::PathBuf, std::path::PathBuf)>, ModelError> {
+/// The options and weights files of a released ELMo in `dir`: one options file
+/// (`options.json` or `*_options.json` with a `char_cnn` section; AllenNLP names them
+/// `elmo_<size>_options.json`) and one `*.hdf5` (`elmo_<size>_weights.hdf5`). `None` when the
+/// directory has no weights file (a stilts model keeps only the options, for its characters);
+/// an error names what is ambiguous or missing.
+pub fn release_files(dir: &Path) -> Result<Option<(PathBuf, PathBuf)>, ModelError> {
     let entries = std::fs::read_dir(dir).map_err(|source| ModelError::Io {
         path: dir.to_path_buf(),
         source,
     })?;
     let mut options = Vec::new();
     let mut weights = Vec::new();
-    for entry in entries.flatten() {
-        let path = entry.path();
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if !path.is_file() {
-            continue;
-        }
-        if name == "options.json" || name.ends_with("_options.json") {
+    for path in entries.flatten().map(|e| e.path()).filter(|p| p.is_file()) {
+        if is_elmo_options(&path) {
             options.push(path);
-        } else if name.ends_with(".hdf5") || name.ends_with(".h5") {
+        } else if path.extension().is_some_and(|e| e == "hdf5" || e == "h5") {
             weights.push(path);
         }
     }
     options.sort();
     weights.sort();
-    let bad = |message: String| ModelError::Release {
-        path: dir.to_path_buf(),
-        message,
-    };
     match (options.as_slice(), weights.as_slice()) {
-        ([], []) => Ok(None),
+        (_, []) => Ok(None),
         ([o], [w]) => Ok(Some((o.clone(), w.clone()))),
-        (o, w) => Err(bad(format!(
-            "an ELMo directory holds one options file (options.json or *_options.json) and one .hdf5 weights file; found {} and {}",
-            o.len(),
-            w.len()
-        ))),
+        (o, w) => Err(ModelError::Release {
+            path: dir.to_path_buf(),
+            message: format!(
+                "an ELMo directory holds one options file (options.json or *_options.json, with a char_cnn section) and one .hdf5 weights file; found {} and {}",
+                o.len(),
+                w.len()
+            ),
+        }),
     }
 }

@@ -23,11 +23,11 @@ use stilts_models::EncoderKind;
 use stilts_models::device::{DeviceChoice, DeviceError};
 pub use stilts_schema::experiment::{
     DataFile, ExperimentFile, HeadKind, Keep, LoadMode, ModelFile, OptimizerKind, PairMode,
-    PhaseFile, RecipeFile, SamplerKind, TaskEntryFile, TaskTableFile,
+    PhaseFile, RecipeFile, SamplerKind, ScheduleKind, TaskEntryFile, TaskTableFile,
 };
 
 pub use recipe::Recipe;
-pub use source::{ModelSource, RandomBertFile, RandomGptFile, RandomSize};
+pub use source::{ModelSource, RandomBertFile, RandomElmoFile, RandomGptFile, RandomSize};
 
 use crate::error::{Result, TrainError};
 

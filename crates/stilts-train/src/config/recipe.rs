@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use stilts_data::tokenize::DEFAULT_MAX_SEQ_LEN;
 use stilts_models::EncoderKind;
 
-use super::{Keep, OptimizerKind, RecipeFile};
+use super::{Keep, OptimizerKind, RecipeFile, ScheduleKind};
 
 fn is_zero(v: &f64) -> bool {
     *v == 0.0
@@ -15,7 +15,7 @@ fn is_zero(v: &f64) -> bool {
 /// (BERT: `[CLS] [SEP] [SEP]`).
 pub fn min_seq_len(kind: EncoderKind) -> usize {
     match kind {
-        EncoderKind::Bert | EncoderKind::Gpt => 3,
+        EncoderKind::Bert | EncoderKind::Gpt | EncoderKind::Elmo => 3,
     }
 }
 
@@ -31,6 +31,9 @@ pub struct Recipe {
     pub weight_decay: f32,
     pub warmup_proportion: f64,
     pub optimizer: OptimizerKind,
+    /// Left out of the JSON when `linear`, so that earlier runs keep their fingerprints.
+    #[serde(default, skip_serializing_if = "ScheduleKind::is_linear")]
+    pub schedule: ScheduleKind,
     /// `None`: no clipping.
     pub max_grad_norm: Option<f64>,
     /// `None`: the model's own dropout.
@@ -60,6 +63,7 @@ impl Recipe {
         match kind {
             EncoderKind::Bert => Recipe::bert(),
             EncoderKind::Gpt => Recipe::gpt(),
+            EncoderKind::Elmo => Recipe::elmo(),
         }
     }
 
@@ -76,6 +80,7 @@ impl Recipe {
             weight_decay: 0.01,
             warmup_proportion: 0.1,
             optimizer: OptimizerKind::AdamW,
+            schedule: ScheduleKind::Linear,
             max_grad_norm: Some(1.0),
             dropout: Some(0.1),
             max_seq_len: DEFAULT_MAX_SEQ_LEN,
@@ -105,6 +110,26 @@ impl Recipe {
         }
     }
 
+    /// The paper's ELMo setup (its Appendix A, run with jiant's defaults of the time): Adam
+    /// (0.9, 0.999, 1e-8) without weight decay, lr 1e-4 held constant, batch 32, gradient-norm
+    /// clip 5, dropout 0.2 on the mixed representation, every parameter trained. jiant also
+    /// halved the rate when the dev score stopped improving and stopped early; until stilts has
+    /// that, the number of epochs is fixed (10).
+    pub fn elmo() -> Recipe {
+        Recipe {
+            batch_size: 32,
+            lr: 1e-4,
+            epsilon: 1e-8,
+            weight_decay: 0.0,
+            warmup_proportion: 0.0,
+            schedule: ScheduleKind::Constant,
+            max_grad_norm: Some(5.0),
+            dropout: Some(0.2),
+            epochs: 10,
+            ..Recipe::bert()
+        }
+    }
+
     /// Applies the values set in `file`.
     pub fn merged(&self, file: &RecipeFile) -> Recipe {
         let mut r = self.clone();
@@ -118,6 +143,7 @@ impl Recipe {
             warmup_proportion,
             aux_lm_weight,
             optimizer,
+            schedule,
             max_seq_len,
             epochs,
             grad_accum_steps,

@@ -15,6 +15,7 @@ use stilts_io::files::TokenizerFiles;
 use stilts_io::hub::{self, HubModel, HubOptions, ModelName};
 use stilts_io::progress::{NoProgress, Progress};
 use stilts_models::bert::BertConfig;
+use stilts_models::elmo::ElmoConfig;
 use stilts_models::gpt::GptConfig;
 use stilts_models::{EncoderConfig, EncoderKind};
 
@@ -52,6 +53,25 @@ pub struct RandomGptFile {
     pub n_positions: Option<usize>,
 }
 
+/// Size of a randomly initialised ELMo (`[model] random` of an ELMo experiment); the other
+/// settings are the small released model's.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RandomElmoFile {
+    /// Width of the token representation and of each LSTM's output (`lstm.projection_dim`).
+    pub projection_dim: usize,
+    /// Memory cells of each LSTM (`lstm.dim`).
+    pub cell_size: usize,
+    /// LSTM layers per direction.
+    pub n_layers: usize,
+    /// `[width, number]` of each character convolution; default the small model's seven.
+    pub filters: Option<Vec<[usize; 2]>>,
+    /// Highway layers; default 1.
+    pub n_highway: Option<usize>,
+    /// Width of the projection before max-pooling; default 512.
+    pub pool_dim: Option<usize>,
+}
+
 /// The size of a random encoder, by family (serialized as the family's own table).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
@@ -60,6 +80,8 @@ pub enum RandomSize {
     Bert(RandomBertFile),
     /// A GPT.
     Gpt(RandomGptFile),
+    /// An ELMo.
+    Elmo(RandomElmoFile),
 }
 
 impl RandomSize {
@@ -83,6 +105,27 @@ impl RandomSize {
                     .with_n_head(size.n_head)
                     .with_n_positions(size.n_positions.unwrap_or(512)),
             ),
+            RandomSize::Elmo(size) => {
+                let small = vec![
+                    [1, 32],
+                    [2, 32],
+                    [3, 64],
+                    [4, 128],
+                    [5, 256],
+                    [6, 512],
+                    [7, 1024],
+                ];
+                EncoderConfig::Elmo(
+                    ElmoConfig::new(
+                        size.filters.clone().unwrap_or(small),
+                        size.projection_dim,
+                        size.cell_size,
+                    )
+                    .with_n_layers(size.n_layers)
+                    .with_n_highway(size.n_highway.unwrap_or(1))
+                    .with_pool_dim(size.pool_dim.unwrap_or(512)),
+                )
+            }
         }
     }
 
@@ -91,6 +134,7 @@ impl RandomSize {
         match self {
             RandomSize::Bert(_) => EncoderKind::Bert,
             RandomSize::Gpt(_) => EncoderKind::Gpt,
+            RandomSize::Elmo(_) => EncoderKind::Elmo,
         }
     }
 }
@@ -269,12 +313,20 @@ fn pretrained(
 ) -> Result<(ModelSource, Option<EncoderConfig>)> {
     let dir = expand(origin, "model.pretrained", value)?;
     if dir.is_dir() {
-        must_exist(
-            origin,
-            "model.pretrained",
-            &dir.join("config.json"),
-            "model config",
-        )?;
+        // GPT's original release and a released ELMo have no config.json.
+        let released = stilts_models::gpt::original::is_original_release(&dir)
+            || matches!(
+                stilts_models::elmo::weights::release_files(&dir),
+                Ok(Some(_))
+            );
+        if !released {
+            must_exist(
+                origin,
+                "model.pretrained",
+                &dir.join("config.json"),
+                "model config",
+            )?;
+        }
         let config = EncoderConfig::from_hf_dir(&dir).map_err(|e| {
             TrainError::config_cause(
                 origin,
@@ -338,6 +390,10 @@ fn random_size(origin: &Path, kind: EncoderKind, table: &toml::Table) -> Result<
         ),
         EncoderKind::Gpt => RandomSize::Gpt(
             RandomGptFile::deserialize(value)
+                .map_err(|e| config_error(origin, "model.random", e.to_string()))?,
+        ),
+        EncoderKind::Elmo => RandomSize::Elmo(
+            RandomElmoFile::deserialize(value)
                 .map_err(|e| config_error(origin, "model.random", e.to_string()))?,
         ),
     };

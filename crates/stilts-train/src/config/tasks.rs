@@ -49,9 +49,12 @@ pub fn resolve_named_task(
 
 /// How a task's pairs reach an encoder unless the task entry says: GPT reads the pairs of a
 /// symmetric task (paraphrase, similarity) in both orders and sums the two representations,
-/// as Radford et al. did for STS-B, MRPC and QQP; everything else is read jointly.
+/// as Radford et al. did for STS-B, MRPC and QQP; ELMo reads each sentence of a pair alone and
+/// the head reads `[u; v; |u-v|; u*v]` (the paper's Appendix A); everything else is read
+/// jointly.
 pub fn default_pair(encoder: EncoderKind, task: &stilts_data::Task) -> PairMode {
     match encoder {
+        EncoderKind::Elmo if task.input == stilts_data::InputKind::Pair => PairMode::Separate,
         EncoderKind::Gpt if task.symmetric && task.input == stilts_data::InputKind::Pair => {
             PairMode::BothOrders
         }

@@ -1,0 +1,191 @@
+//! ELMo through the whole engine on the tiny world: the tiny released biLM of
+//! `stilts-models/tests/fixtures/tiny-elmo` (an options file and HDF5 weights, random values:
+//! no pretrained ELMo is reachable here) learns RTE with each sentence encoded alone and
+//! `[u; v; |u-v|; u*v]` read by the head; a killed run resumes to the same result; the saved
+//! model predicts; the frozen-ELMo mode trains the scalar mix and the head only.
+
+mod common;
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use burn::tensor::Device;
+use serde_json::Value;
+use stilts_data::encoding::PairMode;
+use stilts_train::experiment::run_experiment;
+use stilts_train::model::load_model;
+use stilts_train::model::store::weights_sha256;
+use stilts_train::observer::{NoopObserver, Observer, StepEvent};
+use stilts_train::predict::{PredictOptions, PredictRecord, Predictor};
+
+/// burn's flex RNG is process-global: runs that compare numbers must not overlap.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn elmo_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../stilts-models/tests/fixtures/tiny-elmo")
+}
+
+/// An ELMo experiment over the tiny world; `phases` is appended verbatim.
+fn elmo_toml(root: &Path, out: &str, phases: &str) -> String {
+    format!(
+        r#"
+name = "tiny-elmo"
+output_dir = "{out}"
+seed = 5
+
+[model]
+pretrained = "{elmo}"
+
+[data]
+glue_dir = "{glue}"
+extra_dir = "{extra}"
+
+[recipe]
+batch_size = 8
+lr = 3e-3
+max_seq_len = 16
+{phases}
+"#,
+        out = root.join(out).display(),
+        elmo = elmo_dir().display(),
+        glue = root.join("glue").display(),
+        extra = root.join("extra").display(),
+    )
+}
+
+fn result(out: &Path, dir: &str) -> Value {
+    let path = out.join(dir).join("result.json");
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+fn comparable(mut v: Value) -> Value {
+    let o = v.as_object_mut().unwrap();
+    for k in ["wall_s", "examples_per_s", "resumed"] {
+        o.remove(k);
+    }
+    v
+}
+
+struct KillAt {
+    at: u64,
+    seen: u64,
+}
+
+impl Observer for KillAt {
+    fn step(&mut self, _e: &StepEvent) {
+        self.seen += 1;
+        if self.seen == self.at {
+            panic!("killed at step {}", self.seen);
+        }
+    }
+}
+
+const RTE_PHASE: &str = "[[phases]]\ntasks = [\"RTE\"]\npredict_test = true\n\
+                         recipe = { epochs = 6, checkpoint_every_steps = 7 }\n";
+
+#[test]
+fn elmo_learns_rte_from_separate_sentences_resumes_and_predicts() {
+    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let root = common::world(tmp.path(), 160, 40);
+
+    let exp = common::resolve(&elmo_toml(&root, "straight", RTE_PHASE)).unwrap();
+    assert_eq!(exp.encoder, stilts_models::EncoderKind::Elmo);
+    assert_eq!(
+        exp.phases[0].tasks[0].pair,
+        PairMode::Separate,
+        "ELMo's pair default"
+    );
+    let recipe = &exp.phases[0].recipe;
+    assert_eq!(
+        (recipe.batch_size, recipe.max_grad_norm, recipe.weight_decay),
+        (8, Some(5.0), 0.0)
+    );
+    run_experiment(&exp, &mut NoopObserver).unwrap();
+    let straight = result(&tmp.path().join("straight"), "00-RTE/seed-5");
+    let best = straight["dev_score"].as_f64().unwrap();
+    assert!(
+        best > 0.8,
+        "dev accuracy {best}: {:#?}",
+        straight["history"]
+    );
+    assert_eq!(
+        straight["test_predictions"][0]["ids"]
+            .as_array()
+            .unwrap()
+            .len(),
+        40
+    );
+    let model = tmp.path().join("straight/00-RTE/seed-5/model");
+    assert!(
+        model.join("elmo_options.json").is_file(),
+        "the characters travel with the model"
+    );
+
+    // The saved model predicts what the run scored: the dev set's first records, read back.
+    let (predictor, _) =
+        Predictor::load(&model, &PredictOptions::default(), &Device::flex()).unwrap();
+    let records = [
+        PredictRecord {
+            text_a: "the cat sat".into(),
+            text_b: Some("yes it did".into()),
+        },
+        PredictRecord {
+            text_a: "the cat sat".into(),
+            text_b: Some("no it did".into()),
+        },
+    ];
+    let out = predictor.predict(&records).unwrap();
+    let argmax = |l: &[f32]| if l[0] > l[1] { 0 } else { 1 };
+    assert_ne!(argmax(&out[0].logits), argmax(&out[1].logits), "{out:?}");
+
+    let exp = common::resolve(&elmo_toml(&root, "resumed", RTE_PHASE)).unwrap();
+    let killed = catch_unwind(AssertUnwindSafe(|| {
+        let _ = run_experiment(&exp, &mut KillAt { at: 30, seen: 0 });
+    }));
+    assert!(killed.is_err(), "the run should have been killed");
+    run_experiment(&exp, &mut NoopObserver).unwrap();
+    let resumed = result(&tmp.path().join("resumed"), "00-RTE/seed-5");
+    assert_eq!(resumed["resumed"], Value::Bool(true));
+    assert_eq!(comparable(resumed), comparable(straight));
+}
+
+#[test]
+fn frozen_elmo_trains_the_mix_and_the_head_only() {
+    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let root = common::world(tmp.path(), 48, 16);
+    let phases = "[[phases]]\nname = \"a\"\ntasks = [\"RTE\"]\nrecipe = { epochs = 1 }\n\
+                  [[phases]]\nname = \"b\"\ntasks = [\"RTE\"]\nrecipe = { epochs = 1, freeze = [\"bilm\"] }\n";
+    let exp = common::resolve(&elmo_toml(&root, "out", phases)).unwrap();
+    run_experiment(&exp, &mut NoopObserver).unwrap();
+    let out = tmp.path().join("out");
+    let load = |p: &str| load_model(&out.join(p).join("seed-5/model"), &Device::flex()).unwrap();
+    let (a, b) = (load("00-a"), load("01-b"));
+    let (stilts_models::Encoder::Elmo(ea), stilts_models::Encoder::Elmo(eb)) =
+        (&a.model.encoder, &b.model.encoder)
+    else {
+        panic!("an ELMo experiment saves an ELMo")
+    };
+    assert_eq!(
+        weights_sha256(&ea.bilm),
+        weights_sha256(&eb.bilm),
+        "the biLM is frozen"
+    );
+    assert_ne!(
+        weights_sha256(&ea.scalar_mix),
+        weights_sha256(&eb.scalar_mix),
+        "the mix trains"
+    );
+
+    let text = elmo_toml(
+        &root,
+        "bad",
+        "[[phases]]\ntasks = [\"RTE\"]\nrecipe = { freeze = [\"layer.0\"] }\n",
+    );
+    let err = run_experiment(&common::resolve(&text).unwrap(), &mut NoopObserver)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("bilm, char_cnn, lstm.0, lstm.1"), "{err}");
+}
