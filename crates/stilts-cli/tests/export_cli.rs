@@ -255,6 +255,18 @@ fn trained_gpt_mnli_run_exports_mnli_and_ax() {
     );
 }
 
+/// The same with a tiny random ELMo: the tokenizer is an ELMo options file (its characters),
+/// which travels with the saved model and is what the export's AX predictions read.
+#[test]
+fn trained_elmo_mnli_run_exports_mnli_and_ax() {
+    let options = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../stilts-models/tests/fixtures/tiny-elmo/options.json");
+    trained_mnli_run_exports(
+        "encoder = \"elmo\"\nrandom = { projection_dim = 8, cell_size = 16, n_layers = 1, filters = [[1, 8], [2, 8]], pool_dim = 16 }",
+        Some(&options),
+    );
+}
+
 /// Trains `model` (the `[model]` keys but the tokenizer: the vocab.txt of the synthetic
 /// world unless `tokenizer` names another) on MNLI and exports MNLI-m, MNLI-mm and AX.
 fn trained_mnli_run_exports(model: &str, tokenizer: Option<&Path>) {

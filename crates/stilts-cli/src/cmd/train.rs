@@ -23,7 +23,8 @@ pub struct TrainArgs {
     #[arg(long)]
     checkpoint: Option<String>,
     /// A random encoder of the --encoder family (needs --tokenizer): for BERT
-    /// HIDDEN,LAYERS,HEADS,INTERMEDIATE, for GPT N_EMBD,N_LAYER,N_HEAD.
+    /// HIDDEN,LAYERS,HEADS,INTERMEDIATE, for GPT N_EMBD,N_LAYER,N_HEAD, for ELMo
+    /// PROJECTION,CELL,LAYERS (the tokenizer: any ELMo options file).
     #[arg(long, value_name = "SIZES")]
     random: Option<String>,
     /// The encoder family (default: read from the model; `bert` for --random).
@@ -90,10 +91,11 @@ enum KeepArg {
     BestEpoch,
 }
 
-/// `--random` as the family's `[model] random` table: BERT's four sizes or GPT's three.
+/// `--random` as the family's `[model] random` table: BERT's four sizes, GPT's or ELMo's three.
 fn parse_random(s: &str, encoder: Option<&str>) -> Result<toml::Table> {
     let keys: &[&str] = match encoder {
         Some("gpt") => &["n_embd", "n_layer", "n_head"],
+        Some("elmo") => &["projection_dim", "cell_size", "n_layers"],
         _ => &[
             "hidden_size",
             "num_hidden_layers",

@@ -1,6 +1,8 @@
-//! `stilts predict --layers` on a directory holding only a released ELMo's options and HDF5
-//! weights (the tiny random model of `scripts/make_elmo_fixtures.py`, named as AllenNLP names
-//! its files), against AllenNLP's layers: stateless, and stateful across two batches.
+//! ELMo from the command line: `stilts predict --layers` on a directory holding only a released
+//! ELMo's options and HDF5 weights (the tiny random model of `scripts/make_elmo_fixtures.py`,
+//! named as AllenNLP names its files), against AllenNLP's layers, stateless and stateful across
+//! two batches; `stilts train` fine-tuning that directory and building a random ELMo, and
+//! `stilts predict` on the saved model.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -188,4 +190,110 @@ fn layers_errors_name_the_line_or_the_directory() {
     ]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("options"), "{err}");
+}
+
+/// `glue/MRPC` where a pair is a paraphrase iff both sentences start with the same word.
+fn mrpc_world(root: &Path) -> PathBuf {
+    const WORDS: &[&str] = &["the", "cat", "dog", "sat", "on", "mat", "ran", "far"];
+    let dir = root.join("glue/MRPC");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut records = String::new();
+    for (name, n) in [("train", 48), ("dev", 16)] {
+        let mut tsv = String::from("Quality\t#1 ID\t#2 ID\t#1 String\t#2 String\n");
+        for i in 0..n {
+            let w = |k: usize| WORDS[(i * 5 + k * 3 + i / 4) % WORDS.len()];
+            let same = (i + i / 3) % 2 == 0;
+            let (a, b) = (
+                format!("{} {}", w(0), w(1)),
+                format!("{} {}", if same { w(0) } else { w(2) }, w(3)),
+            );
+            tsv.push_str(&format!(
+                "{}\t{}\t{}\t{a}\t{b}\n",
+                u8::from(same),
+                2 * i,
+                2 * i + 1
+            ));
+            if name == "dev" {
+                records.push_str(&format!("{{\"text_a\": \"{a}\", \"text_b\": \"{b}\"}}\n"));
+            }
+        }
+        std::fs::write(dir.join(format!("{name}.tsv")), tsv).unwrap();
+    }
+    std::fs::write(root.join("dev.jsonl"), records).unwrap();
+    root.join("dev.jsonl")
+}
+
+#[test]
+fn train_fine_tunes_a_released_elmo_and_builds_a_random_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let records = mrpc_world(tmp.path());
+    let glue = tmp.path().join("glue");
+    let common = |out: &Path| -> Vec<String> {
+        let mut v: Vec<String> = [
+            "train",
+            "--task",
+            "MRPC",
+            "--glue-dir",
+            glue.to_str().unwrap(),
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        v.extend(
+            [
+                "--epochs",
+                "1",
+                "--batch-size",
+                "8",
+                "--output-dir",
+                out.to_str().unwrap(),
+                "--quiet",
+            ]
+            .map(str::to_owned),
+        );
+        v
+    };
+    let run = |a: Vec<String>| stilts(&a.iter().map(String::as_str).collect::<Vec<_>>());
+
+    let released = release(tmp.path());
+    let out = tmp.path().join("released");
+    let mut args = common(&out);
+    args.extend(["--model".to_owned(), released.to_str().unwrap().to_owned()]);
+    let o = run(args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let model = out.join("00-MRPC/seed-1/model");
+    let o = stilts(&[
+        "predict",
+        "--model",
+        model.to_str().unwrap(),
+        "--input",
+        records.to_str().unwrap(),
+    ]);
+    let lines = parse(&o);
+    assert_eq!(lines.len(), 16);
+    assert_eq!(lines[0]["logits"].as_array().unwrap().len(), 2);
+
+    let out = tmp.path().join("random");
+    let options = fixture_dir().join("options.json");
+    let mut args = common(&out);
+    args.extend(["--encoder", "elmo", "--random", "8,16"].map(str::to_owned));
+    args.extend([
+        "--tokenizer".to_owned(),
+        options.to_str().unwrap().to_owned(),
+    ]);
+    let o = run(args.clone());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("3 integers (projection_dim,cell_size,n_layers)"),
+        "{err}"
+    );
+    let last = args.iter().position(|a| a == "8,16").unwrap();
+    args[last] = "8,16,1".to_owned();
+    let o = run(args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let meta: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("00-MRPC/seed-1/model/stilts-model.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(meta["encoder"], "elmo");
+    assert_eq!(meta["config"]["projection_dim"], 8);
 }
