@@ -130,10 +130,15 @@ pub struct RecipeFile {
     /// `adamw` (default) or `bert_adam` (the original BERT optimizer, for exact replications).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub optimizer: Option<OptimizerKind>,
-    /// `linear` (warmup then linear decay to 0; BERT's and GPT's) or `constant` (warmup then the
-    /// peak rate throughout; ELMo's preset).
+    /// `linear` (warmup then linear decay to 0; BERT's and GPT's), `constant` (warmup then the
+    /// peak rate throughout), or `plateau` (the peak rate, halved when the dev score stops
+    /// improving; ELMo's preset, after jiant).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub schedule: Option<ScheduleKind>,
+    /// Stop a run once its dev score has not beaten its best at `early_stop_patience + 1` epoch
+    /// ends in a row (jiant's `patience` rule); absent or 0: run every epoch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub early_stop_patience: Option<usize>,
     /// Gradient-norm clip (global for `adamw`, per parameter for `bert_adam`); 0 disables.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_grad_norm: Option<f64>,
@@ -293,6 +298,10 @@ pub enum ScheduleKind {
     Linear,
     /// Linear warmup, then the peak rate to the end.
     Constant,
+    /// Linear warmup, then the peak rate, halved whenever the dev score has failed to beat its
+    /// best by more than 1e-4 at two epoch ends in a row; a run stops once the rate falls below
+    /// 1e-6 (PyTorch's `ReduceLROnPlateau` as jiant configured it).
+    Plateau,
 }
 
 impl ScheduleKind {
@@ -343,6 +352,7 @@ impl RecipeFile {
             warmup_proportion,
             optimizer,
             schedule,
+            early_stop_patience,
             max_grad_norm,
             dropout,
             max_seq_len,

@@ -48,7 +48,7 @@ impl LinearWarmupDecay {
         warmup_proportion: f64,
     ) -> Self {
         LinearWarmupDecay {
-            constant: kind == ScheduleKind::Constant,
+            constant: kind != ScheduleKind::Linear,
             ..LinearWarmupDecay::new(peak, total_steps, warmup_proportion)
         }
     }
@@ -81,8 +81,105 @@ impl LinearWarmupDecay {
     }
 }
 
+/// The factor the rate is multiplied by at each plateau (jiant's `lr_decay_factor`).
+pub const PLATEAU_FACTOR: f64 = 0.5;
+/// Epoch ends without improvement tolerated before the rate drops (jiant's `lr_patience`).
+pub const PLATEAU_PATIENCE: usize = 1;
+/// How much a dev score must beat the best to count as an improvement (absolute).
+pub const PLATEAU_THRESHOLD: f64 = 1e-4;
+/// A run stops once its rate falls below this (jiant's `min_lr`).
+pub const PLATEAU_MIN_LR: f64 = 1e-6;
+
+/// How many times `ReduceLROnPlateau` (mode max, [`PLATEAU_PATIENCE`], [`PLATEAU_THRESHOLD`]
+/// absolute, no cooldown) has cut the rate after these dev scores, one per epoch end: a pure
+/// function of the history, so a resumed run gets the same rate.
+pub fn plateau_cuts(dev_scores: &[f64]) -> u32 {
+    let mut best = f64::NEG_INFINITY;
+    let mut bad = 0;
+    let mut cuts = 0;
+    for &score in dev_scores {
+        if score > best + PLATEAU_THRESHOLD {
+            best = score;
+            bad = 0;
+        } else {
+            bad += 1;
+        }
+        if bad > PLATEAU_PATIENCE {
+            cuts += 1;
+            bad = 0;
+        }
+    }
+    cuts
+}
+
+/// The factor the `kind` schedule's rate is multiplied by after these dev scores: 1 except
+/// for [`ScheduleKind::Plateau`].
+pub fn rate_scale(kind: ScheduleKind, dev_scores: &[f64]) -> f64 {
+    match kind {
+        ScheduleKind::Plateau => PLATEAU_FACTOR.powi(plateau_cuts(dev_scores) as i32),
+        ScheduleKind::Linear | ScheduleKind::Constant => 1.0,
+    }
+}
+
+/// Why a run stops before its last epoch, if it does, after these dev scores: no strict
+/// improvement over the best for `patience + 1` epoch ends (jiant's rule), or a plateau
+/// schedule's cuts taking the rate below [`PLATEAU_MIN_LR`] (a peak rate already below it
+/// runs until its first cut).
+pub fn early_stop(
+    kind: ScheduleKind,
+    peak: f64,
+    patience: Option<usize>,
+    dev_scores: &[f64],
+) -> Option<String> {
+    if let Some(patience) = patience {
+        let best =
+            dev_scores
+                .iter()
+                .enumerate()
+                .fold(None, |best: Option<(usize, f64)>, (i, &s)| match best {
+                    Some((_, b)) if s <= b || s.is_nan() => best,
+                    _ => Some((i, s)),
+                });
+        if let Some((i, _)) = best
+            && dev_scores.len() - i > patience + 1
+        {
+            return Some(format!(
+                "no dev improvement in the {} epochs since the best (epoch {})",
+                dev_scores.len() - 1 - i,
+                i + 1
+            ));
+        }
+    }
+    let lr = peak * rate_scale(kind, dev_scores);
+    (kind == ScheduleKind::Plateau && lr < PLATEAU_MIN_LR && plateau_cuts(dev_scores) > 0)
+        .then(|| format!("the plateau schedule cut the rate to {lr:e}, below {PLATEAU_MIN_LR:e}"))
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn plateau_cuts_after_two_checks_without_improvement() {
+        use super::*;
+        assert_eq!(plateau_cuts(&[0.5, 0.6, 0.7]), 0);
+        // 0.60005 is within the threshold: not an improvement.
+        assert_eq!(plateau_cuts(&[0.5, 0.6, 0.60005, 0.59]), 1);
+        assert_eq!(plateau_cuts(&[0.5, 0.4, 0.4, 0.4, 0.4]), 2);
+        assert_eq!(
+            rate_scale(ScheduleKind::Plateau, &[0.5, 0.4, 0.4, 0.4, 0.4]),
+            0.25
+        );
+        assert_eq!(rate_scale(ScheduleKind::Constant, &[0.5, 0.4, 0.4]), 1.0);
+        // jiant's rule: stop after patience + 1 checks without a strict improvement.
+        let stop = |p, s: &[f64]| early_stop(ScheduleKind::Constant, 1e-4, p, s);
+        assert_eq!(stop(Some(2), &[0.5, 0.6, 0.6, 0.6]), None);
+        assert!(stop(Some(2), &[0.5, 0.6, 0.6, 0.55, 0.6]).is_some());
+        assert_eq!(stop(None, &[0.5, 0.4, 0.4, 0.4, 0.4]), None);
+        // 1e-4 halved 7 times is below 1e-6: the 15th flat epoch end makes the 7th cut.
+        let flat = [0.5; 15];
+        assert!(early_stop(ScheduleKind::Plateau, 1e-4, None, &flat).is_some());
+        assert!(early_stop(ScheduleKind::Plateau, 1e-4, None, &flat[..14]).is_none());
+    }
+
     use super::*;
 
     #[test]

@@ -26,7 +26,7 @@ use crate::prepare::TaskData;
 use crate::results::{
     EpochRecord, RunResult, first_best, is_degenerate, model_dir, result_file, write_json,
 };
-use crate::schedule::LinearWarmupDecay;
+use crate::schedule::{LinearWarmupDecay, early_stop, rate_scale};
 
 /// What a run needs.
 pub struct RunSpec<'a> {
@@ -78,6 +78,10 @@ pub fn run(
         trainer.state.next_epoch,
     );
     while trainer.state.next_epoch < spec.phase.recipe.epochs {
+        if let Some(why) = trainer.stop_reason() {
+            tracing::info!(phase = %spec.phase.name, seed = spec.seed, epochs = trainer.state.next_epoch, "stopping early: {why}");
+            break;
+        }
         trainer.train_epoch(observer)?;
         trainer.evaluate(observer)?;
     }
@@ -189,6 +193,28 @@ impl<'s, 'a> Trainer<'s, 'a> {
         })
     }
 
+    fn dev_scores(&self) -> Vec<f64> {
+        self.state.history.iter().map(|r| r.dev_score).collect()
+    }
+
+    /// Why the run stops before its last epoch (early stopping, or a plateau schedule's rate
+    /// below its floor), judged on the dev scores so far.
+    pub fn stop_reason(&self) -> Option<String> {
+        let recipe = &self.spec.phase.recipe;
+        early_stop(
+            recipe.schedule,
+            recipe.lr,
+            recipe.early_stop_patience,
+            &self.dev_scores(),
+        )
+    }
+
+    /// The rate of optimizer step `step` in the current epoch: the schedule's, scaled by the
+    /// plateau cuts the dev scores so far have made.
+    fn lr(&self, step: u64) -> f64 {
+        self.schedule.lr(step) * rate_scale(self.spec.phase.recipe.schedule, &self.dev_scores())
+    }
+
     /// Trains the rest of the current epoch (all of it, or what a mid-epoch checkpoint left).
     pub fn train_epoch(&mut self, observer: &mut dyn Observer) -> Result<()> {
         let recipe = &self.spec.phase.recipe;
@@ -218,7 +244,7 @@ impl<'s, 'a> Trainer<'s, 'a> {
                 step_in_epoch: (g + 1) as u64,
                 steps_in_epoch: groups.len() as u64,
                 loss: step_loss,
-                lr: self.schedule.lr(self.state.step - 1),
+                lr: self.lr(self.state.step - 1),
                 examples,
             });
             if let Some(k) = recipe.checkpoint_every_steps
@@ -289,7 +315,7 @@ impl<'s, 'a> Trainer<'s, 'a> {
         if let (OptimizerKind::AdamW, Some(max)) = (recipe.optimizer, recipe.max_grad_norm) {
             clip_global_norm(&self.model, &mut grads, max); // BertAdam clips per parameter
         }
-        let lr = self.schedule.lr(self.state.step);
+        let lr = self.lr(self.state.step);
         self.model = self.optimizer.step(lr, self.model.clone(), grads);
         self.state.step += 1;
         Ok((step_loss, step_aux, examples))

@@ -189,3 +189,64 @@ fn frozen_elmo_trains_the_mix_and_the_head_only() {
         .to_string();
     assert!(err.contains("bilm, char_cnn, lstm.0, lstm.1"), "{err}");
 }
+
+/// Records the rate of each epoch's first step.
+#[derive(Default)]
+struct Rates {
+    epoch: Vec<f64>,
+    fresh: bool,
+}
+
+impl Observer for Rates {
+    fn epoch_start(&mut self, _epoch: usize, _steps: u64, _done: u64) {
+        self.fresh = true;
+    }
+    fn step(&mut self, e: &StepEvent) {
+        if std::mem::take(&mut self.fresh) {
+            self.epoch.push(e.lr);
+        }
+    }
+}
+
+/// The ELMo preset's plateau schedule halves the rate after two epoch ends without a dev
+/// improvement, and early stopping ends the run `patience + 1` epoch ends after its best,
+/// keeping the best epoch's model (here no epoch learns anything: the rate is negligible); the
+/// second cut takes the rate below the floor of 1e-6, which also stops the run.
+#[test]
+fn plateau_halves_the_rate_and_early_stopping_ends_the_run() {
+    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let root = common::world(tmp.path(), 32, 16);
+    let phases = "[[phases]]\ntasks = [\"RTE\"]\nrecipe = { epochs = 10, lr = 2e-6, early_stop_patience = 3 }\n";
+    let exp = common::resolve(&elmo_toml(&root, "out", phases)).unwrap();
+    let mut rates = Rates::default();
+    run_experiment(&exp, &mut rates).unwrap();
+    let r = result(&tmp.path().join("out"), "00-RTE/seed-5");
+    let history = r["history"].as_array().unwrap();
+    let scores: Vec<f64> = history
+        .iter()
+        .map(|e| e["dev_score"].as_f64().unwrap())
+        .collect();
+    assert!(scores.windows(2).all(|w| w[0] == w[1]), "{scores:?}");
+    assert_eq!(history.len(), 5, "stopped 4 epoch ends after the best");
+    assert_eq!(r["kept_epoch"], 1);
+    assert_eq!(rates.epoch, [2e-6, 2e-6, 2e-6, 1e-6, 1e-6]);
+
+    // Without early stopping, the floor alone ends it at the same epoch.
+    let phases = "[[phases]]\ntasks = [\"RTE\"]\nrecipe = { epochs = 10, lr = 2e-6 }\n";
+    let exp = common::resolve(&elmo_toml(&root, "floor", phases)).unwrap();
+    assert_eq!(
+        exp.phases[0].recipe.early_stop_patience,
+        Some(5),
+        "the ELMo preset"
+    );
+    let exp = common::resolve(&elmo_toml(
+        &root,
+        "floor",
+        &phases.replace("lr = 2e-6", "lr = 2e-6, early_stop_patience = 0"),
+    ))
+    .unwrap();
+    run_experiment(&exp, &mut NoopObserver).unwrap();
+    let r = result(&tmp.path().join("floor"), "00-RTE/seed-5");
+    assert_eq!(r["history"].as_array().unwrap().len(), 5);
+}

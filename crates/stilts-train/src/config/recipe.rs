@@ -34,6 +34,9 @@ pub struct Recipe {
     /// Left out of the JSON when `linear`, so that earlier runs keep their fingerprints.
     #[serde(default, skip_serializing_if = "ScheduleKind::is_linear")]
     pub schedule: ScheduleKind,
+    /// `None`: every epoch runs; left out of the JSON when `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub early_stop_patience: Option<usize>,
     /// `None`: no clipping.
     pub max_grad_norm: Option<f64>,
     /// `None`: the model's own dropout.
@@ -81,6 +84,7 @@ impl Recipe {
             warmup_proportion: 0.1,
             optimizer: OptimizerKind::AdamW,
             schedule: ScheduleKind::Linear,
+            early_stop_patience: None,
             max_grad_norm: Some(1.0),
             dropout: Some(0.1),
             max_seq_len: DEFAULT_MAX_SEQ_LEN,
@@ -110,11 +114,12 @@ impl Recipe {
         }
     }
 
-    /// The paper's ELMo setup (its Appendix A, run with jiant's defaults of the time): Adam
-    /// (0.9, 0.999, 1e-8) without weight decay, lr 1e-4 held constant, batch 32, gradient-norm
-    /// clip 5, dropout 0.2 on the mixed representation, every parameter trained. jiant also
-    /// halved the rate when the dev score stopped improving and stopped early; until stilts has
-    /// that, the number of epochs is fixed (10).
+    /// The paper's ELMo setup (its Appendix A, run with jiant's defaults of the time,
+    /// `config/defaults.conf` at nyu-mll/jiant 0f04f2c): Adam (0.9, 0.999, 1e-8) without weight
+    /// decay, lr 1e-4, batch 32, gradient-norm clip 5, dropout 0.2, the rate halved when the dev
+    /// score plateaus, early stopping after 5 checks without improvement (jiant's `patience`),
+    /// the best dev epoch's model kept, at most 20 epochs. jiant checked dev every 1000 steps
+    /// (100 on small targets); stilts checks at epoch ends.
     pub fn elmo() -> Recipe {
         Recipe {
             batch_size: 32,
@@ -122,10 +127,12 @@ impl Recipe {
             epsilon: 1e-8,
             weight_decay: 0.0,
             warmup_proportion: 0.0,
-            schedule: ScheduleKind::Constant,
+            schedule: ScheduleKind::Plateau,
+            early_stop_patience: Some(5),
             max_grad_norm: Some(5.0),
             dropout: Some(0.2),
-            epochs: 10,
+            epochs: 20,
+            keep: Keep::BestEpoch,
             ..Recipe::bert()
         }
     }
@@ -171,6 +178,9 @@ impl Recipe {
         }
         if let Some(v) = file.checkpoint_every_steps {
             r.checkpoint_every_steps = (v > 0).then_some(v);
+        }
+        if let Some(v) = file.early_stop_patience {
+            r.early_stop_patience = (v > 0).then_some(v);
         }
         r
     }
