@@ -1,8 +1,10 @@
 //! Developer tasks: `cargo xtask bench`, `cargo xtask check-backends`, and experiment grids:
 //! `cargo xtask reproduce <grid>`, `cargo xtask status <grid>`, `cargo xtask report <grid>`.
 
+mod bench_ab;
 mod bench_bert;
 mod bench_data;
+mod bench_elmo;
 mod bench_gpt;
 mod check_backends;
 mod reproduce;
@@ -81,7 +83,8 @@ fn bench(suite: &str, rest: &[String]) -> Result<()> {
     match suite {
         "data" => bench_data::run(&root(), rest),
         "bert" => bench_bert::run(&root(), rest),
-        "gpt" => bench_gpt::run(&root(), rest),
-        other => bail!("unknown benchmark suite `{other}`; known: data, bert, gpt"),
+        "gpt" => bench_ab::run(&bench_gpt::GPT, &root(), rest),
+        "elmo" => bench_ab::run(&bench_elmo::ELMO, &root(), rest),
+        other => bail!("unknown benchmark suite `{other}`; known: data, bert, gpt, elmo"),
     }
 }

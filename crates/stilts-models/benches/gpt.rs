@@ -17,14 +17,13 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Instant;
 
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use common::{median, peak_rss_mib, random_ids, sync};
+use common::{bench_main, median, peak_rss_mib, random_ids, sync};
 use serde_json::{Value, json};
 use stilts_models::bert::AdamWGroupsConfig;
 use stilts_models::gpt::{GptConfig, GptModel};
@@ -177,34 +176,6 @@ fn child(what: &str, shape: &str, iters: usize) -> Result<Value, String> {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if let Some(i) = args.iter().position(|a| a == "--child") {
-        let [what, shape, iters] = [1, 2, 3].map(|k| args.get(i + k).cloned().unwrap_or_default());
-        let iters = iters.parse().unwrap_or(2);
-        match child(&what, &shape, iters) {
-            Ok(v) => println!("{v}"),
-            Err(e) => {
-                eprintln!("{e}");
-                std::process::exit(2);
-            }
-        }
-        return;
-    }
-    if args.iter().any(|a| a == "--bench" || a == "--quick") || args.is_empty() {
-        // `cargo bench --bench gpt`: one pass, stilts alone (the comparison is the xtask's).
-        let exe = std::env::current_exe().expect("the benchmark's own path");
-        for shape in SHAPES {
-            for what in WHATS {
-                let out = Command::new(&exe)
-                    .args(["--child", what, shape.name, "1"])
-                    .output()
-                    .expect("spawn the benchmark child");
-                println!(
-                    "{} {what}: {}",
-                    shape.name,
-                    String::from_utf8_lossy(&out.stdout).trim()
-                );
-            }
-        }
-    }
+    let shapes: Vec<&str> = SHAPES.iter().map(|s| s.name).collect();
+    bench_main(&shapes, &WHATS, child);
 }

@@ -37,3 +37,41 @@ pub fn random_ids(batch: usize, seq: usize, vocab: usize, device: &Device) -> Te
         .collect();
     Tensor::<2, Int>::from_data(TensorData::new(ids, [batch, seq]), device)
 }
+
+/// A benchmark binary's entry point: `--child <what> <shape> <iters>` runs `child` and prints
+/// its JSON line (exit 2 on a bad argument); `cargo bench` (no arguments, `--bench` or
+/// `--quick`) measures every (shape, what) once in a child process of its own, stilts alone
+/// (the comparison with PyTorch is `cargo xtask bench`'s).
+pub fn bench_main(
+    shapes: &[&str],
+    whats: &[&str],
+    child: impl Fn(&str, &str, usize) -> Result<serde_json::Value, String>,
+) {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(i) = args.iter().position(|a| a == "--child") {
+        let [what, shape, iters] = [1, 2, 3].map(|k| args.get(i + k).cloned().unwrap_or_default());
+        match child(&what, &shape, iters.parse().unwrap_or(2)) {
+            Ok(v) => println!("{v}"),
+            Err(e) => {
+                eprintln!("{e}");
+                std::process::exit(2);
+            }
+        }
+        return;
+    }
+    if args.iter().any(|a| a == "--bench" || a == "--quick") || args.is_empty() {
+        let exe = std::env::current_exe().expect("the benchmark's own path");
+        for shape in shapes {
+            for what in whats {
+                let out = std::process::Command::new(&exe)
+                    .args(["--child", what, shape, "1"])
+                    .output()
+                    .expect("spawn the benchmark child");
+                println!(
+                    "{shape} {what}: {}",
+                    String::from_utf8_lossy(&out.stdout).trim()
+                );
+            }
+        }
+    }
+}
