@@ -277,7 +277,8 @@ fn shipped_grids_parse_and_expand() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     for name in ["table1", "table2", "table3", "table4", "figure1"] {
         let path = root.join("configs/grids").join(format!("{name}.toml"));
-        for scale in [None, Some("cpu")] {
+        let extra = (name == "table1").then_some(Some("cpu-elmo"));
+        for scale in [None, Some("cpu")].into_iter().chain(extra) {
             let g = spec::load(&path, scale).unwrap_or_else(|e| panic!("{name} {scale:?}: {e}"));
             let p = Plan::expand(&g, Some(Path::new("/out"))).unwrap();
             assert!(!p.nodes.is_empty(), "{name}");
@@ -287,8 +288,18 @@ fn shipped_grids_parse_and_expand() {
     let p = Plan::expand(&t1, Some(Path::new("/out"))).unwrap();
     // 5 x 20 small-task restarts + 5 one-restart tasks, x (baseline + 4 intermediates), less the
     // intermediate = target runs (QQP -> QQP, MNLI -> MNLI), plus the 4 intermediates; for
-    // each of BERT and GPT.
-    assert_eq!(p.nodes.len(), 2 * ((4 * 20 + 5) * 5 - 2 + 4));
+    // each of BERT, GPT and ELMo.
+    assert_eq!(p.nodes.len(), 3 * ((4 * 20 + 5) * 5 - 2 + 4));
+    let elmo: Vec<_> = p
+        .nodes
+        .iter()
+        .filter(|n| n.meta.encoder == "ELMo")
+        .collect();
+    assert_eq!(elmo.len(), (4 * 20 + 5) * 5 - 2 + 4);
+    assert!(elmo.iter().all(
+        |n| n.experiment.model.pretrained.as_deref() == Some("${ELMO_DIR}")
+            || n.depends_on.is_some()
+    ));
     let gpt: Vec<_> = p.nodes.iter().filter(|n| n.meta.encoder == "GPT").collect();
     assert!(
         gpt.iter()
@@ -316,9 +327,9 @@ fn shipped_grids_parse_and_expand() {
 /// Run ids hash each run's configuration: they are how a grid finds its finished runs again, so
 /// a refactor of the planner must leave them as they are. The hash is over the run ids of the
 /// shipped grids (default and `cpu` scales) and the test grid, in plan order; the BERT-family
-/// rows (`BERT`, `MiniLM`) are pinned at commit 0fe4718, before GPT rows joined the grids, and
-/// the GPT rows and `table4` since they were added. `STILTS_PRINT_IDS=1` prints the current
-/// values.
+/// rows (`BERT`, `MiniLM`) are pinned at commit 0fe4718, before GPT rows joined the grids, the
+/// GPT rows and `table4` since they were added, and the ELMo rows since they were.
+/// `STILTS_PRINT_IDS=1` prints the current values.
 #[test]
 fn run_ids_of_the_shipped_grids_are_pinned() {
     use sha2::{Digest, Sha256};
@@ -330,6 +341,10 @@ fn run_ids_of_the_shipped_grids_are_pinned() {
         (
             "table1/default+gpt",
             "f6a27d859f0140f93b5820cc7ce8f81e2b3676912ad39f4ebb2810c95fe20bf2",
+        ),
+        (
+            "table1/default+elmo",
+            "b9822b84ce8b4f8a66d41b424c4794c046b989ca1906103a8f68b92d6274ba4a",
         ),
         (
             "table1/cpu",
@@ -399,8 +414,11 @@ fn run_ids_of_the_shipped_grids_are_pinned() {
                 .nodes
                 .iter()
                 .partition(|n| ["BERT", "MiniLM"].contains(&n.meta.encoder.as_str()));
+            let (elmo, gpt): (Vec<_>, Vec<_>) = rest
+                .into_iter()
+                .partition(|n| n.meta.encoder.starts_with("ELMo"));
             let key = format!("{name}/{}", scale.unwrap_or("default"));
-            for (family, nodes) in [("", bert), ("+gpt", rest)] {
+            for (family, nodes) in [("", bert), ("+gpt", gpt), ("+elmo", elmo)] {
                 if nodes.is_empty() {
                     continue;
                 }
