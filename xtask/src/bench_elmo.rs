@@ -12,7 +12,7 @@ pub const ELMO: Family = Family {
     script: "scripts/bench_elmo_torch.py",
     whats: &[
         ("infer", "inference"),
-        ("train", "train step (Adam, clip 5)"),
+        ("train", "train step (Adam)"),
     ],
     shapes: &[
         (
