@@ -116,9 +116,10 @@ impl Recipe {
 
     /// The paper's ELMo setup (its Appendix A, run with jiant's defaults of the time,
     /// `config/defaults.conf` at nyu-mll/jiant 0f04f2c): Adam (0.9, 0.999, 1e-8) without weight
-    /// decay, lr 1e-4, batch 32, gradient-norm clip 5, dropout 0.2, the rate halved when the dev
-    /// score plateaus, early stopping after 5 checks without improvement (jiant's `patience`),
-    /// the best dev epoch's model kept, at most 20 epochs. jiant checked dev every 1000 steps
+    /// decay, lr 1e-4, batch 32, gradient-norm clip 5, dropout 0.2, 40 words a sentence
+    /// (boundaries included), the rate halved when the dev score plateaus, early stopping after
+    /// 5 checks without improvement (jiant's `patience`), the best dev epoch's model kept, at
+    /// most 20 epochs. jiant checked dev every 1000 steps
     /// (100 on small targets); stilts checks at epoch ends.
     pub fn elmo() -> Recipe {
         Recipe {
@@ -131,6 +132,7 @@ impl Recipe {
             early_stop_patience: Some(5),
             max_grad_norm: Some(5.0),
             dropout: Some(0.2),
+            max_seq_len: 40,
             epochs: 20,
             keep: Keep::BestEpoch,
             ..Recipe::bert()
