@@ -10,10 +10,7 @@ pub const ELMO: Family = Family {
     name: "elmo",
     title: "ELMo",
     script: "scripts/bench_elmo_torch.py",
-    whats: &[
-        ("infer", "inference"),
-        ("train", "train step (Adam)"),
-    ],
+    whats: &[("infer", "inference"), ("train", "train step (Adam)")],
     shapes: &[
         (
             "small",

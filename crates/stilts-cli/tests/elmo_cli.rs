@@ -271,6 +271,48 @@ fn train_fine_tunes_a_released_elmo_and_builds_a_random_one() {
     let lines = parse(&o);
     assert_eq!(lines.len(), 16);
     assert_eq!(lines[0]["logits"].as_array().unwrap().len(), 2);
+    // The saved model's logits are the run's dev logits, and eval scores what the run kept.
+    let result: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("00-MRPC/seed-1/result.json")).unwrap(),
+    )
+    .unwrap();
+    let logged = result["dev_predictions"][0]["logits"].as_array().unwrap();
+    for (p, r) in lines.iter().zip(logged) {
+        let (p, r): (Vec<f32>, Vec<f32>) = (
+            serde_json::from_value(p["logits"].clone()).unwrap(),
+            serde_json::from_value(r.clone()).unwrap(),
+        );
+        assert!(
+            p.iter().zip(&r).all(|(a, b)| (a - b).abs() < 1e-4),
+            "{p:?} vs {r:?}"
+        );
+    }
+    let o = stilts(&[
+        "eval",
+        "--model",
+        model.to_str().unwrap(),
+        "--task",
+        "MRPC",
+        "--glue-dir",
+        glue.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let scores: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(scores["score"], result["dev_score"]);
+    // The tokenizer the model carries spells each word back.
+    let o = stilts(&[
+        "data",
+        "tokenize",
+        "--tokenizer",
+        model.to_str().unwrap(),
+        "--input",
+        records.to_str().unwrap(),
+    ]);
+    let first = &parse(&o)[0];
+    assert_eq!(first["ids"].as_array().unwrap().len(), 50 * 6);
+    assert_eq!(first["tokens"][0], "<S>");
+    assert_eq!(first["tokens"][5], "</S>");
 
     let out = tmp.path().join("random");
     let options = fixture_dir().join("options.json");

@@ -98,6 +98,28 @@ pub fn split_words(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// The word a row of character ids spells (`<S>` and `</S>` for the boundaries; bytes that are
+/// not UTF-8, as a cut multi-byte character, shown as U+FFFD).
+pub fn decode_word(row: &[u32]) -> String {
+    let raw: Vec<u32> = row.iter().map(|&c| c.saturating_sub(1)).collect();
+    let marked = raw.first() == Some(&u32::from(BEGINNING_OF_WORD))
+        && raw.get(2) == Some(&u32::from(END_OF_WORD));
+    match raw.get(1).copied() {
+        // Bytes stop at 255: 256 and 257 only ever mark the boundaries.
+        Some(c) if marked && c == u32::from(BEGINNING_OF_SENTENCE) => BOS_TOKEN.to_owned(),
+        Some(c) if marked && c == u32::from(END_OF_SENTENCE) => EOS_TOKEN.to_owned(),
+        _ => {
+            let bytes: Vec<u8> = raw
+                .iter()
+                .skip(1)
+                .take_while(|&&c| c != u32::from(END_OF_WORD))
+                .filter_map(|&c| u8::try_from(c).ok())
+                .collect();
+            String::from_utf8_lossy(&bytes).into_owned()
+        }
+    }
+}
+
 /// Character ids a model over ELMo's characters embeds (ids 1..=261 and padding 0).
 pub const N_CHARACTERS: usize = 262;
 
@@ -177,6 +199,16 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn rows_decode_back_to_words() {
+        let rows = sentence_char_ids(&["café", "x"]);
+        let words: Vec<String> = rows
+            .iter()
+            .map(|r| decode_word(&r.map(u32::from)))
+            .collect();
+        assert_eq!(words, ["<S>", "café", "x", "</S>"]);
+    }
 
     #[test]
     fn a_word_is_its_bytes_between_markers() {

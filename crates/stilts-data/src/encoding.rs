@@ -232,6 +232,23 @@ impl Tokenizer {
         }
     }
 
+    /// The tokens of an encoding, one per token: the id's token, or for ELMo one word per 50
+    /// character ids (`<S>` and `</S>` included).
+    pub fn tokens(&self, encoding: &Encoding) -> Vec<String> {
+        match self {
+            Tokenizer::Chars(_) => encoding
+                .ids
+                .chunks(crate::chars::MAX_CHARACTERS_PER_TOKEN)
+                .map(crate::chars::decode_word)
+                .collect(),
+            _ => encoding
+                .ids
+                .iter()
+                .map(|&id| self.id_to_token(id).unwrap_or_default())
+                .collect(),
+        }
+    }
+
     /// The token of an id (ELMo's ids are characters, not tokens: `None`).
     pub fn id_to_token(&self, id: u32) -> Option<String> {
         match self {

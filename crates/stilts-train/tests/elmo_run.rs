@@ -250,3 +250,41 @@ fn plateau_halves_the_rate_and_early_stopping_ends_the_run() {
     let r = result(&tmp.path().join("floor"), "00-RTE/seed-5");
     assert_eq!(r["history"].as_array().unwrap().len(), 5);
 }
+
+/// The paper's Table 3 regime with ELMo: a multitask phase {NLI3, RTE} (three-way NLI and RTE,
+/// both read as separate sentences), then RTE reusing the multitask phase's RTE head, two
+/// restarts; the second phase starts from the first's encoder, scalar mix included.
+#[test]
+fn elmo_multitask_then_target_reuses_its_head() {
+    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let root = common::world(tmp.path(), 64, 16);
+    let nli = common::nli3(tmp.path(), 64, 16);
+    let phases = format!(
+        "[[phases]]\nname = \"mt\"\ntasks = [\"{}\", \"RTE\"]\nrecipe = {{ epochs = 2 }}\n\
+         [[phases]]\nname = \"rte\"\ntasks = [\"RTE\"]\nhead = \"reuse\"\nrestarts = 2\nrecipe = {{ epochs = 1 }}\n",
+        nli.display()
+    );
+    let exp = common::resolve(&elmo_toml(&root, "mt", &phases)).unwrap();
+    assert!(
+        exp.phases[0]
+            .tasks
+            .iter()
+            .all(|t| t.pair == PairMode::Separate)
+    );
+    let summary = run_experiment(&exp, &mut NoopObserver).unwrap();
+    assert_eq!(summary.phases.len(), 2);
+    assert_eq!(summary.phases[1].runs.len(), 2);
+    let mt = result(&tmp.path().join("mt"), "00-mt/seed-5");
+    let dev = mt["history"][1]["dev"].as_array().unwrap();
+    assert_eq!(
+        (dev[0]["task"].as_str(), dev[1]["task"].as_str()),
+        (Some("NLI3"), Some("RTE"))
+    );
+    let out = tmp.path().join("mt");
+    let load = |p: &str| load_model(&out.join(p), &Device::flex()).unwrap();
+    let (a, b) = (load("00-mt/seed-5/model"), load("01-rte/seed-5/model"));
+    assert_eq!(a.meta.heads.len(), 2);
+    assert_eq!(b.meta.heads.len(), 1);
+    assert_eq!(b.meta.heads[0].task, "RTE");
+}

@@ -187,11 +187,7 @@ fn tokenize_cmd(args: &TokenizeArgs) -> Result<()> {
             .map(|r| (r.text_a.as_str(), r.text_b.as_deref()))
             .collect();
         for encoding in tokenizer.encode_all(&inputs)? {
-            let tokens: Vec<String> = encoding
-                .ids
-                .iter()
-                .map(|&id| tokenizer.id_to_token(id).unwrap_or_default())
-                .collect();
+            let tokens = tokenizer.tokens(&encoding);
             let line = serde_json::json!({ "ids": encoding.ids, "tokens": tokens });
             writeln!(out, "{line}").context("writing to stdout")?;
         }
