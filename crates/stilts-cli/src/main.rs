@@ -30,8 +30,11 @@ enum Command {
     Train(Box<cmd::train::TrainArgs>),
     /// Score a trained model on a task split.
     Eval(cmd::eval::EvalArgs),
-    /// Print a model's logits (and `[CLS]` hidden states) for JSON-lines records.
+    /// Print a model's logits (and its encoder's summary states, or every ELMo layer) for
+    /// JSON-lines records.
     Predict(Box<cmd::predict::PredictArgs>),
+    /// List the runs of an output directory (finished or in progress) as a table or JSON.
+    Show(cmd::show::ShowArgs),
     /// GLUE submission files from runs' test predictions, and their validator.
     #[command(subcommand)]
     Export(Box<cmd::export::ExportCommand>),
@@ -52,6 +55,7 @@ fn main() -> ExitCode {
         Command::Train(a) => cmd::train::run(*a),
         Command::Eval(a) => cmd::eval::run(a),
         Command::Predict(a) => cmd::predict::run(*a),
+        Command::Show(a) => cmd::show::run(a),
         Command::Export(c) => cmd::export::run(*c),
     };
     match result {

@@ -154,6 +154,13 @@ fn killed_run_resumes_to_identical_results() {
         s["next_epoch"].as_u64() >= Some(1) && s["group_in_epoch"].as_u64() == Some(0)
     });
     assert!(!killed.join("00-rte/seed-7/result.json").exists());
+    // `stilts show` lists the interrupted run with the epochs it finished.
+    let o = stilts(&["show", killed.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let shown: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(shown[0]["state"], "in_progress");
+    assert_eq!(shown[0]["phase"], "00-rte");
+    assert!(!shown[0]["dev_scores"].as_array().unwrap().is_empty());
     let o = stilts(&[
         "run",
         exp_s,
@@ -189,6 +196,29 @@ fn killed_run_resumes_to_identical_results() {
     ]);
     assert!(o.status.success());
     assert_eq!(result(&killed)["history"], a["history"]);
+
+    // `stilts show` on the finished run: its epochs' scores, the kept one, as result.json says.
+    let o = stilts(&["show", straight.to_str().unwrap(), "--json"]);
+    let shown: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(shown.as_array().unwrap().len(), 1);
+    assert_eq!(shown[0]["state"], "finished");
+    assert_eq!(shown[0]["kept_epoch"], a["kept_epoch"]);
+    assert_eq!(shown[0]["dev_score"], a["dev_score"]);
+    let scores: Vec<f64> = a["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["dev_score"].as_f64().unwrap())
+        .collect();
+    assert_eq!(shown[0]["dev_scores"], serde_json::json!(scores));
+    let o = stilts(&["show", straight.join("00-rte").to_str().unwrap()]);
+    let table = text(&o.stdout);
+    assert!(
+        table.contains("00-rte") && table.contains("finished") && table.contains('*'),
+        "{table}"
+    );
+    let o = stilts(&["show", tmp.path().join("glue").to_str().unwrap()]);
+    assert!(!o.status.success() && text(&o.stderr).contains("holds no runs"));
 
     // `stilts eval` on the final model reproduces the kept epoch's dev accuracy.
     let o = stilts(&[

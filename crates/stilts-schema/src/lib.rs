@@ -16,6 +16,7 @@
 
 pub mod experiment;
 pub mod results;
+pub mod runs;
 
 use std::path::{Path, PathBuf};
 

@@ -3,4 +3,5 @@ pub mod eval;
 pub mod export;
 pub mod predict;
 pub mod run;
+pub mod show;
 pub mod train;
