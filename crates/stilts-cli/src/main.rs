@@ -35,6 +35,8 @@ enum Command {
     Predict(Box<cmd::predict::PredictArgs>),
     /// List the runs of an output directory (finished or in progress) as a table or JSON.
     Show(cmd::show::ShowArgs),
+    /// Print the build, machine, caches and environment variables (for bug reports).
+    Env(cmd::env::EnvArgs),
     /// GLUE submission files from runs' test predictions, and their validator.
     #[command(subcommand)]
     Export(Box<cmd::export::ExportCommand>),
@@ -56,6 +58,7 @@ fn main() -> ExitCode {
         Command::Eval(a) => cmd::eval::run(a),
         Command::Predict(a) => cmd::predict::run(*a),
         Command::Show(a) => cmd::show::run(a),
+        Command::Env(a) => cmd::env::run(a),
         Command::Export(c) => cmd::export::run(*c),
     };
     match result {

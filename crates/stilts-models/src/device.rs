@@ -190,6 +190,17 @@ impl DeviceChoice {
     }
 }
 
+/// The optional features of this build of `stilts-models`, each with whether it is compiled in:
+/// the backends (`wgpu`, `cuda`, `tch`) and flex's AVX-512 kernels (`x86-v4`).
+pub fn compiled_features() -> [(&'static str, bool); 4] {
+    [
+        ("wgpu", cfg!(feature = "wgpu")),
+        ("cuda", cfg!(feature = "cuda")),
+        ("tch", cfg!(feature = "tch")),
+        ("x86-v4", cfg!(feature = "x86-v4")),
+    ]
+}
+
 /// The float type a model computes in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Precision {

@@ -31,6 +31,7 @@
 pub mod batching;
 pub mod checkpoint;
 pub mod config;
+pub mod environment;
 pub mod error;
 pub mod eval;
 pub mod experiment;

@@ -1,4 +1,5 @@
 pub mod data;
+pub mod env;
 pub mod eval;
 pub mod export;
 pub mod predict;
