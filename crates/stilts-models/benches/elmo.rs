@@ -22,10 +22,10 @@ use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use common::{bench_main, median, peak_rss_mib, sync};
+use common::{bench_main, median, peak_rss_mib, sync, train_measurement};
 use serde_json::{Value, json};
 use stilts_models::bert::AdamWGroupsConfig;
-use stilts_models::elmo::{ElmoConfig, ElmoEncoder};
+use stilts_models::elmo::{ElmoConfig, ElmoEncoder, RELEASED_FILTERS};
 use stilts_models::loss::{Labels, sequence_loss};
 use stilts_models::{EncoderInput, SentenceEncoder};
 
@@ -38,18 +38,9 @@ const SHAPES: [&str; 2] = ["small", "cpu"];
 const WHATS: [&str; 2] = ["infer", "train"];
 
 fn config(shape: &str) -> Option<ElmoConfig> {
-    let small = vec![
-        [1, 32],
-        [2, 32],
-        [3, 64],
-        [4, 128],
-        [5, 256],
-        [6, 512],
-        [7, 1024],
-    ];
     let (filters, projection, cells) = match shape {
-        "small" => (small, 128, 1024),
-        "cpu" => (vec![[1, 32], [2, 32], [3, 64], [4, 128]], 64, 256),
+        "small" => (RELEASED_FILTERS.to_vec(), 128, 1024),
+        "cpu" => (RELEASED_FILTERS[..4].to_vec(), 64, 256),
         _ => return None,
     };
     Some(
@@ -130,7 +121,8 @@ fn child_infer(config: &ElmoConfig, iters: usize) -> Value {
 
 fn child_train(config: &ElmoConfig, iters: usize) -> Value {
     let device = Device::flex().autodiff();
-    let mut model = model(config, &device);
+    // In an Option so that each step can hand the model to the optimizer by value.
+    let mut model = Some(model(config, &device));
     let mut optimizer = AdamWGroupsConfig::new()
         .with_epsilon(1e-8)
         .with_weight_decay(0.0)
@@ -143,37 +135,20 @@ fn child_train(config: &ElmoConfig, iters: usize) -> Value {
         ),
         &device,
     );
-    let (mut fwd, mut bwd, mut opt, mut total) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for i in 0..=iters {
+    train_measurement(iters, BATCH, || {
+        let m = model
+            .take()
+            .expect("the model is put back after every step");
         let t0 = Instant::now();
-        let loss = sequence_loss(
-            model.forward(input.clone()),
-            Labels::Classes(labels.clone()),
-        );
+        let loss = sequence_loss(m.forward(input.clone()), Labels::Classes(labels.clone()));
         sync(&loss);
         let t1 = Instant::now();
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        let grads = GradientsParams::from_grads(loss.backward(), &m);
         let t2 = Instant::now();
-        model = optimizer.step(1e-4, model, grads);
-        sync(&model.head.weight.val());
-        let t3 = Instant::now();
-        if i > 0 {
-            fwd.push((t1 - t0).as_secs_f64());
-            bwd.push((t2 - t1).as_secs_f64());
-            opt.push((t3 - t2).as_secs_f64());
-            total.push((t3 - t0).as_secs_f64());
-        }
-    }
-    let secs = median(total);
-    json!({
-        "secs": secs,
-        "examples_per_s": BATCH as f64 / secs,
-        "peak_rss_mib": peak_rss_mib(),
-        "phases_ms": {
-            "forward + loss": median(fwd) * 1e3,
-            "backward": median(bwd) * 1e3,
-            "optimizer": median(opt) * 1e3,
-        },
+        let m = optimizer.step(1e-4, m, grads);
+        sync(&m.head.weight.val());
+        model = Some(m);
+        [t0, t1, t2, Instant::now()]
     })
 }
 

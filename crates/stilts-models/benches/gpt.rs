@@ -23,7 +23,7 @@ use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use common::{bench_main, median, peak_rss_mib, random_ids, sync};
+use common::{bench_main, median, peak_rss_mib, random_ids, sync, train_measurement};
 use serde_json::{Value, json};
 use stilts_models::bert::AdamWGroupsConfig;
 use stilts_models::gpt::{GptConfig, GptModel};
@@ -116,7 +116,8 @@ fn child_infer(shape: Shape, iters: usize) -> Value {
 
 fn child_train(shape: Shape, iters: usize, aux: bool) -> Value {
     let device = Device::flex().autodiff();
-    let mut model = Classifier::new(shape, &device);
+    // In an Option so that each step can hand the model to the optimizer by value.
+    let mut model = Some(Classifier::new(shape, &device));
     let mut optimizer = AdamWGroupsConfig::new().with_epsilon(1e-8).init();
     let input = input(&device, aux);
     let labels = Tensor::<1, Int>::from_data(
@@ -126,38 +127,24 @@ fn child_train(shape: Shape, iters: usize, aux: bool) -> Value {
         ),
         &device,
     );
-    let (mut fwd, mut bwd, mut opt, mut total) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for i in 0..=iters {
+    train_measurement(iters, BATCH, || {
+        let m = model
+            .take()
+            .expect("the model is put back after every step");
         let t0 = Instant::now();
-        let (logits, lm) = model.forward(input.clone());
+        let (logits, lm) = m.forward(input.clone());
         let mut loss = sequence_loss(logits, Labels::Classes(labels.clone()));
         if let Some(lm) = lm {
             loss = loss + lm.mul_scalar(AUX_LM_WEIGHT);
         }
         sync(&loss);
         let t1 = Instant::now();
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        let grads = GradientsParams::from_grads(loss.backward(), &m);
         let t2 = Instant::now();
-        model = optimizer.step(6.25e-5, model, grads);
-        sync(&model.head.weight.val());
-        let t3 = Instant::now();
-        if i > 0 {
-            fwd.push((t1 - t0).as_secs_f64());
-            bwd.push((t2 - t1).as_secs_f64());
-            opt.push((t3 - t2).as_secs_f64());
-            total.push((t3 - t0).as_secs_f64());
-        }
-    }
-    let secs = median(total);
-    json!({
-        "secs": secs,
-        "examples_per_s": BATCH as f64 / secs,
-        "peak_rss_mib": peak_rss_mib(),
-        "phases_ms": {
-            "forward + loss": median(fwd) * 1e3,
-            "backward": median(bwd) * 1e3,
-            "optimizer": median(opt) * 1e3,
-        },
+        let m = optimizer.step(6.25e-5, m, grads);
+        sync(&m.head.weight.val());
+        model = Some(m);
+        [t0, t1, t2, Instant::now()]
     })
 }
 

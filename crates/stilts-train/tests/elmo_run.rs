@@ -6,6 +6,8 @@
 
 mod common;
 
+use common::{KillAt, comparable, result};
+
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -52,33 +54,6 @@ max_seq_len = 16
         glue = root.join("glue").display(),
         extra = root.join("extra").display(),
     )
-}
-
-fn result(out: &Path, dir: &str) -> Value {
-    let path = out.join(dir).join("result.json");
-    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
-}
-
-fn comparable(mut v: Value) -> Value {
-    let o = v.as_object_mut().unwrap();
-    for k in ["wall_s", "examples_per_s", "resumed"] {
-        o.remove(k);
-    }
-    v
-}
-
-struct KillAt {
-    at: u64,
-    seen: u64,
-}
-
-impl Observer for KillAt {
-    fn step(&mut self, _e: &StepEvent) {
-        self.seen += 1;
-        if self.seen == self.at {
-            panic!("killed at step {}", self.seen);
-        }
-    }
 }
 
 const RTE_PHASE: &str = "[[phases]]\ntasks = [\"RTE\"]\npredict_test = true\n\

@@ -11,13 +11,15 @@
 
 mod common;
 
+use common::{KillAt, comparable, result};
+
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 use std::sync::Mutex;
 
 use serde_json::Value;
 use stilts_train::experiment::run_experiment;
-use stilts_train::observer::{NoopObserver, Observer, StepEvent};
+use stilts_train::observer::NoopObserver;
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -111,35 +113,6 @@ fn experiment(root: &Path, out: &str, nli: &Path) -> String {
 }
 
 const RUN_DIRS: &[&str] = &["00-mt/seed-7", "01-rte/seed-7", "01-rte/seed-8"];
-
-fn result(out: &Path, dir: &str) -> Value {
-    let path = out.join(dir).join("result.json");
-    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
-}
-
-/// The result without what differs between an uninterrupted and a resumed run.
-fn comparable(mut v: Value) -> Value {
-    let o = v.as_object_mut().unwrap();
-    for k in ["wall_s", "examples_per_s", "resumed"] {
-        o.remove(k);
-    }
-    v
-}
-
-/// Panics (as a kill would stop the process) at the `at`-th optimizer step it sees.
-struct KillAt {
-    at: u64,
-    seen: u64,
-}
-
-impl Observer for KillAt {
-    fn step(&mut self, _e: &StepEvent) {
-        self.seen += 1;
-        if self.seen == self.at {
-            panic!("killed at step {}", self.seen);
-        }
-    }
-}
 
 fn print_pins(out: &Path) {
     println!("const PINS: &[RunPin] = &[");

@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::{KillAt, comparable, result};
+
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -12,7 +14,7 @@ use std::sync::Mutex;
 use serde_json::Value;
 use stilts_data::encoding::PairMode;
 use stilts_train::experiment::run_experiment;
-use stilts_train::observer::{NoopObserver, Observer, StepEvent};
+use stilts_train::observer::NoopObserver;
 
 /// burn's flex RNG is process-global: runs that compare numbers must not overlap.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -51,33 +53,6 @@ warmup_proportion = 0.1
         glue = root.join("glue").display(),
         extra = root.join("extra").display(),
     )
-}
-
-fn result(out: &Path, dir: &str) -> Value {
-    let path = out.join(dir).join("result.json");
-    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
-}
-
-fn comparable(mut v: Value) -> Value {
-    let o = v.as_object_mut().unwrap();
-    for k in ["wall_s", "examples_per_s", "resumed"] {
-        o.remove(k);
-    }
-    v
-}
-
-struct KillAt {
-    at: u64,
-    seen: u64,
-}
-
-impl Observer for KillAt {
-    fn step(&mut self, _e: &StepEvent) {
-        self.seen += 1;
-        if self.seen == self.at {
-            panic!("killed at step {}", self.seen);
-        }
-    }
 }
 
 const RTE_PHASE: &str = "[[phases]]\ntasks = [\"RTE\"]\npredict_test = true\n\

@@ -75,3 +75,35 @@ pub fn bench_main(
         }
     }
 }
+
+/// Runs one training step `iters + 1` times (the first a warm-up) and returns the measurement:
+/// median seconds per step, examples/s for `batch` examples a step, peak RSS, and the median of
+/// each phase. `step` returns the instants at its start, after the forward pass and loss, after
+/// the backward pass, and after the optimizer.
+pub fn train_measurement(
+    iters: usize,
+    batch: usize,
+    mut step: impl FnMut() -> [std::time::Instant; 4],
+) -> serde_json::Value {
+    let (mut fwd, mut bwd, mut opt, mut total) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for i in 0..=iters {
+        let [t0, t1, t2, t3] = step();
+        if i > 0 {
+            fwd.push((t1 - t0).as_secs_f64());
+            bwd.push((t2 - t1).as_secs_f64());
+            opt.push((t3 - t2).as_secs_f64());
+            total.push((t3 - t0).as_secs_f64());
+        }
+    }
+    let secs = median(total);
+    serde_json::json!({
+        "secs": secs,
+        "examples_per_s": batch as f64 / secs,
+        "peak_rss_mib": peak_rss_mib(),
+        "phases_ms": {
+            "forward + loss": median(fwd) * 1e3,
+            "backward": median(bwd) * 1e3,
+            "optimizer": median(opt) * 1e3,
+        },
+    })
+}

@@ -8,6 +8,17 @@ use crate::ModelError;
 /// Characters per word row the character CNN reads (AllenNLP and bilm-tf fix it at 50).
 pub const MAX_CHARACTERS_PER_TOKEN: usize = 50;
 
+/// The character filters `(width, number)` of the released models (2,048 in all).
+pub const RELEASED_FILTERS: [[usize; 2]; 7] = [
+    [1, 32],
+    [2, 32],
+    [3, 64],
+    [4, 128],
+    [5, 256],
+    [6, 512],
+    [7, 1024],
+];
+
 /// The activation after each convolution's max over time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

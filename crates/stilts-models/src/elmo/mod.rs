@@ -15,7 +15,7 @@ pub mod weights;
 
 pub use bilm::{ElmoBiLm, ElmoLayers, carry_state, initial_state, remove_sentence_boundaries};
 pub use char_cnn::{ElmoCharacterEncoder, Highway};
-pub use config::{CharActivation, ElmoConfig, MAX_CHARACTERS_PER_TOKEN};
+pub use config::{CharActivation, ElmoConfig, MAX_CHARACTERS_PER_TOKEN, RELEASED_FILTERS};
 pub use encoder::{ElmoEncoder, param_groups};
 pub use lstm::{CellState, ElmoLstm, ElmoLstmState, LstmCellWithProjection};
 pub use mix::ScalarMix;

@@ -15,7 +15,7 @@ use stilts_io::files::TokenizerFiles;
 use stilts_io::hub::{self, HubModel, HubOptions, ModelName};
 use stilts_io::progress::{NoProgress, Progress};
 use stilts_models::bert::BertConfig;
-use stilts_models::elmo::ElmoConfig;
+use stilts_models::elmo::{ElmoConfig, RELEASED_FILTERS};
 use stilts_models::gpt::GptConfig;
 use stilts_models::{EncoderConfig, EncoderKind};
 
@@ -105,27 +105,18 @@ impl RandomSize {
                     .with_n_head(size.n_head)
                     .with_n_positions(size.n_positions.unwrap_or(512)),
             ),
-            RandomSize::Elmo(size) => {
-                let small = vec![
-                    [1, 32],
-                    [2, 32],
-                    [3, 64],
-                    [4, 128],
-                    [5, 256],
-                    [6, 512],
-                    [7, 1024],
-                ];
-                EncoderConfig::Elmo(
-                    ElmoConfig::new(
-                        size.filters.clone().unwrap_or(small),
-                        size.projection_dim,
-                        size.cell_size,
-                    )
-                    .with_n_layers(size.n_layers)
-                    .with_n_highway(size.n_highway.unwrap_or(1))
-                    .with_pool_dim(size.pool_dim.unwrap_or(512)),
+            RandomSize::Elmo(size) => EncoderConfig::Elmo(
+                ElmoConfig::new(
+                    size.filters
+                        .clone()
+                        .unwrap_or_else(|| RELEASED_FILTERS.to_vec()),
+                    size.projection_dim,
+                    size.cell_size,
                 )
-            }
+                .with_n_layers(size.n_layers)
+                .with_n_highway(size.n_highway.unwrap_or(1))
+                .with_pool_dim(size.pool_dim.unwrap_or(512)),
+            ),
         }
     }
 

@@ -154,3 +154,33 @@ file = "dev.jsonl"
     .unwrap();
     file
 }
+
+/// A run's `result.json` under an experiment's output directory (`dir`: `NN-<phase>/seed-<s>`).
+pub fn result(out: &Path, dir: &str) -> serde_json::Value {
+    let path = out.join(dir).join("result.json");
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+/// The result without what differs between an uninterrupted and a resumed run.
+pub fn comparable(mut v: serde_json::Value) -> serde_json::Value {
+    let o = v.as_object_mut().unwrap();
+    for k in ["wall_s", "examples_per_s", "resumed"] {
+        o.remove(k);
+    }
+    v
+}
+
+/// Panics (as a kill would stop the process) at the `at`-th optimizer step it sees.
+pub struct KillAt {
+    pub at: u64,
+    pub seen: u64,
+}
+
+impl stilts_train::observer::Observer for KillAt {
+    fn step(&mut self, _e: &stilts_train::observer::StepEvent) {
+        self.seen += 1;
+        if self.seen == self.at {
+            panic!("killed at step {}", self.seen);
+        }
+    }
+}
