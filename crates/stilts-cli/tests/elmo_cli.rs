@@ -4,9 +4,12 @@
 //! two batches; `stilts train` fine-tuning that directory and building a random ELMo, and
 //! `stilts predict` on the saved model.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use common::mrpc_world;
 use safetensors::SafeTensors;
 
 fn stilts(args: &[&str]) -> Output {
@@ -192,37 +195,6 @@ fn layers_errors_name_the_line_or_the_directory() {
     assert!(!out.status.success() && err.contains("options"), "{err}");
 }
 
-/// `glue/MRPC` where a pair is a paraphrase iff both sentences start with the same word.
-fn mrpc_world(root: &Path) -> PathBuf {
-    const WORDS: &[&str] = &["the", "cat", "dog", "sat", "on", "mat", "ran", "far"];
-    let dir = root.join("glue/MRPC");
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut records = String::new();
-    for (name, n) in [("train", 48), ("dev", 16)] {
-        let mut tsv = String::from("Quality\t#1 ID\t#2 ID\t#1 String\t#2 String\n");
-        for i in 0..n {
-            let w = |k: usize| WORDS[(i * 5 + k * 3 + i / 4) % WORDS.len()];
-            let same = (i + i / 3) % 2 == 0;
-            let (a, b) = (
-                format!("{} {}", w(0), w(1)),
-                format!("{} {}", if same { w(0) } else { w(2) }, w(3)),
-            );
-            tsv.push_str(&format!(
-                "{}\t{}\t{}\t{a}\t{b}\n",
-                u8::from(same),
-                2 * i,
-                2 * i + 1
-            ));
-            if name == "dev" {
-                records.push_str(&format!("{{\"text_a\": \"{a}\", \"text_b\": \"{b}\"}}\n"));
-            }
-        }
-        std::fs::write(dir.join(format!("{name}.tsv")), tsv).unwrap();
-    }
-    std::fs::write(root.join("dev.jsonl"), records).unwrap();
-    root.join("dev.jsonl")
-}
-
 #[test]
 fn train_fine_tunes_a_released_elmo_and_builds_a_random_one() {
     let tmp = tempfile::tempdir().unwrap();
@@ -310,9 +282,23 @@ fn train_fine_tunes_a_released_elmo_and_builds_a_random_one() {
         records.to_str().unwrap(),
     ]);
     let first = &parse(&o)[0];
-    assert_eq!(first["ids"].as_array().unwrap().len(), 50 * 6);
-    assert_eq!(first["tokens"][0], "<S>");
-    assert_eq!(first["tokens"][5], "</S>");
+    let record: serde_json::Value = serde_json::from_str(
+        std::fs::read_to_string(&records)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    let words: Vec<&str> = [&record["text_a"], &record["text_b"]]
+        .iter()
+        .flat_map(|t| t.as_str().unwrap().split_whitespace())
+        .collect();
+    let mut want = vec!["<S>"];
+    want.extend(&words);
+    want.push("</S>");
+    assert_eq!(first["tokens"], serde_json::json!(want));
+    assert_eq!(first["ids"].as_array().unwrap().len(), 50 * want.len());
 
     let out = tmp.path().join("random");
     let options = fixture_dir().join("options.json");
