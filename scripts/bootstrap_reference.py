@@ -19,8 +19,8 @@ the mean of its metrics.
 
 Only numpy is needed:
 
-    python3 -m venv /tmp/ref && /tmp/ref/bin/pip install numpy
-    /tmp/ref/bin/python scripts/bootstrap_reference.py
+    python3 -m venv .venv/ref && .venv/ref/bin/pip install numpy
+    .venv/ref/bin/python scripts/bootstrap_reference.py
 
 (or plain `python3 scripts/bootstrap_reference.py` where numpy is installed). Re-running with
 the same numpy version reproduces the file byte for byte.

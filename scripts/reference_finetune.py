@@ -64,6 +64,13 @@ def read_split(glue_dir, task, split):
     return rows
 
 
+def portable(path):
+    """`path` as the output records it: relative to the working directory when it is below it,
+    else its file name (no machine's absolute paths in committed results)."""
+    rel = os.path.relpath(os.path.abspath(path))
+    return os.path.basename(path) if rel.startswith("..") else rel
+
+
 def manifest_ids(pattern, seed, task):
     """The subset of `seed`: from a stilts result.json (its `manifests`) or a manifest written
     by `stilts data sample --seed <seed> --stream 0` (the stream of a one-task phase)."""
@@ -71,10 +78,10 @@ def manifest_ids(pattern, seed, task):
         with open(path) as f:
             result = json.load(f)
         if "ids" in result and result.get("task") == task and result.get("seed") == seed:
-            return path, result["ids"]
+            return portable(path), result["ids"]
         for m in result.get("manifests", []):
             if m["task"] == task and m["seed"] == seed:
-                return path, m["ids"]
+                return portable(path), m["ids"]
     return None, None
 
 

@@ -19,7 +19,7 @@ fn uncased_vocab() -> Option<PathBuf> {
     let Some(dir) = std::env::var_os(MODELS_ENV) else {
         eprintln!(
             "skipped: set {MODELS_ENV} to the directory holding bert-base-uncased/vocab.txt \
-             (e.g. /work/shared/data/models)"
+             (e.g. ../shared/data/models beside the checkout)"
         );
         return None;
     };
