@@ -272,15 +272,7 @@ impl EncoderConfig {
         {
             return Ok(EncoderConfig::Elmo(ElmoConfig::from_options_file(options)?));
         }
-        let text = std::fs::read_to_string(&path).map_err(|source| ModelError::Io {
-            path: path.clone(),
-            source,
-        })?;
-        let value: serde_json::Value =
-            serde_json::from_str(&text).map_err(|source| ModelError::Json {
-                path: path.clone(),
-                source,
-            })?;
+        let value: serde_json::Value = crate::error::read_json(&path)?;
         let kind = match value.get("model_type").and_then(|t| t.as_str()) {
             None => EncoderKind::Bert,
             Some(t) => {

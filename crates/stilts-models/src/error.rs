@@ -85,3 +85,18 @@ pub enum ModelError {
         report: Box<LoadReport>,
     },
 }
+
+/// Reads and parses a JSON file (a configuration, an options file, a shapes list); errors name
+/// the file.
+pub(crate) fn read_json<T: serde::de::DeserializeOwned>(
+    path: &std::path::Path,
+) -> Result<T, ModelError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ModelError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|source| ModelError::Json {
+        path: path.to_path_buf(),
+        source,
+    })
+}

@@ -171,14 +171,7 @@ impl BertClassifierConfig {
     /// Reads our own JSON form of this configuration (as written by [`Self::save_json`]).
     pub fn load_json(path: impl AsRef<Path>) -> Result<Self, ModelError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| ModelError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let config: Self = serde_json::from_str(&text).map_err(|source| ModelError::Json {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let config: Self = crate::error::read_json(path)?;
         config
             .validate()
             .map_err(|message| ModelError::UnsupportedConfig {
@@ -217,14 +210,7 @@ impl BertClassifierConfig {
 }
 
 fn read_hf(path: &Path) -> Result<(BertConfig, Option<f64>), ModelError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ModelError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let hf: HfBertConfig = serde_json::from_str(&text).map_err(|source| ModelError::Json {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let hf: HfBertConfig = crate::error::read_json(path)?;
     let unsupported = |message: String| ModelError::UnsupportedConfig {
         path: path.to_path_buf(),
         message,

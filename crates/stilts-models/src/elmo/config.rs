@@ -121,15 +121,7 @@ impl ElmoConfig {
     /// Reads an ELMo `options.json` as AllenNLP and bilm-tf publish it.
     pub fn from_options_file(path: impl AsRef<Path>) -> Result<Self, ModelError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| ModelError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let options: OptionsFile =
-            serde_json::from_str(&text).map_err(|source| ModelError::Json {
-                path: path.to_path_buf(),
-                source,
-            })?;
+        let options: OptionsFile = crate::error::read_json(path)?;
         let unsupported = |message: String| ModelError::UnsupportedConfig {
             path: path.to_path_buf(),
             message,

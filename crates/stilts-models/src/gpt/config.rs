@@ -134,14 +134,7 @@ impl GptConfig {
     /// [`ModelError::UnsupportedConfig`].
     pub fn from_hf_file(path: impl AsRef<Path>) -> Result<Self, ModelError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| ModelError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let hf: HfGptConfig = serde_json::from_str(&text).map_err(|source| ModelError::Json {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let hf: HfGptConfig = crate::error::read_json(path)?;
         let afn = GptActivation::from_hf(&hf.afn).ok_or_else(|| ModelError::UnsupportedConfig {
             path: path.to_path_buf(),
             message: format!(

@@ -102,15 +102,7 @@ pub fn read_npy_f32(path: &Path) -> Result<Vec<f32>, ModelError> {
 /// The shapes of a release, checked: two embeddings, then whole blocks.
 fn read_shapes(dir: &Path) -> Result<Vec<Vec<usize>>, ModelError> {
     let path = dir.join(SHAPES_FILE);
-    let text = std::fs::read_to_string(&path).map_err(|source| ModelError::Io {
-        path: path.clone(),
-        source,
-    })?;
-    let shapes: Vec<Vec<usize>> =
-        serde_json::from_str(&text).map_err(|source| ModelError::Json {
-            path: path.clone(),
-            source,
-        })?;
+    let shapes: Vec<Vec<usize>> = crate::error::read_json(&path)?;
     if shapes.len() < 2 || !(shapes.len() - 2).is_multiple_of(PER_BLOCK) {
         return Err(bad(
             &path,
