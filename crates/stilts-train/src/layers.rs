@@ -70,11 +70,6 @@ impl LayerPredictor {
         })
     }
 
-    /// Whether `dir` holds a released ELMo (what [`LayerPredictor::load`] reads).
-    pub fn is_elmo_dir(dir: &Path) -> bool {
-        matches!(weights::release_files(dir), Ok(Some(_)))
-    }
-
     /// The layers of a batch of records, one sentence each (`text_a`; see [`check_single`]).
     pub fn predict_batch(
         &mut self,

@@ -118,6 +118,8 @@ pub struct Trainer<'s, 'a> {
     pub state: TrainState,
     clock: Clock,
     resumed: bool,
+    /// The plateau schedule's factor for the current epoch (a function of the dev history).
+    rate_scale: f64,
 }
 
 impl<'s, 'a> Trainer<'s, 'a> {
@@ -190,6 +192,7 @@ impl<'s, 'a> Trainer<'s, 'a> {
             state,
             clock: Clock(Instant::now()),
             resumed,
+            rate_scale: 1.0,
         })
     }
 
@@ -210,14 +213,15 @@ impl<'s, 'a> Trainer<'s, 'a> {
     }
 
     /// The rate of optimizer step `step` in the current epoch: the schedule's, scaled by the
-    /// plateau cuts the dev scores so far have made.
+    /// plateau cuts the dev scores so far have made (fixed for the epoch).
     fn lr(&self, step: u64) -> f64 {
-        self.schedule.lr(step) * rate_scale(self.spec.phase.recipe.schedule, &self.dev_scores())
+        self.schedule.lr(step) * self.rate_scale
     }
 
     /// Trains the rest of the current epoch (all of it, or what a mid-epoch checkpoint left).
     pub fn train_epoch(&mut self, observer: &mut dyn Observer) -> Result<()> {
         let recipe = &self.spec.phase.recipe;
+        self.rate_scale = rate_scale(recipe.schedule, &self.dev_scores());
         let epoch = self.state.next_epoch;
         let plan = plan_epoch(
             &self.lengths,

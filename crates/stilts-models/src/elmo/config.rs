@@ -142,23 +142,16 @@ impl ElmoConfig {
             )));
         }
         let lstm = options.lstm;
-        let config = ElmoConfig {
-            n_characters: options.char_cnn.n_characters,
-            char_embedding_dim: options.char_cnn.embedding.dim,
-            filters: options.char_cnn.filters,
-            n_highway: options.char_cnn.n_highway,
-            activation,
-            projection_dim: lstm.projection_dim,
-            cell_size: lstm.dim,
-            n_layers: lstm.n_layers,
-            cell_clip: lstm.cell_clip.filter(|c| *c != 0.0),
-            proj_clip: lstm.proj_clip.filter(|c| *c != 0.0),
-            use_skip_connections: lstm.use_skip_connections,
-            do_layer_norm: false,
-            dropout: 0.2,
-            pool_dim: 512,
-            initializer_range: 0.02,
-        };
+        // The options describe the biLM; the task-side settings keep their defaults.
+        let config = ElmoConfig::new(options.char_cnn.filters, lstm.projection_dim, lstm.dim)
+            .with_n_characters(options.char_cnn.n_characters)
+            .with_char_embedding_dim(options.char_cnn.embedding.dim)
+            .with_n_highway(options.char_cnn.n_highway)
+            .with_activation(activation)
+            .with_n_layers(lstm.n_layers)
+            .with_cell_clip(lstm.cell_clip.filter(|c| *c != 0.0))
+            .with_proj_clip(lstm.proj_clip.filter(|c| *c != 0.0))
+            .with_use_skip_connections(lstm.use_skip_connections);
         config.validate().map_err(unsupported)?;
         Ok(config)
     }
