@@ -644,6 +644,7 @@ fn result_file(path: &Path, dev: &Path, sha: &str, ids: &[String], pred: &[usize
         wall_s: 0.0,
         examples_per_s: 0.0,
         resumed: false,
+        loss_curve: Vec::new(),
     };
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(path, serde_json::to_string(&doc).unwrap()).unwrap();

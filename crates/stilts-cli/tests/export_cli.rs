@@ -40,6 +40,7 @@ fn run_result(test_predictions: Vec<SplitPredictions>) -> RunResult {
         wall_s: 0.0,
         examples_per_s: 0.0,
         resumed: false,
+        loss_curve: Vec::new(),
     }
 }
 

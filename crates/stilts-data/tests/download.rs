@@ -255,6 +255,7 @@ fn entries(dir: &Path) -> Vec<String> {
                 .to_string_lossy()
                 .into_owned()
         })
+        .filter(|name| name != ".stilts-locks")
         .collect();
     names.sort();
     names
@@ -778,4 +779,31 @@ fn official_counts_match_the_real_data() {
         "GLUE_DIR holds no MRPC: {checked:?}"
     );
     assert!(checked.len() >= 10, "{checked:?}");
+}
+
+#[test]
+fn concurrent_downloads_of_one_task_fetch_it_once() {
+    let (files, _) = mirror_files();
+    let mirror = Mirror::start(files, HashMap::new());
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("glue");
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            let cfg = config(data.clone(), &mirror.base, &[BuiltinTask::Rte]);
+            std::thread::spawn(move || download(&cfg, &stilts_data::download::NoProgress))
+        })
+        .collect();
+    let mut fetched = 0;
+    for worker in workers {
+        let reports = worker.join().expect("no panic").expect("download");
+        fetched += usize::from(reports[0].downloaded);
+    }
+    assert_eq!(fetched, 1, "one process fetches, the others find it there");
+    assert_eq!(mirror.requests(), ["RTE.zip"]);
+    assert_eq!(entries(&data), ["RTE"]);
+    assert_eq!(entries(&data.join(".stilts-locks")), ["RTE.lock"]);
+    assert_eq!(
+        std::fs::read_to_string(data.join("RTE/train.tsv")).unwrap(),
+        RTE_TRAIN
+    );
 }

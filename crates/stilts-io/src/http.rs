@@ -41,6 +41,7 @@ impl Default for HttpConfig {
 
 /// Why a request or download failed (after its retries). Displays as `{url}: {detail}`.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum HttpError {
     /// No HTTP status came back (connection refused, timeout, a body cut short).
     Transport {

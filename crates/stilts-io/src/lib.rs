@@ -10,21 +10,35 @@
 //!   Hugging Face cache.
 //! - [`files`]: which files of a model directory hold its tokenizer and its weights.
 //! - [`env`](mod@env): `${VAR}` expansion in the path strings of user files.
+//! - [`cache`]: stilts' own cache (task data fetched on demand) and the variables that steer
+//!   downloads (`STILTS_CACHE`, `STILTS_OFFLINE`, `STILTS_GLUE_MIRROR`).
+//! - [`lock`]: advisory locks between processes, released when the holder dies.
 //!
 //! It links no tensor library and no tokenizer, so `stilts-data`, `stilts-models` and `xtask`
 //! can all use it (see `ARCHITECTURE.md`).
 //!
-//! ```no_run
-//! # fn main() -> Result<(), stilts_io::fs::FsError> {
-//! stilts_io::fs::write_atomic("out/result.json".as_ref(), b"{}")?;
+//! ```
+//! use stilts_io::files::TokenizerFiles;
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = tempfile::tempdir()?;
+//! // A reader sees no `vocab.txt` or all of it, never a part.
+//! let vocab = dir.path().join("vocab.txt");
+//! stilts_io::write_atomic(&vocab, b"[PAD]\n[UNK]\n[CLS]\n[SEP]\nhello\n")?;
+//! // The directory's tokenizer: `tokenizer.json`, else `vocab.txt`, else BPE files.
+//! let files = TokenizerFiles::at(dir.path())?;
+//! assert_eq!(files, TokenizerFiles::WordPiece { vocab, config: None });
 //! # Ok(()) }
 //! ```
 
+#![warn(missing_docs)]
+
+pub mod cache;
 pub mod env;
 pub mod files;
 pub mod fs;
 pub mod http;
 pub mod hub;
+pub mod lock;
 pub mod progress;
 
 pub use fs::{FsError, write_atomic};

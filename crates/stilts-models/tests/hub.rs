@@ -3,16 +3,17 @@
 //! random tiny BERTs. No network.
 
 mod common;
+#[path = "common/hub_server.rs"]
+mod hub_server;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 
 use burn::tensor::Device;
 use common::{Fixture, fixtures, max_abs_diff};
-use sha2::{Digest, Sha256};
+use hub_server::{COMMIT, Hub, repo_from, serve, sha256};
 use stilts_models::bert::{BertForSequenceClassification, BertInput, BertModel};
 use stilts_models::gpt::{GptConfig, GptModel};
 use stilts_models::hub::{
@@ -20,150 +21,6 @@ use stilts_models::hub::{
     resolve_model_with,
 };
 use stilts_models::{EncoderConfig, EncoderKind};
-
-const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
-
-/// One file of a served repository: its bytes, and whether it is an LFS file (served through a
-/// redirect to `/cdn/<sha256>`, as the hub does for weights).
-struct Served {
-    bytes: Vec<u8>,
-    lfs: bool,
-}
-
-struct Hub {
-    url: String,
-    server: Arc<tiny_http::Server>,
-    thread: Option<JoinHandle<()>>,
-    requests: Arc<Mutex<Vec<String>>>,
-}
-
-impl Drop for Hub {
-    fn drop(&mut self) {
-        self.server.unblock();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-fn sha256(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-fn header(name: &str, value: &str) -> tiny_http::Header {
-    tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()).expect("valid header")
-}
-
-/// Serves `repos` (repo id -> file name -> contents) at revision `main` = [`COMMIT`] and at the
-/// commit itself. `corrupt_cdn` serves LFS bodies with one byte flipped.
-fn serve(repos: BTreeMap<String, BTreeMap<String, Served>>, corrupt_cdn: bool) -> Hub {
-    let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("bind 127.0.0.1:0"));
-    let url = format!("http://{}", server.server_addr());
-    let requests = Arc::new(Mutex::new(Vec::new()));
-    let (srv, log) = (server.clone(), requests.clone());
-    let thread = std::thread::spawn(move || {
-        let mut cdn: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-        for files in repos.values() {
-            for served in files.values().filter(|s| s.lfs) {
-                cdn.insert(sha256(&served.bytes), served.bytes.clone());
-            }
-        }
-        for request in srv.incoming_requests() {
-            let path = request.url().to_owned();
-            log.lock()
-                .unwrap()
-                .push(format!("{} {path}", request.method()));
-            let not_found = || {
-                tiny_http::Response::from_string("Entry not found")
-                    .with_status_code(404)
-                    .with_header(header("X-Error-Code", "EntryNotFound"))
-            };
-            if let Some(sha) = path.strip_prefix("/cdn/") {
-                let response = match cdn.get(sha) {
-                    Some(bytes) => {
-                        let mut bytes = bytes.clone();
-                        if corrupt_cdn {
-                            bytes[0] ^= 1;
-                        }
-                        tiny_http::Response::from_data(bytes)
-                    }
-                    None => not_found(),
-                };
-                let _ = request.respond(response);
-                continue;
-            }
-            // /{org}/{name}/resolve/{revision}/{file}
-            let parts: Vec<&str> = path.trim_start_matches('/').splitn(5, '/').collect();
-            let found = match parts.as_slice() {
-                [org, name, "resolve", revision, file]
-                    if *revision == "main" || *revision == COMMIT =>
-                {
-                    repos
-                        .get(&format!("{org}/{name}"))
-                        .and_then(|files| files.get(*file))
-                }
-                _ => None,
-            };
-            let Some(served) = found else {
-                let _ = request.respond(not_found());
-                continue;
-            };
-            let response = if served.lfs {
-                let sha = sha256(&served.bytes);
-                tiny_http::Response::from_data(Vec::new())
-                    .with_status_code(302)
-                    .with_header(header("Location", &format!("/cdn/{sha}")))
-                    .with_header(header("X-Linked-Etag", &format!("\"{sha}\"")))
-                    .with_header(header("X-Linked-Size", &served.bytes.len().to_string()))
-                    .with_header(header("X-Repo-Commit", COMMIT))
-            } else {
-                // tiny_http sends the headers of the full body but no body to a HEAD.
-                let git_sha = &sha256(&served.bytes)[..40];
-                tiny_http::Response::from_data(served.bytes.clone())
-                    .with_header(header("ETag", &format!("\"{git_sha}\"")))
-                    .with_header(header("X-Repo-Commit", COMMIT))
-            };
-            let _ = request.respond(response);
-        }
-    });
-    Hub {
-        url,
-        server,
-        thread: Some(thread),
-        requests,
-    }
-}
-
-fn repo_from(dir: &Path, lfs: &[&str]) -> BTreeMap<String, Served> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            let name = p.file_name().unwrap().to_str().unwrap();
-            // Only what a model repository holds: no test outputs.
-            matches!(
-                name,
-                "config.json"
-                    | "model.safetensors"
-                    | "pytorch_model.bin"
-                    | "vocab.txt"
-                    | "vocab.json"
-                    | "merges.txt"
-            )
-        })
-        .map(|p| {
-            let name = p.file_name().unwrap().to_str().unwrap().to_owned();
-            let served = Served {
-                bytes: std::fs::read(&p).unwrap(),
-                lfs: lfs.contains(&name.as_str()),
-            };
-            (name, served)
-        })
-        .collect()
-}
 
 fn tiny_hub(corrupt_cdn: bool) -> Hub {
     let mut repos = BTreeMap::new();
@@ -175,7 +32,7 @@ fn tiny_hub(corrupt_cdn: bool) -> Hub {
         "stilts-test/tiny-bert-legacy".to_owned(),
         repo_from(&fixtures().join("tiny-bert-legacy"), &["pytorch_model.bin"]),
     );
-    serve(repos, corrupt_cdn)
+    serve(repos, BTreeMap::new(), corrupt_cdn)
 }
 
 #[derive(Default)]
@@ -296,7 +153,7 @@ fn openai_gpt_downloads_with_its_bpe_tables_and_loads() {
         "openai-community/openai-gpt".to_owned(),
         repo_from(&fixtures().join("tiny-gpt"), &["model.safetensors"]),
     );
-    let hub = serve(repos, false);
+    let hub = serve(repos, BTreeMap::new(), false);
     let cache = tempfile::tempdir().unwrap();
     let options = HubOptions::new(&hub.url, cache.path());
     let snapshot = resolve_model_with("openai-community/openai-gpt", &options, &NoProgress)

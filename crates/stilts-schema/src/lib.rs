@@ -14,7 +14,10 @@
 //! # Ok(()) }
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod experiment;
+pub mod overrides;
 pub mod results;
 pub mod runs;
 
@@ -22,6 +25,7 @@ use std::path::{Path, PathBuf};
 
 /// A schema file could not be read or parsed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SchemaError {
     /// The file could not be read.
     #[error("cannot read {}", path.display())]
@@ -40,6 +44,16 @@ pub enum SchemaError {
         /// The parser's error (names the key and line).
         #[source]
         source: Box<toml::de::Error>,
+    },
+    /// A `--set key.path=value` override does not fit the file.
+    #[error("{}: --set {key}: {message}", path.display())]
+    Override {
+        /// The file.
+        path: PathBuf,
+        /// The override's key path.
+        key: String,
+        /// What does not fit.
+        message: String,
     },
     /// The file is not the JSON this version writes.
     #[error("invalid JSON in {}", path.display())]

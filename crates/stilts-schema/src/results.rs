@@ -13,10 +13,15 @@ use crate::{SchemaError, read_json};
 /// Identity of a data file used by a run.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct DataFileInfo {
+    /// Task name.
     pub task: String,
+    /// Split name (`train`, `dev`, ...).
     pub split: String,
+    /// The file read, as given (not canonicalized).
     pub path: String,
+    /// SHA-256 (hex) of the file's decompressed bytes.
     pub sha256: String,
+    /// Examples loaded from the file (before any downsampling).
     pub examples: usize,
 }
 
@@ -36,12 +41,27 @@ impl DataFileInfo {
 /// Dev scores of one task after one epoch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskScores {
+    /// Task name.
     pub task: String,
+    /// The dev split scored.
     pub split: String,
     /// Every metric of the task, by name.
     pub metrics: BTreeMap<String, f64>,
     /// The task's GLUE score (mean of its metrics).
     pub score: f64,
+}
+
+/// One point of a run's training-loss curve: the mean loss over the optimizer steps since the
+/// previous point (a fixed number of steps, fewer at the end of an epoch).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LossPoint {
+    /// The optimizer step the window ends at (1-based, counted over the run).
+    pub step: u64,
+    /// Mean training (task) loss over the window.
+    pub loss: f64,
+    /// Mean auxiliary loss over the window, when the run adds one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aux_loss: Option<f64>,
 }
 
 /// One entry of the validation history.
@@ -67,8 +87,11 @@ pub struct EpochRecord {
 /// Predictions on one split.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SplitPredictions {
+    /// Task name.
     pub task: String,
+    /// Split name.
     pub split: String,
+    /// Example ids, in the split's order; the other lists are aligned with them.
     pub ids: Vec<String>,
     /// Predicted label names (classification) or scores as strings (regression).
     pub predictions: Vec<String>,
@@ -79,7 +102,9 @@ pub struct SplitPredictions {
 /// Everything recorded about a finished run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunResult {
+    /// Name of the phase the run belongs to.
     pub phase: String,
+    /// The restart's seed (governs sampling, data order and initialisation).
     pub seed: u64,
     /// Validation history, one record per epoch.
     pub history: Vec<EpochRecord>,
@@ -104,9 +129,13 @@ pub struct RunResult {
     pub manifests: Vec<SampleManifest>,
     /// SHA-256 of the final weights' values (`stilts_train::model::store::weights_sha256`).
     pub weights_sha256: String,
+    /// Predictions of the kept model on each task's dev split.
     pub dev_predictions: Vec<SplitPredictions>,
+    /// Predictions on test splits (when the phase sets `predict_test`).
     pub test_predictions: Vec<SplitPredictions>,
+    /// Optimizer steps taken.
     pub steps: u64,
+    /// Training examples processed, counting repeats over epochs.
     pub train_examples_seen: u64,
     /// Training and evaluation time, summed over resumptions.
     pub wall_s: f64,
@@ -114,6 +143,10 @@ pub struct RunResult {
     pub examples_per_s: f64,
     /// Whether the run was resumed from a checkpoint.
     pub resumed: bool,
+    /// The training loss through the run, about 200 points ([`LossPoint`]); empty in results
+    /// written before it was recorded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub loss_curve: Vec<LossPoint>,
 }
 
 /// The index of the first highest score; NaN never wins. `None` when every score is NaN.
@@ -135,25 +168,34 @@ pub fn is_degenerate(dev_score: f64, baseline: f64) -> bool {
 /// The score of one restart.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SeedScore {
+    /// The restart's seed.
     pub seed: u64,
+    /// Dev score of the restart's kept model.
     pub dev_score: f64,
+    /// Whether the dev score is at or below the baseline ([`is_degenerate`]).
     pub degenerate: bool,
+    /// Training and evaluation time in seconds.
     pub wall_s: f64,
 }
 
 /// The restarts of one phase.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PhaseSummary {
+    /// Phase name.
     pub phase: String,
     /// Every restart's score, in seed order.
     pub runs: Vec<SeedScore>,
     /// The seed whose model continues to the next phase.
     pub best_seed: u64,
+    /// Dev score of `best_seed`.
     pub best_dev_score: f64,
+    /// Mean dev score over the restarts.
     pub mean: f64,
     /// Sample standard deviation (0 for one run).
     pub std: f64,
+    /// Lowest dev score over the restarts.
     pub min: f64,
+    /// Highest dev score over the restarts.
     pub max: f64,
     /// Majority-class / constant baseline on dev.
     pub baseline: f64,
@@ -166,7 +208,9 @@ pub struct PhaseSummary {
 /// The whole experiment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExperimentSummary {
+    /// Experiment name.
     pub name: String,
+    /// One summary per phase, in run order.
     pub phases: Vec<PhaseSummary>,
     /// Wall time of this invocation.
     pub wall_s: f64,

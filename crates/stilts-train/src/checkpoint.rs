@@ -19,7 +19,7 @@ use crate::model::store::{load_weights, read_meta, save_weights};
 use crate::model::{
     Carried, META_FILE as MODEL_META_FILE, ModelMeta, TaskModel, load_model, save_model, skeleton,
 };
-use crate::results::EpochRecord;
+use crate::results::{EpochRecord, LossPoint};
 
 const STATE_FILE: &str = "state.json";
 const META_FILE: &str = "meta.json";
@@ -31,7 +31,9 @@ const OPTIM_FILE: &str = "optimizer.bpk";
 pub struct TrainState {
     /// Hash of the configuration and starting model.
     pub fingerprint: String,
+    /// The phase's name.
     pub phase: String,
+    /// The restart's seed.
     pub seed: u64,
     /// The epoch to run next (0-based); equals the number of finished epochs.
     pub next_epoch: usize,
@@ -39,15 +41,28 @@ pub struct TrainState {
     pub group_in_epoch: usize,
     /// Optimizer steps done: the schedule position.
     pub step: u64,
+    /// Sum of the current epoch's training losses so far.
     pub epoch_loss_sum: f64,
     /// Sum of the epoch's auxiliary losses (absent in checkpoints written before it existed).
     #[serde(default)]
     pub epoch_aux_loss_sum: f64,
+    /// Steps summed in `epoch_loss_sum`.
     pub epoch_loss_steps: u64,
+    /// Training examples seen over the run.
     pub examples_seen: u64,
+    /// Dev scores of the finished epochs.
     pub history: Vec<EpochRecord>,
+    /// Wall time of the run so far, over every process that worked on it, in seconds.
     pub wall_s: f64,
+    /// The part of `wall_s` spent in training steps.
     pub train_s: f64,
+    /// The training-loss curve so far (absent in checkpoints written before it existed).
+    #[serde(default)]
+    pub loss_curve: Vec<LossPoint>,
+    /// The open window of the curve: loss sum, auxiliary loss sum and steps since the last
+    /// point.
+    #[serde(default)]
+    pub loss_window: (f64, f64, u64),
 }
 
 impl TrainState {
@@ -67,14 +82,19 @@ impl TrainState {
             history: Vec::new(),
             wall_s: 0.0,
             train_s: 0.0,
+            loss_curve: Vec::new(),
+            loss_window: (0.0, 0.0, 0),
         }
     }
 }
 
 /// A loaded checkpoint.
 pub struct Checkpoint {
+    /// The model as it was.
     pub model: TaskModel,
+    /// Its heads and encoder description.
     pub meta: ModelMeta,
+    /// Where training was.
     pub state: TrainState,
 }
 

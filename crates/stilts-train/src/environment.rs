@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
+use stilts_io::cache::{glue_cache_dir, stilts_cache_dir, var_dir};
 use stilts_io::hub::HubOptions;
 
 /// Everything `stilts env` prints.
@@ -86,19 +87,6 @@ fn secret(name: &str) -> bool {
     ["TOKEN", "SECRET", "PASSWORD", "KEY"]
         .iter()
         .any(|s| name.contains(s))
-}
-
-fn var_dir(name: &str) -> Option<PathBuf> {
-    std::env::var_os(name)
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-}
-
-/// The stilts cache: `STILTS_CACHE`, else `$XDG_CACHE_HOME/stilts`, else `~/.cache/stilts`.
-pub fn stilts_cache_dir() -> Option<PathBuf> {
-    var_dir("STILTS_CACHE")
-        .or_else(|| var_dir("XDG_CACHE_HOME").map(|d| d.join("stilts")))
-        .or_else(|| var_dir("HOME").map(|d| d.join(".cache/stilts")))
 }
 
 fn size_of(path: &Path) -> u64 {
@@ -206,6 +194,7 @@ pub fn collect(version: &str, commit: &str) -> Environment {
         locations: vec![
             location("hf_hub_cache", hub),
             location("stilts_cache", stilts_cache_dir()),
+            location("glue_cache", glue_cache_dir()),
             location("glue_dir", var_dir(crate::config::GLUE_DIR_ENV)),
             location("extra_dir", var_dir(crate::config::EXTRA_DIR_ENV)),
             location("models_dir", var_dir("STILTS_MODELS_DIR")),

@@ -11,10 +11,14 @@ use stilts_models::ModelError;
 
 /// Everything that can go wrong while configuring or running training.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum TrainError {
+    /// The device asked for cannot be opened.
     #[error("device `{device}` is not usable")]
     Device {
+        /// The device, as written (`cuda:0`).
         device: String,
+        /// The backend's error.
         #[source]
         source: Box<stilts_models::device::DeviceError>,
     },
@@ -92,6 +96,17 @@ pub enum TrainError {
         #[source]
         source: Box<DataError>,
     },
+    /// A built-in task no data root holds could not be downloaded into the stilts cache.
+    #[error("task {task}: cannot download it into {}", root.display())]
+    Download {
+        /// The task.
+        task: String,
+        /// The data root it was downloaded into.
+        root: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: Box<DataError>,
+    },
     /// Downsampling failed.
     #[error("task {task}: cannot downsample")]
     Sample {
@@ -135,6 +150,14 @@ pub enum TrainError {
         /// What went wrong.
         message: String,
     },
+    /// A run's curves could not be drawn.
+    #[error("cannot draw {}: {message}", path.display())]
+    Plot {
+        /// The SVG file.
+        path: PathBuf,
+        /// plotters' error.
+        message: String,
+    },
     /// The head policy cannot be applied to the previous phase's model.
     #[error("phase {phase}: head policy: {message}")]
     Head {
@@ -166,6 +189,21 @@ impl From<ModelError> for TrainError {
 impl From<TokenizeError> for TrainError {
     fn from(e: TokenizeError) -> Self {
         TrainError::Tokenize(Box::new(e))
+    }
+}
+
+impl From<stilts_schema::SchemaError> for TrainError {
+    fn from(e: stilts_schema::SchemaError) -> Self {
+        use stilts_schema::SchemaError;
+        match e {
+            SchemaError::Io { path, source } => TrainError::Io { path, source },
+            SchemaError::Toml { path, source } => TrainError::Toml { path, source },
+            SchemaError::Json { path, source } => TrainError::Json { path, source },
+            SchemaError::Override { path, key, message } => {
+                TrainError::config(path, format!("--set {key}"), message)
+            }
+            other => TrainError::config(PathBuf::new(), "", other.to_string()),
+        }
     }
 }
 

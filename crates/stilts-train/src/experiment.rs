@@ -89,11 +89,13 @@ fn fingerprint(parts: &[&[u8]]) -> String {
 
 /// Runs an experiment; finished runs found on disk are reused and interrupted runs resume from
 /// their checkpoints, so running the same command again continues where it stopped. A hub
-/// model is fetched first ([`Experiment::fetch_model`]).
+/// model and the built-in tasks no data root holds are fetched first
+/// ([`Experiment::fetch_model`], [`Experiment::fetch_data`]).
 pub fn run_experiment(exp: &Experiment, observer: &mut dyn Observer) -> Result<ExperimentSummary> {
     let started = Instant::now();
     let mut exp = exp.clone();
     exp.fetch_model(&stilts_io::progress::LogProgress)?;
+    exp.fetch_data(&stilts_io::progress::LogProgress)?;
     let exp = &exp;
     std::fs::create_dir_all(&exp.output_dir).map_err(|e| TrainError::io(&exp.output_dir, e))?;
     write_json(&exp.output_dir.join("experiment.json"), exp)?;

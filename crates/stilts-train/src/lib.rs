@@ -1,6 +1,12 @@
-//! Training phases, sequential transfer (STILTs), multitask sampling, restarts and checkpoints.
+//! The training engine of STILTs (Phang et al. 2018, *Sentence Encoders on STILTs*): an
+//! experiment is a chain of phases, each fine-tuning the previous phase's encoder on an
+//! intermediate or a target task (or a multitask set) with a fresh optimizer, over restart seeds
+//! whose best on dev continues; runs checkpoint, resume, and write their results as files.
+//! `stilts run` is a thin front end over [`experiment::run_experiment`].
 //!
-//! Uses `stilts-data` for tasks and `stilts-models` for encoders (see `ARCHITECTURE.md`).
+//! Uses `stilts-data` for tasks and `stilts-models` for encoders, and re-exports both (and
+//! `stilts-io`, `stilts-schema`) as [`data`], [`models`], [`io`] and [`schema`] (see
+//! `ARCHITECTURE.md`).
 //!
 //! - [`config`]: the experiment TOML (`stilts-schema`'s [`config::ExperimentFile`]) and its
 //!   validated form ([`config::Experiment`]), with each encoder's preset recipe as defaults
@@ -17,6 +23,8 @@
 //! - [`predict`]: `stilts predict` over any saved or Hugging Face model.
 //! - [`observer`]: progress events for front ends.
 //!
+//! An experiment file, as `stilts run` reads it:
+//!
 //! ```no_run
 //! use stilts_train::config::Experiment;
 //! use stilts_train::experiment::run_experiment;
@@ -27,10 +35,46 @@
 //! println!("best dev score {}", summary.phases[0].best_dev_score);
 //! # Ok(()) }
 //! ```
+//!
+//! The same structure built in Rust: MNLI as the intermediate task, then RTE with a new head
+//! and three restarts (`examples/two_phase.rs` runs a small version of it on real data):
+//!
+//! ```no_run
+//! use stilts_train::config::{Experiment, ExperimentFile, HeadKind, ModelFile, PhaseFile};
+//! use stilts_train::config::{RecipeFile, TaskEntryFile};
+//! use stilts_train::experiment::run_experiment;
+//! use stilts_train::observer::NoopObserver;
+//! # fn main() -> Result<(), stilts_train::TrainError> {
+//! let phase = |task: &str| PhaseFile {
+//!     tasks: vec![TaskEntryFile::Name(task.into())],
+//!     ..PhaseFile::default()
+//! };
+//! let one_epoch = RecipeFile { epochs: Some(1), ..RecipeFile::default() };
+//! let file = ExperimentFile {
+//!     model: ModelFile {
+//!         pretrained: Some("${STILTS_MINILM_DIR}".into()),
+//!         ..ModelFile::default()
+//!     },
+//!     recipe: RecipeFile { max_seq_len: Some(64), ..RecipeFile::default() },
+//!     phases: vec![
+//!         PhaseFile { recipe: one_epoch, ..phase("MNLI") },
+//!         PhaseFile { head: Some(HeadKind::New), restarts: Some(3), ..phase("RTE") },
+//!     ],
+//!     ..ExperimentFile::default()
+//! };
+//! let exp = Experiment::from_file(&file, "<code>".as_ref(), "mnli_rte")?;
+//! for phase in run_experiment(&exp, &mut NoopObserver)?.phases {
+//!     println!("{}: best seed {}, dev {:.4}", phase.phase, phase.best_seed, phase.best_dev_score);
+//! }
+//! # Ok(()) }
+//! ```
+
+#![warn(missing_docs)]
 
 pub mod batching;
 pub mod checkpoint;
 pub mod config;
+pub mod curves;
 pub mod environment;
 pub mod error;
 pub mod eval;

@@ -87,8 +87,11 @@ impl Split {
 /// The data of one task for one run.
 #[derive(Debug, Clone)]
 pub struct TaskData {
+    /// The task.
     pub task: Task,
+    /// The run's train split (downsampled when the task entry asks).
     pub train: Split,
+    /// The dev split.
     pub dev: Split,
     /// Every test split present (empty unless test predictions were asked for).
     pub test: Vec<Split>,
@@ -111,8 +114,11 @@ impl TaskData {
 /// Full (not downsampled) splits of a phase's tasks, loaded once and shared by its seeds.
 #[derive(Debug, Clone)]
 pub struct LoadedTask {
+    /// The resolved task.
     pub spec: TaskSpec,
+    /// Its whole train split.
     pub train: Split,
+    /// Its dev split.
     pub dev: Split,
     /// Every test split present (empty unless test predictions were asked for).
     pub test: Vec<Split>,

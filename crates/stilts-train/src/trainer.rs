@@ -16,6 +16,7 @@ use stilts_models::loss::sequence_loss;
 use crate::batching::{PlannedBatch, collate_views, plan_epoch};
 use crate::checkpoint::{self, TrainState};
 use crate::config::{Keep, OptimizerKind, Phase};
+use crate::curves::{self, curve_interval};
 use crate::error::{Result, TrainError};
 use crate::eval::{named_predictions, predict, score_split, task_baselines};
 use crate::model::store::weights_sha256;
@@ -24,7 +25,8 @@ use crate::observer::{Observer, StepEvent};
 use crate::optim::{build_optimizer, clip_global_norm, scalar};
 use crate::prepare::TaskData;
 use crate::results::{
-    EpochRecord, RunResult, first_best, is_degenerate, model_dir, result_file, write_json,
+    EpochRecord, LossPoint, RunResult, first_best, is_degenerate, model_dir, result_file,
+    write_json,
 };
 use crate::schedule::{LinearWarmupDecay, early_stop, rate_scale};
 
@@ -60,11 +62,7 @@ pub fn run(
 ) -> Result<(RunResult, Carried)> {
     let result_path = result_file(&spec.run_dir);
     if result_path.exists() {
-        let result = RunResult::read(&result_path).map_err(|e| match e {
-            stilts_schema::SchemaError::Json { path, source } => TrainError::Json { path, source },
-            stilts_schema::SchemaError::Io { path, source } => TrainError::Io { path, source },
-            stilts_schema::SchemaError::Toml { path, source } => TrainError::Toml { path, source },
-        })?;
+        let result = RunResult::read(&result_path)?;
         let carried = crate::model::load_model(&model_dir(&spec.run_dir), &spec.device)?;
         tracing::info!(phase = %spec.phase.name, seed = spec.seed, "run already finished; reusing {}", spec.run_dir.display());
         observer.run_end(&result);
@@ -241,6 +239,7 @@ impl<'s, 'a> Trainer<'s, 'a> {
                 self.state.epoch_aux_loss_sum += f64::from(aux);
             }
             self.state.epoch_loss_steps += 1;
+            self.log_loss(step_loss, aux_loss, g + 1 == groups.len());
             self.state.group_in_epoch = g + 1;
             observer.step(&StepEvent {
                 step: self.state.step,
@@ -335,6 +334,25 @@ impl<'s, 'a> Trainer<'s, 'a> {
         )
     }
 
+    /// Adds a step's losses to the curve's open window, and closes the window into a point every
+    /// [`curve_interval`] steps and at the end of an epoch.
+    fn log_loss(&mut self, loss: f32, aux: Option<f32>, epoch_end: bool) {
+        let window = &mut self.state.loss_window;
+        window.0 += f64::from(loss);
+        window.1 += f64::from(aux.unwrap_or(0.0));
+        window.2 += 1;
+        let every = curve_interval(self.schedule.total_steps());
+        if epoch_end || self.state.step.is_multiple_of(every) {
+            let (sum, aux_sum, steps) = std::mem::take(window);
+            let steps = steps as f64;
+            self.state.loss_curve.push(LossPoint {
+                step: self.state.step,
+                loss: sum / steps,
+                aux_loss: aux.map(|_| aux_sum / steps),
+            });
+        }
+    }
+
     /// Evaluates the epoch just trained on every task's dev split, holds the model when it is
     /// the best so far (`keep = "best_epoch"`), and checkpoints the end of the epoch.
     pub fn evaluate(&mut self, observer: &mut dyn Observer) -> Result<EpochRecord> {
@@ -393,6 +411,12 @@ impl<'s, 'a> Trainer<'s, 'a> {
             &self.state,
         )?;
         write_json(&spec.run_dir.join("val_history.json"), &self.state.history)?;
+        curves::write(
+            &spec.run_dir,
+            &format!("{} · seed {}", spec.phase.name, spec.seed),
+            &self.state.loss_curve,
+            &self.state.history,
+        )?;
         observer.epoch_end(&record);
         Ok(record)
     }
@@ -479,6 +503,7 @@ impl<'s, 'a> Trainer<'s, 'a> {
             wall_s: state.wall_s,
             examples_per_s: state.examples_seen as f64 / state.train_s.max(1e-9),
             resumed: self.resumed,
+            loss_curve: state.loss_curve.clone(),
         };
         write_json(&result_file(&spec.run_dir), &result)?;
         checkpoint::remove(&checkpoint::dir(&spec.run_dir))?;

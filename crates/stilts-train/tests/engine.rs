@@ -36,6 +36,7 @@ fn single_phase_learns_and_writes_outputs() {
         "model/model.bpk",
         // The tokenizer travels with the model, so `model.checkpoint` needs nothing else.
         "model/vocab.txt",
+        "curves.svg",
     ] {
         assert!(run.join(f).exists(), "{f}");
     }
@@ -47,6 +48,27 @@ fn single_phase_learns_and_writes_outputs() {
     assert_eq!(result.test_predictions[0].ids.len(), 60);
     assert_eq!(result.steps, 8 * 30);
     assert!(!result.degenerate && result.baseline < 0.6);
+    // 240 steps: a point every 2 steps, each the mean of its window; the windows' losses
+    // average to each epoch's mean loss.
+    let curve = &result.loss_curve;
+    assert_eq!(curve.len(), 120);
+    assert_eq!(curve.last().map(|p| p.step), Some(240));
+    for (epoch, record) in result.history.iter().enumerate() {
+        let points: Vec<f64> = curve[epoch * 15..(epoch + 1) * 15]
+            .iter()
+            .map(|p| p.loss)
+            .collect();
+        let mean = points.iter().sum::<f64>() / 15.0;
+        assert!(
+            (mean - record.train_loss).abs() < 1e-9,
+            "{mean} {}",
+            record.train_loss
+        );
+    }
+    assert!(curve[0].loss > curve[119].loss, "{curve:?}");
+    let svg = std::fs::read_to_string(run.join("curves.svg")).unwrap();
+    assert!(svg.contains("RTE · seed 7: dev score"));
+    assert_eq!(svg.matches("<circle").count(), 8, "one dot per epoch");
 }
 
 #[derive(Default)]

@@ -219,6 +219,7 @@ fn result(seed: u64, dev: f64, baseline: f64) -> RunResult {
         wall_s: 1.0,
         examples_per_s: 0.0,
         resumed: false,
+        loss_curve: Vec::new(),
     }
 }
 
@@ -267,6 +268,8 @@ fn checkpoint_survives_a_crash_between_renames() {
         history: vec![],
         wall_s: 1.0,
         train_s: 1.0,
+        loss_curve: Vec::new(),
+        loss_window: (0.0, 0.0, 0),
     };
     checkpoint::save(&dir, &carried.model, &carried.meta, &optimizer, &state).unwrap();
     let mut later = state.clone();

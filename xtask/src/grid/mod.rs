@@ -94,6 +94,16 @@ impl From<stilts_schema::SchemaError> for GridError {
             SchemaError::Io { path, source } => GridError::Io { path, source },
             SchemaError::Toml { path, source } => GridError::Toml { path, source },
             SchemaError::Json { path, source } => GridError::Json { path, source },
+            SchemaError::Override { path, key, message } => GridError::Config {
+                path,
+                key: format!("--set {key}"),
+                message,
+            },
+            other => GridError::Config {
+                path: PathBuf::new(),
+                key: String::new(),
+                message: other.to_string(),
+            },
         }
     }
 }

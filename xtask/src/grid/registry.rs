@@ -393,6 +393,7 @@ mod tests {
             wall_s: 1.0,
             examples_per_s: 1.0,
             resumed: false,
+            loss_curve: Vec::new(),
         };
         let summary = ExperimentSummary {
             name: "g-0123456789abcdef".into(),

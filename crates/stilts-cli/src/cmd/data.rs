@@ -91,10 +91,13 @@ pub struct DownloadArgs {
     /// every GLUE task.
     #[arg(long, value_delimiter = ',')]
     tasks: Vec<String>,
-    /// The data root; task folders (`RTE`, `diagnostic`, ...) are created in it.
-    #[arg(long, default_value = "glue_data")]
-    dir: PathBuf,
-    /// Fetch every file from `<URL>/<name>` (a mirror) instead of the official locations.
+    /// The data root; task folders (`RTE`, `diagnostic`, ...) are created in it. Default: the
+    /// stilts cache (`$STILTS_CACHE/glue`, else `~/.cache/stilts/glue`), where `stilts run`
+    /// looks for a task that neither `data.glue_dir` nor $GLUE_DIR holds.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Fetch every file from `<URL>/<name>` (a mirror) instead of the official locations
+    /// (default: $STILTS_GLUE_MIRROR).
     #[arg(long, value_name = "URL")]
     mirror: Option<String>,
     /// Fetch even when a task folder is already complete.
@@ -350,7 +353,15 @@ fn print_table(report: &CheckReport) {
 }
 
 fn download_cmd(args: &DownloadArgs) -> Result<()> {
-    let mut cfg = DownloadConfig::new(&args.dir);
+    if stilts_train::io::cache::offline() {
+        bail!("STILTS_OFFLINE=1 forbids downloads; unset it to fetch GLUE");
+    }
+    let dir = match &args.dir {
+        Some(dir) => dir.clone(),
+        None => stilts_train::io::cache::glue_cache_dir()
+            .context("no stilts cache: set --dir, STILTS_CACHE, XDG_CACHE_HOME or HOME")?,
+    };
+    let mut cfg = DownloadConfig::new(dir);
     if !args.tasks.is_empty() {
         cfg.tasks = args
             .tasks
@@ -358,7 +369,10 @@ fn download_cmd(args: &DownloadArgs) -> Result<()> {
             .map(|t| BuiltinTask::parse(t.trim()))
             .collect::<Result<_, _>>()?;
     }
-    cfg.base_url = args.mirror.clone();
+    cfg.base_url = args
+        .mirror
+        .clone()
+        .or_else(stilts_train::io::cache::glue_mirror);
     cfg.force = args.force;
     cfg.strict = args.strict;
     cfg.verify = !args.no_verify;

@@ -7,18 +7,26 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use stilts_train::config::{DeviceKind, Experiment};
+use stilts_train::config::{DeviceKind, Experiment, Override};
 use stilts_train::experiment::run_experiment;
+use stilts_train::io::progress::LogProgress;
 use stilts_train::observer::{Observer, StepEvent};
 use stilts_train::results::{EpochRecord, ExperimentSummary, RunResult};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::{EnvFilter, Layer, fmt};
+
+use crate::progress::ByteBars;
 
 #[derive(Args)]
 pub struct RunArgs {
     /// The experiment file (see configs/experiments/); with --check, any number of them.
     #[arg(required = true, num_args = 1..)]
     experiments: Vec<PathBuf>,
+    /// Set a key of the file before it is read, e.g. `--set recipe.epochs=1`,
+    /// `--set phases.0.tasks.0='{ task = "RTE", train_examples = 256 }'` (a TOML value, else a
+    /// string); repeatable, applied in order.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<Override>,
     /// Write runs here instead of the file's `output_dir`.
     #[arg(long)]
     output_dir: Option<PathBuf>,
@@ -41,9 +49,9 @@ pub fn run(args: RunArgs) -> Result<()> {
         if !args.check {
             anyhow::bail!("train one experiment at a time (several files go with --check)");
         }
-        return check_all(&args.experiments);
+        return check_all(&args.experiments, &args.set);
     }
-    let mut exp = Experiment::load(&args.experiments[0])?;
+    let mut exp = Experiment::load_with(&args.experiments[0], &args.set)?;
     if let Some(dir) = args.output_dir {
         exp.output_dir = dir;
     }
@@ -59,10 +67,10 @@ pub fn run(args: RunArgs) -> Result<()> {
 }
 
 /// Checks every file; prints `ok <file>` or `error <file>: <why>` per file.
-fn check_all(files: &[PathBuf]) -> Result<()> {
+fn check_all(files: &[PathBuf], overrides: &[Override]) -> Result<()> {
     let mut failed = 0;
     for file in files {
-        match Experiment::load(file) {
+        match Experiment::load_with(file, overrides) {
             Ok(_) => println!("ok {}", file.display()),
             Err(e) => {
                 failed += 1;
@@ -82,7 +90,8 @@ fn check_all(files: &[PathBuf]) -> Result<()> {
     Ok(())
 }
 
-/// Runs a resolved experiment with the CLI's progress display and prints the summary.
+/// Runs a resolved experiment with the CLI's progress display and prints the summary; a hub
+/// model and built-in tasks that no data root holds are downloaded first, with byte bars.
 pub fn execute(exp: &Experiment, quiet: bool) -> Result<()> {
     let mut progress = Progress::new(quiet);
     std::fs::create_dir_all(&exp.output_dir)
@@ -109,9 +118,18 @@ pub fn execute(exp: &Experiment, quiet: bool) -> Result<()> {
                 .with_writer(std::sync::Mutex::new(log))
                 .with_filter(EnvFilter::new("info")),
         );
-    let summary =
-        tracing::subscriber::with_default(subscriber, || run_experiment(exp, &mut progress))
-            .with_context(|| format!("experiment {}", exp.name))?;
+    let summary = tracing::subscriber::with_default(subscriber, || {
+        let mut exp = exp.clone();
+        let downloads: Box<dyn stilts_train::io::Progress> = if quiet {
+            Box::new(LogProgress)
+        } else {
+            Box::new(ByteBars::default())
+        };
+        exp.fetch_model(downloads.as_ref())?;
+        exp.fetch_data(downloads.as_ref())?;
+        run_experiment(&exp, &mut progress)
+    })
+    .with_context(|| format!("experiment {}", exp.name))?;
     progress.finish();
     print_summary(&summary);
     println!("outputs in {}", exp.output_dir.display());

@@ -7,7 +7,9 @@
 //! ([`DownloadConfig::base_url`], [`DownloadConfig::urls`]). Downloads stream to a temporary file
 //! and are renamed into place; zips are checked for unsafe entry paths and unpacked into a staging
 //! folder inside the data directory, whose task folder is then renamed into place. A task whose
-//! folder is already complete is left alone unless [`DownloadConfig::force`] is set. Every task is
+//! folder is already complete is left alone unless [`DownloadConfig::force`] is set. One task is
+//! fetched by one process at a time: a lock file (`.stilts-locks/RTE.lock` beside `RTE/`) is held from the
+//! completeness check to the install, so a second process waits and then finds the task there. Every task is
 //! then verified: each present split is loaded and its row count compared with the official
 //! release ([`TaskSource::official`]).
 //!
@@ -35,6 +37,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use stilts_io::http::{Expect, Http, HttpConfig, HttpError};
+use stilts_io::lock::FileLock;
 pub use stilts_io::progress::{NoProgress, Progress};
 
 pub use self::mrpc::format_mrpc;
@@ -114,13 +117,16 @@ impl DownloadConfig {
 /// One file fetched.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fetched {
+    /// Where it came from.
     pub url: String,
+    /// Its size in bytes.
     pub bytes: u64,
 }
 
 /// What [`download`] did for one task.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DownloadReport {
+    /// The task.
     pub task: BuiltinTask,
     /// The task's directory (`<data_dir>/RTE`).
     pub dir: PathBuf,
@@ -134,6 +140,7 @@ pub struct DownloadReport {
     pub bytes: u64,
     /// Rows of every split present after the download (empty when not verified).
     pub splits: Vec<SplitRows>,
+    /// How the splits compare with the official release.
     pub verification: Verification,
 }
 
@@ -171,6 +178,19 @@ fn download_task(
         splits: Vec::new(),
         verification: Verification::NotChecked,
     };
+    let lock_path = cfg
+        .data_dir
+        .join(format!(".stilts-locks/{}.lock", spec.dir));
+    let _lock = FileLock::acquire(&lock_path, |holder| {
+        let by = holder
+            .map(|p| format!(" (process {p})"))
+            .unwrap_or_default();
+        tracing::info!(%task, "waiting for another download of {task}{by}");
+        progress.note(&format!(
+            "{task}: another process{by} is downloading it; waiting"
+        ));
+    })
+    .map_err(|e| DataError::io(&lock_path, e.source))?;
     if !cfg.force && is_complete(task, &dir) {
         tracing::info!(%task, dir = %dir.display(), "already present, skipped");
         progress.note(&format!("{task}: already in {}, skipped", dir.display()));

@@ -58,6 +58,7 @@ pub const OPTIONAL_FILES: &[&str] = TOKENIZER_FILES;
 
 /// Everything that can go wrong while resolving or downloading a model.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum HubError {
     /// The name is neither an existing directory nor a hub id.
     #[error("{name:?} is not a model directory or a hub id (org/name[@revision]): {reason}")]
@@ -110,7 +111,9 @@ pub enum HubError {
         revision: String,
     },
     /// Offline (`HF_HUB_OFFLINE=1`, or the hub unreachable) and the cache lacks a file.
-    #[error("{file} of {repo_id}@{revision} is not in the cache {} and downloads are off{}",
+    #[error("{file} of {repo_id}@{revision} is not in the cache {} and downloads are off{}; \
+        fetch it once with downloads on (run the same command online, or \
+        `huggingface-cli download {repo_id}`: the cache is shared)",
         cache.display(), offline_reason(.cause))]
     NotCached {
         /// The repository.
@@ -142,6 +145,7 @@ pub enum HubError {
 
 fn offline_reason(cause: &Option<Box<HubError>>) -> String {
     match cause {
+        None if crate::cache::offline() => " (STILTS_OFFLINE=1)".to_owned(),
         None => " (HF_HUB_OFFLINE=1)".to_owned(),
         Some(cause) => format!(" (the hub is unreachable: {cause})"),
     }
@@ -219,7 +223,8 @@ impl HubOptions {
 
     /// Options from the environment, as `huggingface_hub` reads it: `HF_ENDPOINT`,
     /// `HF_HUB_CACHE` (else `$HF_HOME/hub`, `$XDG_CACHE_HOME/huggingface/hub`,
-    /// `~/.cache/huggingface/hub`), `HF_HUB_OFFLINE` (`1`, `true`, `yes`, `on`) and `HF_TOKEN`.
+    /// `~/.cache/huggingface/hub`), `HF_HUB_OFFLINE` (`1`, `true`, `yes`, `on`; stilts'
+    /// `STILTS_OFFLINE` too) and `HF_TOKEN`.
     pub fn from_env() -> Result<Self, HubError> {
         let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
         let cache_dir = if let Some(dir) = var("HF_HUB_CACHE") {
@@ -238,12 +243,7 @@ impl HubOptions {
             .filter(|e| !e.is_empty())
             .unwrap_or_else(|| DEFAULT_ENDPOINT.to_owned());
         let mut options = HubOptions::new(endpoint, cache_dir);
-        options.offline = std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| {
-            matches!(
-                v.trim().to_ascii_lowercase().as_str(),
-                "1" | "true" | "yes" | "on"
-            )
-        });
+        options.offline = crate::cache::flag("HF_HUB_OFFLINE") || crate::cache::offline();
         options.token = std::env::var("HF_TOKEN").ok().filter(|t| !t.is_empty());
         Ok(options)
     }

@@ -28,6 +28,7 @@ pub use stilts_schema::experiment::{
 
 pub use recipe::Recipe;
 pub use source::{ModelSource, RandomBertFile, RandomElmoFile, RandomGptFile, RandomSize};
+pub use stilts_schema::overrides::{Override, read_experiment};
 
 use crate::error::{Result, TrainError};
 
@@ -122,6 +123,10 @@ pub struct TaskSpec {
     /// earlier runs stay valid).
     #[serde(skip_serializing_if = "PairMode::is_joint")]
     pub pair: PairMode,
+    /// The data root a built-in task found in no root is downloaded into before training (the
+    /// stilts cache; see [`Experiment::fetch_data`]); `None` once the task is on disk.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub download_root: Option<PathBuf>,
 }
 
 /// A resolved phase.
@@ -186,11 +191,14 @@ impl Experiment {
     /// Reads and validates an experiment file.
     pub fn load(path: impl AsRef<Path>) -> Result<Experiment> {
         let path = path.as_ref();
-        let file = ExperimentFile::read(path).map_err(|e| match e {
-            stilts_schema::SchemaError::Io { path, source } => TrainError::Io { path, source },
-            stilts_schema::SchemaError::Toml { path, source } => TrainError::Toml { path, source },
-            stilts_schema::SchemaError::Json { path, source } => TrainError::Json { path, source },
-        })?;
+        Experiment::load_with(path, &[])
+    }
+
+    /// Reads an experiment file with `--set key.path=value` overrides applied (see
+    /// [`stilts_schema::overrides`]), and validates it.
+    pub fn load_with(path: impl AsRef<Path>, overrides: &[Override]) -> Result<Experiment> {
+        let path = path.as_ref();
+        let file = read_experiment(path, overrides)?;
         let stem = path
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
@@ -200,7 +208,8 @@ impl Experiment {
 
     /// Validates and resolves a parsed file; `origin` names the file in errors, `default_name`
     /// is used when the file has no `name`. Checks files exist before anything is trained; a
-    /// hub model is not downloaded here (see [`Experiment::fetch_model`]).
+    /// hub model and missing built-in tasks are not downloaded here (see
+    /// [`Experiment::fetch_model`] and [`Experiment::fetch_data`]).
     pub fn from_file(
         file: &ExperimentFile,
         origin: &Path,
@@ -214,5 +223,16 @@ impl Experiment {
     /// local models.
     pub fn fetch_model(&mut self, progress: &dyn stilts_io::Progress) -> Result<()> {
         source::fetch(self, progress)
+    }
+
+    /// Downloads every built-in task that no data root holds into the stilts cache (once; later
+    /// runs find it there) and fills in its test splits. A no-op when every task is on disk.
+    pub fn fetch_data(&mut self, progress: &dyn stilts_io::Progress) -> Result<()> {
+        for phase in &mut self.phases {
+            for spec in &mut phase.tasks {
+                tasks::fetch(spec, progress)?;
+            }
+        }
+        Ok(())
     }
 }

@@ -22,14 +22,23 @@ pub fn min_seq_len(kind: EncoderKind) -> usize {
 /// The training recipe of a phase: every hyper-parameter, resolved.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Recipe {
+    /// Examples per training batch (per optimizer step with `grad_accum_steps = 1`).
     pub batch_size: usize,
+    /// Examples per evaluation batch.
     pub eval_batch_size: usize,
+    /// Peak learning rate.
     pub lr: f64,
+    /// Adam's first-moment decay.
     pub beta_1: f32,
+    /// Adam's second-moment decay.
     pub beta_2: f32,
+    /// Adam's epsilon.
     pub epsilon: f32,
+    /// Decoupled weight decay (not on biases and LayerNorm weights).
     pub weight_decay: f32,
+    /// Share of the steps spent warming the learning rate up linearly.
     pub warmup_proportion: f64,
+    /// AdamW, or BERT's Adam without bias correction.
     pub optimizer: OptimizerKind,
     /// Left out of the JSON when `linear`, so that earlier runs keep their fingerprints.
     #[serde(default, skip_serializing_if = "ScheduleKind::is_linear")]
@@ -41,9 +50,13 @@ pub struct Recipe {
     pub max_grad_norm: Option<f64>,
     /// `None`: the model's own dropout.
     pub dropout: Option<f64>,
+    /// Tokens per sequence (words for ELMo), special tokens included; longer inputs are cut.
     pub max_seq_len: usize,
+    /// Passes over the training data.
     pub epochs: usize,
+    /// Batches whose gradients are summed into one optimizer step.
     pub grad_accum_steps: usize,
+    /// Batches of similar lengths (less padding); the order stays a function of the seed.
     pub bucket_by_length: bool,
     /// `None`: checkpoints at epoch ends only.
     pub checkpoint_every_steps: Option<u64>,

@@ -254,9 +254,7 @@ impl Cache {
         let r = ResultFile::read(path).map_err(|e| match e {
             stilts_schema::SchemaError::Json { path, source } => ReportError::Json { path, source },
             stilts_schema::SchemaError::Io { path, source } => ReportError::Io { path, source },
-            stilts_schema::SchemaError::Toml { path, .. } => {
-                ReportError::invalid(&path, "not a result file".to_owned())
-            }
+            other => ReportError::invalid(path, format!("not a result file: {other}")),
         })?;
         let r = Rc::new(r);
         self.results.insert(path.to_path_buf(), r.clone());
