@@ -147,11 +147,15 @@ impl Encoding {
 /// A padded batch in flat row-major buffers of `batch_size * seq_len` values.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Batch {
+    /// Token ids, `[batch_size, seq_len]` row-major; padding is the tokenizer's pad id.
     pub input_ids: Vec<u32>,
+    /// Segment ids (0 for the first text, 1 for the second), `[batch_size, seq_len]`.
     pub token_type_ids: Vec<u32>,
     /// 1 for real tokens, 0 for padding.
     pub attention_mask: Vec<u32>,
+    /// Number of rows.
     pub batch_size: usize,
+    /// Tokens per row after padding.
     pub seq_len: usize,
     /// The unpadded length of each row.
     pub lengths: Vec<usize>,
@@ -162,8 +166,11 @@ pub struct Batch {
 /// One row of a [`Batch`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchRow<'a> {
+    /// Token ids, padded.
     pub input_ids: &'a [u32],
+    /// Segment ids, padded.
     pub token_type_ids: &'a [u32],
+    /// 1 for real tokens, 0 for padding.
     pub attention_mask: &'a [u32],
 }
 

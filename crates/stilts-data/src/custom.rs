@@ -39,12 +39,15 @@ use crate::task::{
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TaskFile {
+    /// The task's name, as results and heads record it.
     pub name: String,
     /// Directory of the task's files under a data root; defaults to `name`.
     pub dir: Option<String>,
+    /// `single` (one text) or `pair` (two texts).
     pub input: InputKind,
     /// Label names in canonical (head) order. Omit for a regression task.
     pub labels: Option<Vec<String>>,
+    /// `true` for a real-valued target (no `labels`).
     #[serde(default)]
     pub regression: bool,
     /// Defaults: `["accuracy"]` for classification, `["pearson", "spearman"]` for regression.
@@ -54,6 +57,7 @@ pub struct TaskFile {
     pub symmetric: bool,
     /// The layout every split uses unless it gives its own `format`.
     pub format: FormatFile,
+    /// The task's splits.
     pub splits: Vec<SplitFile>,
 }
 
@@ -61,17 +65,24 @@ pub struct TaskFile {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FormatFile {
+    /// `tsv`, `csv`, `jsonl` or `json`.
     pub format: FileFormat,
     /// TSV/CSV: whether line 1 is a header. Defaults to true.
     pub header: Option<bool>,
     /// Header-less TSV/CSV: the number of columns every row must have.
     pub columns: Option<usize>,
+    /// The field of the first (or only) text.
     pub text_a: Column,
+    /// The field of the second text (pair tasks).
     pub text_b: Option<Column>,
+    /// The field of the label; absent for unlabelled files.
     pub label: Option<Column>,
+    /// The field of the example id; absent: the 0-based row number.
     pub id: Option<Column>,
+    /// File value -> label name, for values that are not label names themselves.
     #[serde(default)]
     pub label_map: BTreeMap<String, String>,
+    /// Label values whose rows are skipped and counted (SNLI's `-`).
     #[serde(default)]
     pub skip_labels: Vec<String>,
 }
@@ -80,6 +91,7 @@ pub struct FormatFile {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SplitFile {
+    /// Split name (`train`, `dev`, `test`, or any other).
     pub name: String,
     /// Defaults from the name: `train*` is train, `test*` is test, anything else is dev.
     pub role: Option<SplitRole>,
@@ -88,6 +100,7 @@ pub struct SplitFile {
     /// A test split without labels.
     #[serde(default)]
     pub unlabelled: bool,
+    /// Keep only rows whose column has one of the values (several splits in one file).
     pub select: Option<Select>,
     /// Replaces the task-level `format` for this split.
     pub format: Option<FormatFile>,
@@ -301,11 +314,14 @@ impl FormatFile {
 /// A task named either by a built-in name or by a TOML definition file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TaskRef {
+    /// A built-in task.
     Builtin(crate::BuiltinTask),
+    /// A custom task's TOML file.
     File(std::path::PathBuf),
 }
 
 impl TaskRef {
+    /// The task: the built-in's, or the file's, read and validated.
     pub fn resolve(&self) -> Result<Task> {
         match self {
             TaskRef::Builtin(t) => Ok(t.task()),

@@ -12,32 +12,45 @@ use crate::task::{
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
 )]
+#[non_exhaustive]
 pub enum BuiltinTask {
+    /// The Corpus of Linguistic Acceptability (single sentence; MCC).
     #[serde(rename = "CoLA")]
     Cola,
+    /// Stanford Sentiment Treebank, binary (single sentence; accuracy).
     #[serde(rename = "SST-2")]
     Sst2,
+    /// Microsoft Research Paraphrase Corpus (pair; F1 and accuracy).
     #[serde(rename = "MRPC")]
     Mrpc,
+    /// Quora Question Pairs (pair; accuracy and F1).
     #[serde(rename = "QQP")]
     Qqp,
+    /// Semantic Textual Similarity Benchmark (pair; regression, Pearson and Spearman).
     #[serde(rename = "STS-B")]
     Stsb,
+    /// Multi-Genre NLI (pair; three classes; matched and mismatched dev).
     #[serde(rename = "MNLI")]
     Mnli,
+    /// Question-answering NLI (pair; accuracy).
     #[serde(rename = "QNLI")]
     Qnli,
+    /// Recognizing Textual Entailment (pair; accuracy).
     #[serde(rename = "RTE")]
     Rte,
+    /// Winograd NLI (pair; accuracy).
     #[serde(rename = "WNLI")]
     Wnli,
+    /// The GLUE diagnostic set (pair; MCC; its test split is predicted with the MNLI model).
     #[serde(rename = "AX")]
     Ax,
+    /// Stanford NLI 1.0 (pair; three classes; an intermediate task).
     #[serde(rename = "SNLI")]
     Snli,
 }
 
 impl BuiltinTask {
+    /// Every built-in task, GLUE's in leaderboard order, then AX and SNLI.
     pub const ALL: [BuiltinTask; 11] = [
         BuiltinTask::Cola,
         BuiltinTask::Sst2,
@@ -65,6 +78,8 @@ impl BuiltinTask {
         BuiltinTask::Wnli,
     ];
 
+    /// The canonical name (`CoLA`, `SST-2`, `STS-B`, ...), as results and the command line spell
+    /// it.
     pub fn name(self) -> &'static str {
         match self {
             BuiltinTask::Cola => "CoLA",

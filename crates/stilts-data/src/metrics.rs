@@ -53,6 +53,7 @@ use crate::glue::BuiltinTask;
 /// A metric a task reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Metric {
     /// Fraction of predictions equal to the gold label.
     Accuracy,
@@ -134,43 +135,92 @@ impl fmt::Display for Metric {
 
 /// Why a metric could not be computed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum MetricError {
+    /// There are no predictions.
     #[error("no examples to score")]
     Empty,
+    /// Predictions and gold labels differ in number.
     #[error("{pred} predictions but {gold} gold labels")]
-    LengthMismatch { pred: usize, gold: usize },
+    LengthMismatch {
+        /// Number of predictions.
+        pred: usize,
+        /// Number of gold labels.
+        gold: usize,
+    },
+    /// A class index is not below the number of classes.
     #[error("{side} class {class} at position {index} is out of range for {num_classes} classes")]
     ClassOutOfRange {
+        /// `"predicted"` or `"gold"`.
         side: &'static str,
+        /// 0-based position of the example.
         index: usize,
+        /// The class index found.
         class: usize,
+        /// The number of classes.
         num_classes: usize,
     },
+    /// A regression score is NaN or infinite.
     #[error("{side} score at position {index} is not finite ({value})")]
     NonFinite {
+        /// `"predicted"` or `"gold"`.
         side: &'static str,
+        /// 0-based position of the example.
         index: usize,
+        /// The value found.
         value: f64,
     },
+    /// F1 asked of a task with other than two classes.
     #[error("F1 is binary, but the task has {num_classes} classes")]
-    NotBinary { num_classes: usize },
+    NotBinary {
+        /// The number of classes.
+        num_classes: usize,
+    },
+    /// A classification metric given scores, or a correlation given classes.
     #[error("{metric} needs {expected} predictions")]
     WrongKind {
+        /// The metric.
         metric: Metric,
+        /// `"class"` or `"real-valued score"`.
         expected: &'static str,
     },
+    /// Scores built from no metric values.
     #[error("no metrics to report")]
     NoMetrics,
+    /// Scores built from a NaN or infinite metric value.
     #[error("{metric} value {value} is not finite")]
-    NonFiniteMetric { metric: Metric, value: f64 },
+    NonFiniteMetric {
+        /// The metric.
+        metric: Metric,
+        /// The value.
+        value: f64,
+    },
+    /// The GLUE average was given a task outside the nine GLUE tasks (AX, SNLI).
     #[error("{task} is not one of the nine GLUE tasks")]
-    NotGlue { task: BuiltinTask },
+    NotGlue {
+        /// The task.
+        task: BuiltinTask,
+    },
+    /// The GLUE average was given a task twice.
     #[error("{task} appears more than once")]
-    DuplicateTask { task: BuiltinTask },
+    DuplicateTask {
+        /// The task.
+        task: BuiltinTask,
+    },
+    /// The GLUE average was not given every GLUE task.
     #[error("GLUE average needs all nine tasks; missing: {}", join(missing))]
-    MissingTasks { missing: Vec<BuiltinTask> },
+    MissingTasks {
+        /// The tasks without a score.
+        missing: Vec<BuiltinTask>,
+    },
+    /// The GLUE average was given a NaN or infinite task score.
     #[error("{task} score {value} is not finite")]
-    NonFiniteTaskScore { task: BuiltinTask, value: f64 },
+    NonFiniteTaskScore {
+        /// The task.
+        task: BuiltinTask,
+        /// The score.
+        value: f64,
+    },
 }
 
 fn join(tasks: &[BuiltinTask]) -> String {
@@ -186,12 +236,20 @@ fn join(tasks: &[BuiltinTask]) -> String {
 pub enum Predictions<'a> {
     /// Class indices in `0..num_classes` (GLUE label order; for binary tasks `1` is positive).
     Classes {
+        /// Predicted classes.
         pred: &'a [usize],
+        /// Gold classes, aligned with `pred`.
         gold: &'a [usize],
+        /// Number of classes of the task.
         num_classes: usize,
     },
     /// Real-valued scores (STS-B similarity).
-    Scores { pred: &'a [f64], gold: &'a [f64] },
+    Scores {
+        /// Predicted scores.
+        pred: &'a [f64],
+        /// Gold scores, aligned with `pred`.
+        gold: &'a [f64],
+    },
 }
 
 /// The class a row of logits predicts: the first index of the largest value; NaN never wins (a

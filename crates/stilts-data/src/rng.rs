@@ -31,10 +31,12 @@ pub struct SplitMix64 {
 }
 
 impl SplitMix64 {
+    /// The generator that starts from `seed`.
     pub fn new(seed: u64) -> Self {
         SplitMix64 { state: seed }
     }
 
+    /// The next output.
     pub fn next_u64(&mut self) -> u64 {
         self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.state;
@@ -47,7 +49,9 @@ impl SplitMix64 {
 /// One label of a derived stream: a purpose string or an integer (restart index, epoch, ...).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StreamLabel<'a> {
+    /// A purpose (`"downsample"`, `"order"`, ...).
     Str(&'a str),
+    /// An integer (restart index, epoch, ...).
     Int(u64),
 }
 
@@ -131,6 +135,7 @@ impl Rng {
         Rng::new(derive_seed(seed, labels))
     }
 
+    /// The next output.
     pub fn next_u64(&mut self) -> u64 {
         let s = &mut self.s;
         let result = s[1].wrapping_mul(5).rotate_left(7).wrapping_mul(9);

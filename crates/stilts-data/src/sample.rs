@@ -45,45 +45,79 @@ pub const STREAM_PURPOSE: &str = "downsample";
 
 /// Errors from downsampling and from sample manifests.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SampleError {
+    /// A sample of 0 examples was asked for.
     #[error("sample size must be at least 1")]
     ZeroSize,
+    /// The split repeats an id, so a manifest of ids could not name the sample.
     #[error("{}: duplicate id `{id}`; a sample can only be recorded over unique ids", path.display())]
-    DuplicateId { path: PathBuf, id: String },
+    DuplicateId {
+        /// The split's file.
+        path: PathBuf,
+        /// The repeated id.
+        id: String,
+    },
+    /// A manifest could not be read or written.
     #[error("{}: {source}", path.display())]
     Io {
+        /// The manifest file.
         path: PathBuf,
+        /// The underlying error.
         #[source]
         source: std::io::Error,
     },
+    /// A manifest is not the JSON this version writes.
     #[error("{}: not a valid sample manifest: {source}", path.display())]
     Json {
+        /// The manifest file.
         path: PathBuf,
+        /// The parser's error.
         #[source]
         source: serde_json::Error,
     },
+    /// A manifest's counts or id hash disagree with its ids.
     #[error("{}: inconsistent sample manifest: {message}", path.display())]
-    Inconsistent { path: PathBuf, message: String },
+    Inconsistent {
+        /// The manifest file, or the data file it was applied to.
+        path: PathBuf,
+        /// Which fields disagree.
+        message: String,
+    },
+    /// The data file's hash is not the one the sample was drawn from.
     #[error(
         "{}: the data file differs from the one the sample was drawn from (sha256 {found}, manifest expects {expected})",
         path.display()
     )]
     SourceChanged {
+        /// The data file.
         path: PathBuf,
+        /// SHA-256 in the manifest.
         expected: String,
+        /// SHA-256 of the file now.
         found: String,
     },
+    /// The split loaded with another number of examples than the sample was drawn from.
     #[error(
         "{}: {found} examples loaded, but the sample was drawn from {expected} (were different load options used?)",
         path.display()
     )]
     PopulationChanged {
+        /// The data file.
         path: PathBuf,
+        /// The manifest's population.
         expected: usize,
+        /// Examples loaded now.
         found: usize,
     },
+    /// A manifest names an id the split does not have.
     #[error("{}: id `{id}` of the sample manifest is not in the data", path.display())]
-    MissingId { path: PathBuf, id: String },
+    MissingId {
+        /// The data file.
+        path: PathBuf,
+        /// The id.
+        id: String,
+    },
 }
 
 /// Which examples a downsampled split holds, and how they were chosen.
@@ -92,7 +126,9 @@ pub enum SampleError {
 pub struct SampleManifest {
     /// [`ALGORITHM`] at the time of drawing.
     pub algorithm: String,
+    /// Name of the task the split belongs to.
     pub task: String,
+    /// Name of the downsampled split.
     pub split: String,
     /// Where the split was read from; informational, never checked.
     pub source_path: String,
@@ -104,6 +140,7 @@ pub struct SampleManifest {
     pub requested: usize,
     /// True when `requested >= population`: every example is kept.
     pub kept_all: bool,
+    /// The seed of the draw.
     pub seed: u64,
     /// The restart index (or other stream number) the subset belongs to.
     pub stream: u64,

@@ -12,7 +12,9 @@ use crate::metrics::Metric;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum InputKind {
+    /// One text per example.
     Single,
+    /// Two texts per example (`text_a`, `text_b`).
     Pair,
 }
 
@@ -22,7 +24,10 @@ pub enum InputKind {
 pub enum Target {
     /// Class indices into `labels`, in the task's canonical order (the order a classifier head
     /// uses: index `i` of the logits is `labels[i]`).
-    Classification { labels: Vec<String> },
+    Classification {
+        /// The label names, in head order.
+        labels: Vec<String>,
+    },
     /// One real-valued score (STS-B).
     Regression,
 }
@@ -36,6 +41,7 @@ impl Target {
         }
     }
 
+    /// Whether the target is a real-valued score.
     pub fn is_regression(&self) -> bool {
         matches!(self, Target::Regression)
     }
@@ -52,6 +58,7 @@ impl Target {
 /// The on-disk encoding of a split file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum FileFormat {
     /// Tab-separated, no quoting (as GLUE's readers: `csv.reader(delimiter="\t", quotechar=None)`).
     Tsv,
@@ -67,11 +74,14 @@ pub enum FileFormat {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Column {
+    /// 0-based column of a header-less TSV/CSV file.
     Index(usize),
+    /// A header name or JSON key.
     Name(String),
 }
 
 impl Column {
+    /// A [`Column::Name`].
     pub fn name(name: &str) -> Self {
         Column::Name(name.to_owned())
     }
@@ -89,13 +99,16 @@ impl std::fmt::Display for Column {
 /// How to read one split file into examples.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Layout {
+    /// How the file is encoded.
     pub format: FileFormat,
     /// Whether the first line of a TSV/CSV file is a header (ignored for JSON formats).
     pub header: bool,
     /// Number of columns every row must have when there is no header (with a header, every row
     /// must have as many columns as the header).
     pub columns: Option<usize>,
+    /// The field of the first (or only) text.
     pub text_a: Column,
+    /// The field of the second text (pair tasks).
     pub text_b: Option<Column>,
     /// `None` for unlabelled splits (GLUE test sets).
     pub label: Option<Column>,
@@ -114,7 +127,9 @@ pub struct Layout {
 /// A row filter: `column` must equal one of `values`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Select {
+    /// The field compared.
     pub column: Column,
+    /// The values a kept row may have.
     pub values: Vec<String>,
 }
 
@@ -147,6 +162,7 @@ impl Layout {
 pub struct Source {
     /// Path relative to the task directory.
     pub file: String,
+    /// How to read the file.
     pub layout: Layout,
 }
 
@@ -154,16 +170,22 @@ pub struct Source {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SplitRole {
+    /// The training split.
     Train,
+    /// A labelled evaluation split.
     Dev,
+    /// An unlabelled split predicted for a submission.
     Test,
 }
 
+/// One split of a task: its name, role and the files that may hold it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SplitSpec {
     /// `train`, `dev`, `dev_matched`, `test_mismatched`, ...
     pub name: String,
+    /// What the split is for.
     pub role: SplitRole,
+    /// Candidate files, in order of preference; the first present is read.
     pub sources: Vec<Source>,
 }
 
@@ -185,11 +207,14 @@ pub struct Task {
     pub name: String,
     /// Directory name under a GLUE data root (`RTE`, `SST-2`, `diagnostic`).
     pub dir: String,
+    /// One text or a pair.
     pub input: InputKind,
+    /// What a model predicts: label names in head order, or a score.
     pub target: Target,
     /// Metrics reported for the task; the first is the one restarts select on. GLUE's per-task
     /// score is the mean of all of them.
     pub metrics: Vec<Metric>,
+    /// The splits, in declaration order.
     pub splits: Vec<SplitSpec>,
     /// Files this task contributes to a GLUE submission; empty for non-GLUE tasks.
     pub submission: Vec<SubmissionFile>,
@@ -204,10 +229,12 @@ pub struct Task {
 }
 
 impl Task {
+    /// The split named `name`.
     pub fn split(&self, name: &str) -> Option<&SplitSpec> {
         self.splits.iter().find(|s| s.name == name)
     }
 
+    /// Names of every split, in declaration order.
     pub fn split_names(&self) -> Vec<String> {
         self.splits.iter().map(|s| s.name.clone()).collect()
     }
@@ -222,6 +249,7 @@ impl Task {
         self.splits.iter().filter(|s| s.role == SplitRole::Dev)
     }
 
+    /// The label names in head order; empty for regression.
     pub fn labels(&self) -> &[String] {
         self.target.labels()
     }

@@ -63,35 +63,65 @@ pub const DEFAULT_MAX_SEQ_LEN: usize = 128;
 
 /// Errors from building a tokenizer or encoding text.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum TokenizeError {
     /// The vocabulary or `tokenizer.json` could not be read (for instance, it does not exist).
     #[error("{}: cannot read: {source}", path.display())]
     Io {
+        /// The file.
         path: PathBuf,
+        /// The underlying error.
         #[source]
         source: std::io::Error,
     },
     /// The `vocab.txt` is not valid UTF-8, is empty, or has blank or repeated tokens.
     #[error("{}: malformed vocabulary: {reason}", path.display())]
-    MalformedVocab { path: PathBuf, reason: String },
+    MalformedVocab {
+        /// The vocabulary file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// The `tokenizer.json` could not be parsed as a tokenizer.
     #[error("{}: malformed tokenizer.json: {reason}", path.display())]
-    MalformedTokenizerJson { path: PathBuf, reason: String },
+    MalformedTokenizerJson {
+        /// The `tokenizer.json`.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// One of `[CLS]`, `[SEP]`, `[PAD]`, `[UNK]` is not in the vocabulary.
     #[error("{}: special token {token} is missing from the vocabulary", path.display())]
-    MissingSpecialToken { path: PathBuf, token: &'static str },
+    MissingSpecialToken {
+        /// The vocabulary or `tokenizer.json`.
+        path: PathBuf,
+        /// The missing token.
+        token: &'static str,
+    },
     /// `max_seq_len` cannot hold `[CLS] [SEP] [SEP]`.
     #[error("max_seq_len {max_seq_len} is too small: it must be at least 3")]
-    MaxSeqLenTooSmall { max_seq_len: usize },
+    MaxSeqLenTooSmall {
+        /// The length asked for.
+        max_seq_len: usize,
+    },
     /// A fixed padding length shorter than `max_seq_len` could not hold every encoding.
     #[error("fixed padding length {len} is shorter than max_seq_len {max_seq_len}")]
-    FixedPaddingTooShort { len: usize, max_seq_len: usize },
+    FixedPaddingTooShort {
+        /// The fixed padding length.
+        len: usize,
+        /// The most tokens in an encoding.
+        max_seq_len: usize,
+    },
     /// No tokenizer file where one was looked for.
     #[error("{}: no tokenizer (tokenizer.json or vocab.txt)", path.display())]
-    Missing { path: PathBuf },
+    Missing {
+        /// The directory or file looked at.
+        path: PathBuf,
+    },
     /// The `tokenizers` pipeline failed on a text.
     #[error("tokenization failed: {source}")]
     Encode {
+        /// The pipeline's error.
         #[source]
         source: tokenizers::Error,
     },
@@ -143,9 +173,13 @@ impl Casing {
 /// The ids of the special tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SpecialTokens {
+    /// `[CLS]`, first of every encoding.
     pub cls: u32,
+    /// `[SEP]`, after each text.
     pub sep: u32,
+    /// `[PAD]`, filling rows up to the batch's length.
     pub pad: u32,
+    /// `[UNK]`, for words WordPiece cannot split.
     pub unk: u32,
     /// `[MASK]`, when the vocabulary has it.
     pub mask: Option<u32>,

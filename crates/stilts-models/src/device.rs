@@ -27,6 +27,7 @@ use burn::tensor::{Device, FloatDType};
 
 /// Errors from parsing or opening a device.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum DeviceError {
     /// The spelling is not one of the table in [`crate::device`].
     #[error(

@@ -6,6 +6,7 @@ use crate::bert::LoadReport;
 ///
 /// Each variant names the file it concerns.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ModelError {
     /// A file could not be read or written.
     #[error("cannot access {path}")]

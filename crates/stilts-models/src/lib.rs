@@ -67,6 +67,8 @@
 //! is built, where the backend supports it. Each feature changes burn's feature set (a full
 //! rebuild); `cargo xtask check-backends` builds and tests them.
 
+#![warn(missing_docs)]
+
 pub mod bert;
 pub mod device;
 pub mod elmo;

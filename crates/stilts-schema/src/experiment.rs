@@ -111,20 +111,31 @@ pub struct DataFile {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RecipeFile {
+    /// Examples per training batch (one forward and backward pass); an optimizer step takes
+    /// `grad_accum_steps` of them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub batch_size: Option<usize>,
+    /// Examples per batch when evaluating and predicting.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub eval_batch_size: Option<usize>,
+    /// Peak learning rate (reached at the end of warmup).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lr: Option<f64>,
+    /// Adam's β₁ (decay of the first-moment estimate).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub beta_1: Option<f64>,
+    /// Adam's β₂ (decay of the second-moment estimate).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub beta_2: Option<f64>,
+    /// Adam's ε (added to the denominator).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub epsilon: Option<f64>,
+    /// Weight decay, decoupled from the gradient; biases and LayerNorm weights (Hugging Face's
+    /// no-decay group) are exempt.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub weight_decay: Option<f64>,
+    /// Fraction of the phase's optimizer steps spent warming the rate up linearly from 0, in
+    /// `[0, 1]`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub warmup_proportion: Option<f64>,
     /// `adamw` (default) or `bert_adam` (the original BERT optimizer, for exact replications).
@@ -142,14 +153,21 @@ pub struct RecipeFile {
     /// Gradient-norm clip (global for `adamw`, per parameter for `bert_adam`); 0 disables.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_grad_norm: Option<f64>,
+    /// Dropout probability in `[0, 1)` in the encoder and before the heads (presets: 0.1 for
+    /// BERT and GPT, 0.2 for ELMo).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dropout: Option<f64>,
+    /// The most tokens in an input, special tokens included (ELMo: words); longer inputs are
+    /// truncated.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_seq_len: Option<usize>,
+    /// Passes over the training data.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub epochs: Option<usize>,
+    /// Batches whose gradients are averaged into one optimizer step (at least 1).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub grad_accum_steps: Option<usize>,
+    /// Batch examples of similar length together (less padding; the order stays seeded).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bucket_by_length: Option<bool>,
     /// Also checkpoint every this many optimizer steps (0: only at epoch ends).
@@ -284,8 +302,11 @@ pub enum SamplerKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum HeadKind {
+    /// Fresh heads for the phase's tasks.
     New,
+    /// The previous phase's head with the same labels (by name and order) and pair mode.
     Reuse,
+    /// The previous head's rows for the labels `label_map` names (single-task phases).
     Map,
 }
 

@@ -119,6 +119,7 @@ pub fn metric_abbrev(m: Metric) -> &'static str {
         Metric::Mcc => "MCC",
         Metric::Pearson => "P",
         Metric::Spearman => "S",
+        other => other.name(),
     }
 }
 

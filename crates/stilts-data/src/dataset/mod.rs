@@ -17,11 +17,14 @@ pub use read::read_file;
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Label {
+    /// Index into the task's labels.
     Class(usize),
+    /// A regression target.
     Score(f64),
 }
 
 impl Label {
+    /// The class index; `None` for a score.
     pub fn class(self) -> Option<usize> {
         match self {
             Label::Class(c) => Some(c),
@@ -29,6 +32,7 @@ impl Label {
         }
     }
 
+    /// The score; `None` for a class.
     pub fn score(self) -> Option<f64> {
         match self {
             Label::Score(s) => Some(s),
@@ -42,7 +46,9 @@ impl Label {
 pub struct Example {
     /// The file's id (GLUE `index`, QQP `id`, ...) or, when the file has none, the 0-based row.
     pub id: String,
+    /// The first (or only) text.
     pub text_a: String,
+    /// The second text of a pair task.
     pub text_b: Option<String>,
     /// `None` in unlabelled (test) splits.
     pub label: Option<Label>,
@@ -51,16 +57,22 @@ pub struct Example {
 /// A row that was not turned into an example, and why.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SkippedRow {
+    /// Where the row is.
     pub location: Location,
+    /// What is wrong with it.
     pub problem: RowProblem,
 }
 
 /// The examples of one split, with where they came from.
 #[derive(Debug, Clone)]
 pub struct Dataset {
+    /// Name of the task.
     pub task: String,
+    /// Name of the split.
     pub split: String,
+    /// The file read.
     pub path: PathBuf,
+    /// The examples, in file order.
     pub examples: Vec<Example>,
     /// Rows whose label is one of the layout's `skip_labels` (SNLI `-`), counted.
     pub skipped_unlabelled: usize,
@@ -71,10 +83,12 @@ pub struct Dataset {
 }
 
 impl Dataset {
+    /// Number of examples.
     pub fn len(&self) -> usize {
         self.examples.len()
     }
 
+    /// Whether there are no examples.
     pub fn is_empty(&self) -> bool {
         self.examples.is_empty()
     }
@@ -90,6 +104,7 @@ impl Dataset {
         counts
     }
 
+    /// Whether any example has a label (false for GLUE test splits).
     pub fn is_labelled(&self) -> bool {
         self.examples.iter().any(|e| e.label.is_some())
     }
@@ -167,9 +182,13 @@ impl Task {
 /// What [`read_file`] produced.
 #[derive(Debug, Clone)]
 pub struct FileContents {
+    /// The examples, in file order.
     pub examples: Vec<Example>,
+    /// Rows skipped for a `skip_labels` label.
     pub skipped_unlabelled: usize,
+    /// Malformed rows dropped under [`LoadOptions::skip_malformed`].
     pub skipped_malformed: Vec<SkippedRow>,
+    /// SHA-256 (hex) of the file's decompressed bytes.
     pub sha256: String,
 }
 

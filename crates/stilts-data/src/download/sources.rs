@@ -7,9 +7,15 @@ use super::super::glue::BuiltinTask;
 pub enum Unpack {
     /// A zip holding the folder `folder` (`RTE/train.tsv`, ...). The folder becomes the task's
     /// directory; other top-level entries (`__MACOSX/`) are ignored.
-    ZipFolder { folder: &'static str },
+    ZipFolder {
+        /// The folder inside the zip (`RTE`).
+        folder: &'static str,
+    },
     /// Saved as `file` in the task's directory, next to whatever else is there.
-    File { file: &'static str },
+    File {
+        /// The file name in the task's directory.
+        file: &'static str,
+    },
 }
 
 /// One file to fetch.
@@ -19,12 +25,14 @@ pub struct Resource {
     pub name: &'static str,
     /// The official URL.
     pub url: &'static str,
+    /// What becomes of it.
     pub unpack: Unpack,
 }
 
 /// A step run once every resource of a task is in its staged directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Finish {
+    /// No step: the resources are the task's files.
     Nothing,
     /// [`format_mrpc`](super::format_mrpc) on the staged MRPC directory (raw files in, `train/dev/test.tsv` out).
     FormatMrpc,
@@ -33,6 +41,7 @@ pub enum Finish {
 /// Row counts of one split of the official release, as [`crate::Task::load`] reads it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OfficialSplit {
+    /// The split's name.
     pub split: &'static str,
     /// Examples loaded.
     pub examples: usize,
@@ -43,8 +52,11 @@ pub struct OfficialSplit {
 /// Where a built-in task comes from and what the official release holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TaskSource {
+    /// The task.
     pub task: BuiltinTask,
+    /// The files to fetch, in order.
     pub resources: &'static [Resource],
+    /// The step after fetching.
     pub finish: Finish,
     /// The splits the download produces, with their official row counts. A task directory is
     /// complete when all of them are present.

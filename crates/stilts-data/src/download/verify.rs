@@ -10,8 +10,11 @@ use crate::glue::BuiltinTask;
 /// Rows loaded from one split.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SplitRows {
+    /// The split's name.
     pub split: String,
+    /// The file read.
     pub path: PathBuf,
+    /// Examples loaded.
     pub examples: usize,
     /// Rows skipped for having no gold label (SNLI's `-`).
     pub unlabelled: usize,

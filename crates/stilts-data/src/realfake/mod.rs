@@ -61,11 +61,15 @@ use swap::{apply_swaps, draw_swaps, max_pairs};
 pub const ALGORITHM: &str = "stilts-realfake/v1";
 /// Label names in canonical (class index) order.
 pub const LABELS: [&str; 2] = ["fake", "real"];
+/// File name of the generated training split.
 pub const TRAIN_FILE: &str = "train.tsv";
+/// File name of the generated dev split.
 pub const DEV_FILE: &str = "dev.tsv";
+/// File name of the generation report ([`RealFakeReport`]).
 pub const REPORT_FILE: &str = "report.json";
-/// Fewest and most pairs of words a fake swaps.
+/// Fewest pairs of words a fake swaps.
 pub const MIN_SWAPS: usize = 2;
+/// Most pairs of words a fake swaps.
 pub const MAX_SWAPS: usize = 4;
 /// Draws tried per number of swaps before a sentence falls back to fewer swaps, or, at
 /// `MIN_SWAPS`, is counted as unswappable.
@@ -73,29 +77,51 @@ pub const MAX_ATTEMPTS: usize = 100;
 
 /// Errors from Real/Fake generation.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum RealFakeError {
+    /// A [`RealFakeConfig`] value out of range (the message names it).
     #[error("invalid Real/Fake config: {0}")]
     Config(String),
+    /// Reading a corpus file failed.
     #[error(transparent)]
     Data(#[from] DataError),
+    /// A file or directory could not be read or written.
     #[error("{}: {source}", path.display())]
     Io {
+        /// The file or directory.
         path: PathBuf,
+        /// The underlying error.
         #[source]
         source: std::io::Error,
     },
+    /// A corpus line is not UTF-8.
     #[error("{}:{line}: invalid UTF-8", path.display())]
-    InvalidUtf8 { path: PathBuf, line: u64 },
+    InvalidUtf8 {
+        /// The corpus file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: u64,
+    },
+    /// A corpus directory without `.txt` or `.txt.gz` files.
     #[error("{}: no .txt or .txt.gz files in the directory", path.display())]
-    NoCorpusFiles { path: PathBuf },
+    NoCorpusFiles {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// No corpus sentence passed the length and distinct-word filters.
     #[error("{}: no usable sentences ({counts})", path.display())]
     NoSentences {
+        /// The corpus file or directory.
         path: PathBuf,
+        /// Why sentences were excluded.
         counts: Box<SentenceCounts>,
     },
+    /// The report could not be written as JSON.
     #[error("{}: {source}", path.display())]
     Json {
+        /// The report file.
         path: PathBuf,
+        /// The underlying error.
         #[source]
         source: serde_json::Error,
     },
@@ -114,6 +140,7 @@ pub struct RealFakeConfig {
     pub min_tokens: usize,
     /// Longest usable sentence, in tokens; no limit when `None` (the default).
     pub max_tokens: Option<usize>,
+    /// Seed of every random choice (which sentences, which are faked, which words swap).
     pub seed: u64,
 }
 
@@ -130,6 +157,8 @@ impl Default for RealFakeConfig {
 }
 
 impl RealFakeConfig {
+    /// Checks the ranges: `min_tokens >= 2 * MIN_SWAPS`, `max_tokens >= min_tokens`,
+    /// `dev_fraction` in `[0, 1)`, `num_examples >= 2`.
     pub fn validate(&self) -> Result<(), RealFakeError> {
         let bad = |m: String| Err(RealFakeError::Config(m));
         if self.min_tokens < 2 * MIN_SWAPS {
@@ -168,7 +197,9 @@ impl RealFakeConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RealFakeLabel {
+    /// A corpus sentence with pairs of its words swapped.
     Fake,
+    /// A corpus sentence as it is.
     Real,
 }
 
@@ -192,6 +223,7 @@ impl RealFakeLabel {
 pub struct RealFakeExample {
     /// The text written to the file: `source`, or its fake.
     pub sentence: String,
+    /// Whether `sentence` is `source` or its fake.
     pub label: RealFakeLabel,
     /// The corpus sentence, whitespace-normalised.
     pub source: String,
@@ -205,6 +237,7 @@ pub struct RealFakeExample {
 pub struct SentenceCounts {
     /// Non-blank lines read.
     pub sentences: usize,
+    /// Blank lines skipped.
     pub blank_lines: usize,
     /// Fewer than `min_tokens` tokens.
     pub too_short: usize,
@@ -235,8 +268,11 @@ impl std::fmt::Display for SentenceCounts {
 /// The generated splits, in memory.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Generated {
+    /// The training split.
     pub train: Vec<RealFakeExample>,
+    /// The dev split.
     pub dev: Vec<RealFakeExample>,
+    /// What happened to the corpus lines.
     pub counts: SentenceCounts,
 }
 
@@ -244,6 +280,7 @@ pub struct Generated {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceFile {
+    /// The file, as found under the corpus path.
     pub path: String,
     /// SHA-256 (hex) of the (decompressed) bytes.
     pub sha256: String,
@@ -255,9 +292,13 @@ pub struct SourceFile {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SplitReport {
+    /// File name ([`TRAIN_FILE`] or [`DEV_FILE`]).
     pub file: String,
+    /// Examples written.
     pub examples: usize,
+    /// Real examples among them.
     pub real: usize,
+    /// Fake examples among them.
     pub fake: usize,
     /// Number of fakes per number of swapped pairs.
     pub fakes_by_swaps: BTreeMap<usize, usize>,
@@ -267,11 +308,17 @@ pub struct SplitReport {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RealFakeReport {
+    /// [`ALGORITHM`] at the time of generation.
     pub algorithm: String,
+    /// The configuration used.
     pub config: RealFakeConfig,
+    /// The corpus files read, in reading order.
     pub sources: Vec<SourceFile>,
+    /// What happened to the corpus lines.
     pub counts: SentenceCounts,
+    /// The training split written.
     pub train: SplitReport,
+    /// The dev split written.
     pub dev: SplitReport,
 }
 
