@@ -136,6 +136,10 @@ pub fn parse_task(text: &str, origin: &Path) -> Result<Task> {
 impl TaskFile {
     /// Validate and turn into a [`Task`]; the error is a message for the user.
     pub fn into_task(self) -> std::result::Result<Task, String> {
+        stilts_io::names::check_component(&self.name).map_err(|e| format!("`name`: {e}"))?;
+        if let Some(dir) = &self.dir {
+            stilts_io::names::check_relative(dir).map_err(|e| format!("`dir`: {e}"))?;
+        }
         let target = match (self.regression, self.labels) {
             (true, Some(_)) => return Err("a regression task has no `labels`".into()),
             (true, None) => Target::Regression,

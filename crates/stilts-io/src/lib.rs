@@ -13,6 +13,7 @@
 //! - [`cache`]: stilts' own cache (task data fetched on demand) and the variables that steer
 //!   downloads (`STILTS_CACHE`, `STILTS_OFFLINE`, `STILTS_GLUE_MIRROR`).
 //! - [`lock`]: advisory locks between processes, released when the holder dies.
+//! - [`names`]: names from user files that become paths stay inside their directory.
 //!
 //! It links no tensor library and no tokenizer, so `stilts-data`, `stilts-models` and `xtask`
 //! can all use it (see `ARCHITECTURE.md`).
@@ -39,6 +40,7 @@ pub mod fs;
 pub mod http;
 pub mod hub;
 pub mod lock;
+pub mod names;
 pub mod progress;
 
 pub use fs::{FsError, write_atomic};

@@ -432,6 +432,41 @@ impl SentenceEncoder for Encoder {
 /// The checks every transformer configuration shares: `sizes` positive, the width a multiple
 /// of the number of heads, dropout probabilities in `[0, 1)` and the LayerNorm epsilon
 /// positive; each message names the family's own key.
+/// The largest size an encoder dimension may have.
+pub(crate) const MAX_SIZE: usize = 1 << 24;
+/// The most elements one weight matrix of an encoder may have (64 GiB of `f32`): a size past it
+/// is a typo or a corrupt file, refused before anything is allocated.
+pub(crate) const MAX_MATRIX: usize = 1 << 34;
+
+/// The most layers an encoder may have.
+pub(crate) const MAX_LAYERS: usize = 1024;
+
+/// A layer count in `1..=MAX_LAYERS`.
+pub(crate) fn check_layers(key: &str, n: usize) -> Result<(), String> {
+    if n == 0 || n > MAX_LAYERS {
+        return Err(format!("{key} must be in 1..={MAX_LAYERS}, got {n}"));
+    }
+    Ok(())
+}
+
+/// Every size at most [`MAX_SIZE`], and each times the model width at most [`MAX_MATRIX`].
+pub(crate) fn check_sizes(
+    sizes: &[(&str, usize)],
+    (width_key, width): (&str, usize),
+) -> Result<(), String> {
+    for &(name, v) in sizes {
+        if v > MAX_SIZE {
+            return Err(format!("{name} {v} is larger than {MAX_SIZE}"));
+        }
+        if v.saturating_mul(width) > MAX_MATRIX {
+            return Err(format!(
+                "{name} {v} times {width_key} {width} is more than {MAX_MATRIX} weights in one matrix"
+            ));
+        }
+    }
+    Ok(())
+}
+
 pub(crate) fn validate_transformer(
     sizes: &[(&str, usize)],
     (width_key, width): (&str, usize),
@@ -442,6 +477,7 @@ pub(crate) fn validate_transformer(
     if let Some((name, _)) = sizes.iter().find(|(_, v)| *v == 0) {
         return Err(format!("{name} must be positive"));
     }
+    check_sizes(sizes, (width_key, width))?;
     if heads == 0 || !width.is_multiple_of(heads) {
         return Err(format!(
             "{width_key} {width} is not a multiple of {heads_key} {heads}"

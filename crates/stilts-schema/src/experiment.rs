@@ -246,13 +246,31 @@ pub struct PhaseFile {
 }
 
 /// A task of a phase: a name/path, or a table with options.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(untagged)]
 pub enum TaskEntryFile {
     /// A built-in name or a `.toml` task file.
     Name(String),
     /// `{ task = "RTE", train_examples = 1000 }`.
     Table(TaskTableFile),
+}
+
+/// A string or a table, each with its own error (an untagged enum would say only that neither
+/// matched, hiding which key of the table is wrong).
+impl<'de> Deserialize<'de> for TaskEntryFile {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        match toml::Value::deserialize(d)? {
+            toml::Value::String(name) => Ok(TaskEntryFile::Name(name)),
+            table @ toml::Value::Table(_) => TaskTableFile::deserialize(table.clone())
+                .map(TaskEntryFile::Table)
+                .map_err(|e| D::Error::custom(format!("task entry {table}: {}", e.message()))),
+            other => Err(D::Error::custom(format!(
+                "a task entry is a name or a table, not a {}",
+                other.type_str()
+            ))),
+        }
+    }
 }
 
 /// A task with options.

@@ -48,6 +48,54 @@ fn errors_name_file_and_key() {
         assert!(err.starts_with("test.toml"), "{err:?} should name the file");
     }
 
+    // Names that become paths stay inside their directory.
+    for bad in ["../up", "/abs", "a/b", ".."] {
+        let text = common::experiment_toml(&root, "o", ok)
+            .replace("name = \"tiny\"", &format!("name = \"{bad}\""));
+        let err = common::resolve(&text).expect_err(bad).to_string();
+        assert!(
+            err.contains("`name`") && err.contains("cannot name a file or directory"),
+            "{err}"
+        );
+        let phase = format!("[[phases]]\nname = \"{bad}\"\ntasks = [\"RTE\"]\n");
+        let err = common::resolve(&common::experiment_toml(&root, "o", &phase))
+            .expect_err(bad)
+            .to_string();
+        assert!(err.contains("phases[0].name"), "{err}");
+    }
+    let evil = tmp.path().join("evil.toml");
+    let task = std::fs::read_to_string(&common::nli3(tmp.path(), 8, 4)).unwrap();
+    for (key, value) in [("name", "../../etc"), ("dir", "/etc")] {
+        let text = task
+            .lines()
+            .map(|l| {
+                if l.starts_with(&format!("{key} =")) {
+                    format!("{key} = \"{value}\"")
+                } else {
+                    l.to_owned()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let text = if text.contains(&format!("{key} =")) {
+            text
+        } else {
+            format!("{key} = \"{value}\"\n{text}")
+        };
+        std::fs::write(&evil, text).unwrap();
+        let phase = format!("[[phases]]\ntasks = [\"{}\"]\n", evil.display());
+        let err = format!(
+            "{:#}",
+            anyhow_chain(
+                common::resolve(&common::experiment_toml(&root, "o", &phase)).expect_err(key)
+            )
+        );
+        assert!(
+            err.contains(&format!("`{key}`")) && err.contains(value),
+            "{err}"
+        );
+    }
+
     // Model section errors.
     let base = common::experiment_toml(&root, "o", ok);
     let bad = [
@@ -138,4 +186,16 @@ fn every_present_test_split_is_predicted() {
     let phases = format!("[[phases]]\ntasks = [\"{}\"]\n", nli.display());
     let exp = common::resolve(&common::experiment_toml(&root, "o", &phases)).unwrap();
     assert_eq!(exp.phases[0].tasks[0].test_splits, ["test_m", "test_mm"]);
+}
+
+/// The error and its causes, one line.
+fn anyhow_chain(e: stilts_train::TrainError) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }

@@ -204,6 +204,8 @@ pub fn parse(path: &Path, text: &str, scale: Option<&str>) -> Result<LoadedGrid,
     })?;
     let mut overrides = Vec::new();
     if let Some(name) = scale {
+        stilts_io::names::check_component(name)
+            .map_err(|m| GridError::config(path, format!("scale.{name}"), m))?;
         let scales = table.get("scale").and_then(|s| s.as_table());
         let Some(over) = scales.and_then(|s| s.get(name)).and_then(|v| v.as_table()) else {
             let known: Vec<String> = scales
@@ -341,6 +343,15 @@ impl LoadedGrid {
 
     fn validate(&self) -> Result<(), GridError> {
         let f = &self.file;
+        use stilts_io::names::check_component;
+        check_component(&f.name).map_err(|m| self.err("name", m))?;
+        // Intermediate and encoder names label tables, not paths ("Real/Fake").
+        for (i, m) in f.intermediates.iter().enumerate() {
+            if let Some(r) = &m.realfake {
+                check_component(&r.dir)
+                    .map_err(|e| self.err(format!("intermediates[{i}].realfake.dir"), e))?;
+            }
+        }
         if f.encoders.is_empty() {
             return Err(self.err("encoders", "at least one encoder is needed"));
         }

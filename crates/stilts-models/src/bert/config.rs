@@ -119,6 +119,7 @@ impl BertConfig {
 
     /// Checks the sizes are positive and consistent.
     pub fn validate(&self) -> Result<(), String> {
+        crate::encoder::check_layers("num_hidden_layers", self.num_hidden_layers)?;
         crate::encoder::validate_transformer(
             &[
                 ("vocab_size", self.vocab_size),

@@ -169,6 +169,21 @@ impl ElmoConfig {
         if let Some((name, _)) = sizes.iter().find(|(_, v)| *v == 0) {
             return Err(format!("{name} must be positive"));
         }
+        crate::encoder::check_sizes(&sizes, ("lstm.dim", self.cell_size))?;
+        crate::encoder::check_layers("lstm.n_layers", self.n_layers)?;
+        let filters: usize = self
+            .filters
+            .iter()
+            .map(|[_, n]| *n)
+            .fold(0, usize::saturating_add);
+        crate::encoder::check_sizes(
+            &[("char_cnn.n_characters", self.n_characters)],
+            ("char_cnn.embedding.dim", self.char_embedding_dim),
+        )?;
+        crate::encoder::check_sizes(
+            &[("char_cnn.filters (their total)", filters)],
+            ("lstm.projection_dim", self.projection_dim),
+        )?;
         // Ids run to 261 (padding character 260, shifted by one).
         if self.n_characters < 262 {
             return Err(format!(

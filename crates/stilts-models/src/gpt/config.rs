@@ -166,6 +166,7 @@ impl GptConfig {
 
     /// Checks the sizes are positive and consistent and the probabilities in `[0, 1)`.
     pub fn validate(&self) -> Result<(), String> {
+        crate::encoder::check_layers("n_layer", self.n_layer)?;
         crate::encoder::validate_transformer(
             &[
                 ("vocab_size", self.vocab_size),

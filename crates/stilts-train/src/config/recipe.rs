@@ -19,6 +19,12 @@ pub fn min_seq_len(kind: EncoderKind) -> usize {
     }
 }
 
+/// The most a count setting (batch sizes, `max_seq_len`, `grad_accum_steps`) may be: larger is
+/// a typo, refused before it allocates or overflows.
+const MAX_COUNT: usize = 1 << 20;
+/// The most epochs a phase may have.
+const MAX_EPOCHS: usize = 100_000;
+
 /// The training recipe of a phase: every hyper-parameter, resolved.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Recipe {
@@ -186,7 +192,7 @@ impl Recipe {
             r.freeze = groups.clone();
         }
         if let Some(v) = file.max_grad_norm {
-            r.max_grad_norm = (v > 0.0).then_some(v);
+            r.max_grad_norm = (v != 0.0).then_some(v);
         }
         if let Some(v) = file.dropout {
             r.dropout = Some(v);
@@ -208,12 +214,21 @@ impl Recipe {
         min_seq_len: usize,
     ) -> std::result::Result<(), (String, String)> {
         let err = |k: &str, m: String| Err((format!("{key}.{k}"), m));
-        if self.batch_size == 0 {
-            return err("batch_size", "must be at least 1".into());
+        for (k, v, max) in [
+            ("batch_size", self.batch_size, MAX_COUNT),
+            ("eval_batch_size", self.eval_batch_size, MAX_COUNT),
+            ("max_seq_len", self.max_seq_len, MAX_COUNT),
+            ("epochs", self.epochs, MAX_EPOCHS),
+            ("grad_accum_steps", self.grad_accum_steps, MAX_COUNT),
+        ] {
+            if v == 0 {
+                return err(k, "must be at least 1".into());
+            }
+            if v > max {
+                return err(k, format!("must be at most {max}, got {v}"));
+            }
         }
-        if self.eval_batch_size == 0 {
-            return err("eval_batch_size", "must be at least 1".into());
-        }
+
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return err("lr", format!("must be positive, got {}", self.lr));
         }
@@ -235,9 +250,12 @@ impl Recipe {
             );
         }
         if let Some(n) = self.max_grad_norm
-            && !n.is_finite()
+            && !(n.is_finite() && n > 0.0)
         {
-            return err("max_grad_norm", "must be finite".into());
+            return err(
+                "max_grad_norm",
+                format!("must be positive (0 turns clipping off), got {n}"),
+            );
         }
 
         if let Some(p) = self.dropout
@@ -259,12 +277,6 @@ impl Recipe {
                     self.aux_lm_weight
                 ),
             );
-        }
-        if self.epochs == 0 {
-            return err("epochs", "must be at least 1".into());
-        }
-        if self.grad_accum_steps == 0 {
-            return err("grad_accum_steps", "must be at least 1".into());
         }
         Ok(())
     }

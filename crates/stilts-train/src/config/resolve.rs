@@ -21,6 +21,7 @@ pub(super) fn resolve(
     default_name: &str,
 ) -> Result<Experiment> {
     let name = file.name.clone().unwrap_or_else(|| default_name.to_owned());
+    stilts_io::names::check_component(&name).map_err(|m| TrainError::config(origin, "name", m))?;
     let output_dir = match &file.output_dir {
         Some(d) => expand(origin, "output_dir", d)?,
         None => PathBuf::from("runs").join(&name),
@@ -91,6 +92,9 @@ pub(super) fn resolve(
         phases,
     })
 }
+
+/// The most restarts a phase may have (the paper's protocol is 20).
+const MAX_RESTARTS: usize = 10_000;
 
 /// Resolves `[[phases]]` entry `index` over the experiment's recipe `base`.
 /// What every phase of an experiment starts from.
@@ -240,7 +244,22 @@ fn resolve_phase(
             s.clone()
         }
         (None, Some(0)) => return Err(err("restarts", "must be at least 1".into())),
-        (None, n) => (0..n.unwrap_or(1) as u64).map(|i| seed + i).collect(),
+        (None, Some(n)) if n > MAX_RESTARTS => {
+            return Err(err(
+                "restarts",
+                format!("must be at most {MAX_RESTARTS}, got {n}"),
+            ));
+        }
+        (None, n) => {
+            let n = n.unwrap_or(1) as u64;
+            if seed.checked_add(n).is_none() {
+                return Err(err(
+                    "restarts",
+                    format!("seeds {seed} + 0..{n} run past the largest seed"),
+                ));
+            }
+            (0..n).map(|i| seed + i).collect()
+        }
     };
     let recipe = base.merged(&p.recipe);
     recipe
@@ -253,9 +272,7 @@ fn resolve_phase(
             .collect::<Vec<_>>()
             .join("+")
     });
-    if name.is_empty() || name.contains(['/', '\\']) || name == "." || name == ".." {
-        return Err(err("name", format!("`{name}` cannot name a directory")));
-    }
+    stilts_io::names::check_component(&name).map_err(|m| err("name", m))?;
     let select_on = match &p.select_on {
         None => None,
         Some(wanted) => Some(

@@ -373,20 +373,13 @@ fn hub_config(origin: &Path, id: &str, model: &HubModel) -> Result<EncoderConfig
 
 /// `model.random` as the family's size table; the sizes are checked as the encoder checks them.
 fn random_size(origin: &Path, kind: EncoderKind, table: &toml::Table) -> Result<RandomSize> {
-    let value = toml::Value::Table(table.clone());
+    // Parsed from text, one key a line, so that a wrong value's error shows its key.
+    let text = toml::to_string(table).unwrap_or_default();
+    let parse = |e: toml::de::Error| config_error(origin, "model.random", e.to_string());
     let size = match kind {
-        EncoderKind::Bert => RandomSize::Bert(
-            RandomBertFile::deserialize(value)
-                .map_err(|e| config_error(origin, "model.random", e.to_string()))?,
-        ),
-        EncoderKind::Gpt => RandomSize::Gpt(
-            RandomGptFile::deserialize(value)
-                .map_err(|e| config_error(origin, "model.random", e.to_string()))?,
-        ),
-        EncoderKind::Elmo => RandomSize::Elmo(
-            RandomElmoFile::deserialize(value)
-                .map_err(|e| config_error(origin, "model.random", e.to_string()))?,
-        ),
+        EncoderKind::Bert => RandomSize::Bert(toml::from_str(&text).map_err(parse)?),
+        EncoderKind::Gpt => RandomSize::Gpt(toml::from_str(&text).map_err(parse)?),
+        EncoderKind::Elmo => RandomSize::Elmo(toml::from_str(&text).map_err(parse)?),
     };
     // The vocabulary comes from the tokenizer; any positive size checks the rest.
     size.config(1)
