@@ -9,7 +9,7 @@ use clap::{Args, ValueEnum};
 use stilts_data::env::expand_env;
 use xtask::exec::check::check_plan;
 use xtask::exec::local::{self, LocalOptions};
-use xtask::exec::{DriverLock, WorkerCommand};
+use xtask::exec::{WorkerCommand, driver_lock, holder};
 use xtask::grid::{LoadedGrid, Plan, Registry, RunKind, spec};
 
 #[derive(Args, Debug)]
@@ -119,12 +119,14 @@ fn stilts_binary(root: &Path, explicit: Option<&Path>) -> Result<PathBuf> {
 
 pub fn reproduce(root: &Path, args: &ReproduceArgs) -> Result<()> {
     let (grid, plan) = load(root, &args.grid)?;
-    let Some(_lock) = DriverLock::try_acquire(&plan.output_dir)? else {
-        bail!(
-            "another driver is running grid {} ({} is locked); wait for it or stop it",
+    let _lock = match driver_lock(&plan.output_dir)? {
+        Ok(lock) => lock,
+        Err(pid) => bail!(
+            "another driver{} is running grid {} ({} is locked); wait for it or stop it",
+            holder(pid),
             plan.grid,
             plan.output_dir.join("driver.lock").display()
-        );
+        ),
     };
     plan.write(&grid)?;
     print_overrides(&grid);

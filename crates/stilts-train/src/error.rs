@@ -150,6 +150,15 @@ pub enum TrainError {
         /// What went wrong.
         message: String,
     },
+    /// Another process is running an experiment in this output directory.
+    #[error("{} is in use by another stilts run{}; wait for it to finish or use another output_dir",
+        dir.display(), holder.map(|p| format!(" (process {p})")).unwrap_or_default())]
+    Locked {
+        /// The output directory.
+        dir: PathBuf,
+        /// The holder's process id, when its lock file names one.
+        holder: Option<u32>,
+    },
     /// A run's curves could not be drawn.
     #[error("cannot draw {}: {message}", path.display())]
     Plot {

@@ -73,6 +73,20 @@ pub fn load_tokenizer(path: &Path) -> Result<Tokenizer> {
     Tokenizer::at(path).map_err(TrainError::from)
 }
 
+/// The file whose OS lock a running experiment holds in its output directory.
+pub const LOCK_FILE: &str = ".stilts.lock";
+
+/// Takes the output directory for this process: a second `stilts run` (or library call) on the
+/// same directory is refused, naming the holder, instead of both writing the same runs. The
+/// lock goes with the process, however it ends.
+pub fn lock_output_dir(dir: &Path) -> Result<stilts_io::lock::FileLock> {
+    let path = dir.join(LOCK_FILE);
+    stilts_io::lock::FileLock::try_acquire(&path)?.map_err(|holder| TrainError::Locked {
+        dir: dir.to_path_buf(),
+        holder,
+    })
+}
+
 /// The directory of a phase.
 pub fn phase_dir(exp: &Experiment, index: usize, phase: &Phase) -> PathBuf {
     exp.output_dir.join(format!("{index:02}-{}", phase.name))
@@ -98,6 +112,7 @@ pub fn run_experiment(exp: &Experiment, observer: &mut dyn Observer) -> Result<E
     exp.fetch_data(&stilts_io::progress::LogProgress)?;
     let exp = &exp;
     std::fs::create_dir_all(&exp.output_dir).map_err(|e| TrainError::io(&exp.output_dir, e))?;
+    let _lock = lock_output_dir(&exp.output_dir)?;
     write_json(&exp.output_dir.join("experiment.json"), exp)?;
     let tokenizer_path = exp.tokenizer.as_deref().ok_or_else(|| {
         TrainError::config(

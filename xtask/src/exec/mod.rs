@@ -12,6 +12,8 @@ use std::ffi::OsString;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
+use stilts_io::lock::FileLock;
+
 /// How to start one run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WorkerCommand {
@@ -61,40 +63,33 @@ pub fn attempts(run_dir: &Path) -> usize {
         .unwrap_or(0)
 }
 
-/// One driver per directory at a time: an exclusive OS lock on `<dir>/driver.lock`, released
-/// when the holder exits however it exits (no stale lock files, no pid reuse).
-pub struct DriverLock {
-    _file: std::fs::File,
+/// One driver per directory at a time: an exclusive OS lock on `<dir>/driver.lock`
+/// ([`FileLock`]), released when the holder exits however it exits (no stale lock files, no
+/// pid reuse). `Ok(Err(pid))`: another process holds it (its pid when the file names one).
+pub fn driver_lock(dir: &Path) -> std::io::Result<Result<FileLock, Option<u32>>> {
+    std::fs::create_dir_all(dir)?;
+    FileLock::try_acquire(&dir.join("driver.lock")).map_err(|e| e.source)
 }
 
-impl DriverLock {
-    /// Takes the lock; `Ok(None)` when another process holds it.
-    pub fn try_acquire(dir: &Path) -> std::io::Result<Option<DriverLock>> {
-        std::fs::create_dir_all(dir)?;
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(dir.join("driver.lock"))?;
-        match file.try_lock() {
-            Ok(()) => Ok(Some(DriverLock { _file: file })),
-            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
-            Err(std::fs::TryLockError::Error(e)) => Err(e),
-        }
-    }
+/// `" (process N)"` for a lock holder's pid, when known.
+pub fn holder(pid: Option<u32>) -> String {
+    pid.map(|p| format!(" (process {p})")).unwrap_or_default()
 }
 
 #[cfg(test)]
 mod tests {
-    use super::DriverLock;
+    use super::driver_lock;
 
     #[test]
     fn a_second_driver_is_refused_until_the_first_is_gone() {
         let tmp = tempfile::tempdir().unwrap();
-        let first = DriverLock::try_acquire(tmp.path()).unwrap();
-        assert!(first.is_some());
-        assert!(DriverLock::try_acquire(tmp.path()).unwrap().is_none());
+        let first = driver_lock(tmp.path()).unwrap();
+        assert!(first.is_ok());
+        assert_eq!(
+            driver_lock(tmp.path()).unwrap().err(),
+            Some(Some(std::process::id()))
+        );
         drop(first);
-        assert!(DriverLock::try_acquire(tmp.path()).unwrap().is_some());
+        assert!(driver_lock(tmp.path()).unwrap().is_ok());
     }
 }

@@ -88,6 +88,13 @@ impl Registry {
             std::fs::create_dir_all(dir).map_err(|e| GridError::io(dir, e))?;
         }
         let conn = Connection::open(path).map_err(|e| sql(path, e))?;
+        // WAL: readers (`report`, `status`) never block the driver's writes, nor it them; the
+        // registry lives on the driver's machine (workers never open it), where WAL's shared
+        // memory works. A writer that still meets a lock waits instead of failing.
+        conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0))
+            .map_err(|e| sql(path, e))?;
+        conn.busy_timeout(std::time::Duration::from_secs(30))
+            .map_err(|e| sql(path, e))?;
         let version: i64 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .map_err(|e| sql(path, e))?;
@@ -514,6 +521,34 @@ mod tests {
         let rows = Registry::open(&path).unwrap().rows("g").unwrap();
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].meta.phase, "RTE");
+    }
+
+    #[test]
+    fn a_reader_in_a_transaction_does_not_block_the_writer() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("registry.sqlite");
+        let reg = Registry::open(&path).unwrap();
+        let mode: String = reg
+            .connection()
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        // `report` reading while the driver records a run (without WAL the insert's commit
+        // would wait for the reader, then fail).
+        let reader = Registry::open(&path).unwrap();
+        reader.connection().execute_batch("BEGIN").unwrap();
+        assert!(reader.rows("g").unwrap().is_empty());
+        reg.connection()
+            .execute(
+                "INSERT INTO runs (run_id, grid, kind, encoder, condition, regime, restart, seed, phase, run_dir)
+                 VALUES ('y', 'g', 'target', 'E', 'none', 'full', 0, 1, 'RTE', 'r')",
+                [],
+            )
+            .unwrap();
+        // The reader's snapshot is unchanged until its transaction ends.
+        assert!(reader.rows("g").unwrap().is_empty());
+        reader.connection().execute_batch("COMMIT").unwrap();
+        assert_eq!(reader.rows("g").unwrap().len(), 1);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use super::report::{SlurmReport, StepReport, progress};
 use super::script::job_script;
 use super::snapshot::{RunStatus, Snapshot, snapshot};
 use super::{SlurmError, SlurmOptions, cancel, job_prefix, slurm_dir};
-use crate::exec::{DriverLock, WorkerCommand};
+use crate::exec::{WorkerCommand, driver_lock};
 use crate::grid::spec::SlurmFile;
 use crate::grid::{LoadedGrid, Plan, write_atomic};
 
@@ -29,7 +29,7 @@ pub struct Driver<'a> {
     unstranded: BTreeSet<String>,
     chunk: Option<usize>,
     report: SlurmReport,
-    _lock: DriverLock,
+    _lock: stilts_io::lock::FileLock,
 }
 
 impl<'a> Driver<'a> {
@@ -45,9 +45,12 @@ impl<'a> Driver<'a> {
         let logs = dir.join("logs");
         std::fs::create_dir_all(&logs).map_err(|e| SlurmError::io(&logs, e))?;
         let lock_path = dir.join("driver.lock");
-        let lock = DriverLock::try_acquire(&dir)
+        let lock = driver_lock(&dir)
             .map_err(|e| SlurmError::io(&lock_path, e))?
-            .ok_or(SlurmError::Locked { path: lock_path })?;
+            .map_err(|pid| SlurmError::Locked {
+                path: lock_path,
+                holder: crate::exec::holder(pid),
+            })?;
         let slurm = grid.file.slurm.clone();
         let script = job_script(plan, &slurm, worker);
         let script_path = dir.join("job.sh");

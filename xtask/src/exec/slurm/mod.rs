@@ -106,8 +106,8 @@ pub enum SlurmError {
     },
     #[error(transparent)]
     Grid(#[from] GridError),
-    #[error("another Slurm driver holds {path}; wait for it or stop it")]
-    Locked { path: PathBuf },
+    #[error("another Slurm driver{holder} holds {path}; wait for it or stop it")]
+    Locked { path: PathBuf, holder: String },
     #[error("Slurm: {0}")]
     Config(String),
     #[error("gave up waiting after {waited:?}: {progress}")]
