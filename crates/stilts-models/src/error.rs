@@ -43,6 +43,15 @@ pub enum ModelError {
         #[source]
         source: burn::store::SafetensorsStoreError,
     },
+    /// A PyTorch pickle names a callable a weights file does not need (or cannot be walked):
+    /// refused before anything reads it.
+    #[error("refusing {path}: {message}")]
+    UnsafePickle {
+        /// The weights file.
+        path: PathBuf,
+        /// The callable named, and where; or why the pickle cannot be walked.
+        message: String,
+    },
     /// A PyTorch pickle checkpoint cannot be read.
     #[error("cannot read tensors from {path}")]
     Pytorch {

@@ -105,6 +105,7 @@ pub(crate) fn load_hf_checkpoint<M: Module>(
     let keys = if safetensors {
         safetensors_keys(path)?
     } else {
+        crate::pickle_guard::check_weights_file(path)?;
         let mut store = PytorchStore::from_file(path);
         store.keys().map_err(|source| ModelError::Pytorch {
             path: path.to_path_buf(),

@@ -317,13 +317,18 @@ fn a_second_run_on_one_output_directory_is_refused_naming_the_holder() {
     let text = common::experiment_toml(&root, "out", "[[phases]]\ntasks = [\"RTE\"]\n");
     let exp = common::resolve(&text).unwrap();
     let held = stilts_train::experiment::lock_output_dir(&tmp.path().join("out")).unwrap();
-    let err = run_experiment(&exp, &mut NoopObserver).unwrap_err().to_string();
+    let err = run_experiment(&exp, &mut NoopObserver)
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains("in use by another stilts run")
             && err.contains(&format!("process {}", std::process::id())),
         "{err}"
     );
-    assert!(!tmp.path().join("out/experiment.json").exists(), "nothing written");
+    assert!(
+        !tmp.path().join("out/experiment.json").exists(),
+        "nothing written"
+    );
     drop(held);
     let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     assert!(run_experiment(&exp, &mut NoopObserver).is_ok());
