@@ -358,3 +358,102 @@ fn train_from_a_hub_id() {
         "{err}"
     );
 }
+
+/// Every file under `dir`, relative, sorted.
+fn files_under(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(d) = pending.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                out.push(path.strip_prefix(dir).unwrap().display().to_string());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A two-phase STILTs run killed with SIGKILL at seeded random moments (anywhere: inside a
+/// step, a checkpoint write, a model or result write, between phases), resumed each time,
+/// ends with every run's losses, dev scores, predictions and weights identical to an
+/// uninterrupted run, and no temporary file left behind.
+#[test]
+fn killed_at_random_moments_a_two_phase_run_ends_as_if_uninterrupted() {
+    let tmp = tempfile::tempdir().unwrap();
+    world(tmp.path(), 320, 40);
+    let exp = tmp.path().join("two.toml");
+    let one = experiment(tmp.path(), "epochs = 3\ncheckpoint_every_steps = 4");
+    let text = std::fs::read_to_string(one).unwrap()
+        + "[[phases]]\nname = \"rte-again\"\ntasks = [\"RTE\"]\nhead = \"reuse\"\n";
+    std::fs::write(&exp, text).unwrap();
+    let run = |out: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_stilts"))
+            .args(["run", exp.to_str().unwrap(), "--output-dir"])
+            .arg(out)
+            .arg("--quiet")
+            .env("STILTS_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn stilts")
+    };
+    let straight = tmp.path().join("straight");
+    let started = Instant::now();
+    assert!(run(&straight).wait().unwrap().success());
+    let whole = started.elapsed();
+
+    let killed = tmp.path().join("killed");
+    let mut state = 0x5eed_u64;
+    let mut kills = 0;
+    // Each process is killed after a seeded share of an uninterrupted run's time (it resumes
+    // with less left to do, so some finish before their kill: then the loop ends).
+    for _ in 0..16 {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let share = 0.03 + 0.17 * ((state >> 11) as f64 / (1u64 << 53) as f64);
+        let mut child = run(&killed);
+        std::thread::sleep(whole.mul_f64(share));
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        kills += 1;
+    }
+    assert!(run(&killed).wait().unwrap().success());
+    println!("{kills} kills; an uninterrupted run takes {whole:?}");
+    assert!(kills >= 5, "too few kills landed ({kills})");
+
+    for phase in ["00-rte", "01-rte-again"] {
+        let read = |out: &Path| -> serde_json::Value {
+            let path = out.join(phase).join("seed-7/result.json");
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+        };
+        let (a, b) = (read(&straight), read(&killed));
+        for key in [
+            "history",
+            "loss_curve",
+            "dev_predictions",
+            "weights_sha256",
+            "steps",
+            "kept_epoch",
+        ] {
+            assert_eq!(a[key], b[key], "{phase} {key}");
+        }
+    }
+    let leftovers: Vec<String> = files_under(&killed)
+        .into_iter()
+        .filter(|f| f.contains("tmp") || f.contains("checkpoint") || f.contains(".old"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    let mut a = files_under(&straight);
+    let mut b = files_under(&killed);
+    a.retain(|f| !f.ends_with("stilts.log"));
+    b.retain(|f| !f.ends_with("stilts.log"));
+    assert_eq!(a, b);
+}

@@ -73,6 +73,48 @@ pub fn temp_path(path: &Path) -> PathBuf {
     ))
 }
 
+/// Whether `name` is one of [`temp_path`]'s names (`.<file>.<pid>.<n>.tmp[.<ext>]`).
+pub fn is_temp_name(name: &str) -> bool {
+    let Some(rest) = name.strip_prefix('.') else {
+        return false;
+    };
+    let Some((stem, _)) = rest.split_once(".tmp") else {
+        return false;
+    };
+    let mut parts = stem.rsplitn(3, '.');
+    let (n, pid) = (parts.next(), parts.next());
+    let digits =
+        |s: Option<&str>| s.is_some_and(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()));
+    digits(n) && digits(pid) && parts.next().is_some_and(|f| !f.is_empty())
+}
+
+/// Removes the temporary files a killed writer left under `dir` (recursively; [`is_temp_name`]
+/// names them) and returns how many. Only for a directory this process holds the lock of
+/// (no other writer can be using one of them).
+pub fn remove_stale_temps(dir: &Path) -> Result<usize, FsError> {
+    let mut removed = 0;
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(d) = pending.pop() {
+        let entries = match fs::read_dir(&d) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(FsError::new("list", &d, e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(FsError::on("list", &d))?;
+            let path = entry.path();
+            let kind = entry.file_type().map_err(FsError::on("inspect", &path))?;
+            if kind.is_dir() {
+                pending.push(path);
+            } else if is_temp_name(&entry.file_name().to_string_lossy()) {
+                fs::remove_file(&path).map_err(FsError::on("remove", &path))?;
+                removed += 1;
+            }
+        }
+    }
+    Ok(removed)
+}
+
 /// Flushes a directory's entries (a rename into it) to disk; a no-op where directories cannot
 /// be opened (not Unix).
 pub fn sync_dir(dir: &Path) -> Result<(), FsError> {
@@ -205,6 +247,29 @@ pub fn remove_replaced_dir(dir: &Path) -> Result<(), FsError> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn stale_temps_are_named_and_swept() {
+        let tmp = tempfile::tempdir().unwrap();
+        let target = tmp.path().join("sub/summary.json");
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        let temp = temp_path(&target);
+        let name = temp.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(is_temp_name(&name), "{name}");
+        for other in [
+            "summary.json",
+            ".summary.json",
+            ".x.tmp",
+            ".a.b.tmp.json",
+            ".x.1.tmp",
+        ] {
+            assert!(!is_temp_name(other), "{other}");
+        }
+        std::fs::write(&temp, b"{").unwrap();
+        std::fs::write(&target, b"{}").unwrap();
+        assert_eq!(remove_stale_temps(tmp.path()).unwrap(), 1);
+        assert!(!temp.exists() && target.exists());
+    }
+
     use super::*;
 
     fn names(dir: &Path) -> Vec<String> {

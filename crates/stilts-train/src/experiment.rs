@@ -113,6 +113,11 @@ pub fn run_experiment(exp: &Experiment, observer: &mut dyn Observer) -> Result<E
     let exp = &exp;
     std::fs::create_dir_all(&exp.output_dir).map_err(|e| TrainError::io(&exp.output_dir, e))?;
     let _lock = lock_output_dir(&exp.output_dir)?;
+    // Holding the lock, any temporary file here is a killed writer's.
+    let swept = stilts_io::fs::remove_stale_temps(&exp.output_dir)?;
+    if swept > 0 {
+        tracing::info!(swept, "removed temporary files of an interrupted run");
+    }
     write_json(&exp.output_dir.join("experiment.json"), exp)?;
     let tokenizer_path = exp.tokenizer.as_deref().ok_or_else(|| {
         TrainError::config(
