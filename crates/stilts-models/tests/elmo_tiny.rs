@@ -290,3 +290,15 @@ fn bad_weight_files_are_named_errors() {
         "{err}"
     );
 }
+
+/// Found by tests/parsers.rs: a mutated file whose dataset declares [28, 28] but yields 785
+/// values panicked inside burn; now a named error.
+#[test]
+fn a_dataset_with_more_values_than_its_shape_is_an_error() {
+    let device = Device::flex();
+    let options = fixtures().join("tiny-elmo/options.json");
+    let weights = fixtures().join("regressions/elmo-count-mismatch.hdf5");
+    let err = ElmoBiLm::from_files(&options, &weights, &device).unwrap_err();
+    let message = err.to_string();
+    assert!(message.contains("elmo-count-mismatch.hdf5"), "{message}");
+}

@@ -78,7 +78,17 @@ pub fn read_hdf5(path: &Path) -> Result<BTreeMap<String, Dataset>, ModelError> {
         let (shape, bits) = file
             .read_f32(&name)
             .map_err(|e| hdf5_error(path, format!("dataset {name}: {e}")))?;
-        let values = bits.into_iter().map(f32::from_bits).collect();
+        let values: Vec<f32> = bits.into_iter().map(f32::from_bits).collect();
+        let numel = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+        if numel != Some(values.len()) {
+            return Err(hdf5_error(
+                path,
+                format!(
+                    "dataset {name}: {} values for the shape {shape:?}",
+                    values.len()
+                ),
+            ));
+        }
         out.insert(name.trim_start_matches('/').to_owned(), (shape, values));
     }
     Ok(out)
