@@ -7,9 +7,10 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use stilts_data::env::expand_env;
+use stilts_io::lock::holder_text;
 use xtask::exec::check::check_plan;
 use xtask::exec::local::{self, LocalOptions};
-use xtask::exec::{WorkerCommand, driver_lock, holder};
+use xtask::exec::{WorkerCommand, driver_lock};
 use xtask::grid::{LoadedGrid, Plan, Registry, RunKind, spec};
 
 #[derive(Args, Debug)]
@@ -123,7 +124,7 @@ pub fn reproduce(root: &Path, args: &ReproduceArgs) -> Result<()> {
         Ok(lock) => lock,
         Err(pid) => bail!(
             "another driver{} is running grid {} ({} is locked); wait for it or stop it",
-            holder(pid),
+            holder_text(pid),
             plan.grid,
             plan.output_dir.join("driver.lock").display()
         ),

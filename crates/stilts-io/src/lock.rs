@@ -66,6 +66,12 @@ impl Drop for FileLock {
     }
 }
 
+/// `" (process N)"` for a lock holder's pid when its lock file names one, else `""`: the one
+/// wording of a holder in every "in use" message.
+pub fn holder_text(pid: Option<u32>) -> String {
+    pid.map(|p| format!(" (process {p})")).unwrap_or_default()
+}
+
 fn open(path: &Path) -> Result<File, FsError> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|e| FsError::new("create directory", parent, e))?;

@@ -97,7 +97,8 @@ pub fn check_weights_file(path: &Path) -> Result<(), ModelError> {
                 continue;
             }
             let name = entry.name().to_owned();
-            let pickle = read_prefix(&mut entry).map_err(|e| refuse(format!("{name}: {e}")))?;
+            let pickle =
+                read_prefix(&mut entry, MAX_PICKLE).map_err(|e| refuse(format!("{name}: {e}")))?;
             walk(&pickle, 0).map_err(|e| refuse(format!("{name}: {e}")))?;
             scanned += 1;
         }
@@ -107,24 +108,38 @@ pub fn check_weights_file(path: &Path) -> Result<(), ModelError> {
         return Ok(());
     }
     // The legacy stream: magic number, protocol, system info, the object, the storage keys,
-    // then the raw storages (not read).
-    let bytes = read_prefix(&mut file).map_err(|e| refuse(e.to_string()))?;
-    let mut at = 0;
-    for _ in 0..5 {
-        at = walk(&bytes, at).map_err(refuse)?;
+    // then the raw storages (gigabytes for a large model, never read here). The pickles are read
+    // from a prefix that grows only while they run past its end.
+    let mut limit = FIRST_READ;
+    loop {
+        file.seek(SeekFrom::Start(0)).map_err(io)?;
+        let bytes = read_prefix(&mut file, limit).map_err(|e| refuse(e.to_string()))?;
+        let walked = (0..5).try_fold(0, |at, _| walk(&bytes, at));
+        match walked {
+            Ok(_) => return Ok(()),
+            Err(e) if e.starts_with(SHORT) && bytes.len() as u64 == limit && limit < MAX_PICKLE => {
+                limit = (limit * 8).min(MAX_PICKLE);
+            }
+            Err(e) => return Err(refuse(e)),
+        }
     }
-    Ok(())
 }
+
+/// What a legacy file's first read takes: its pickles usually end well inside it.
+const FIRST_READ: u64 = 1 << 20;
 
 /// The most pickle bytes read: a state dict's pickle is kilobytes to a few megabytes; the
 /// tensors are stored beside it.
 const MAX_PICKLE: u64 = 256 << 20;
 
-fn read_prefix(r: &mut impl Read) -> std::io::Result<Vec<u8>> {
+fn read_prefix(r: &mut impl Read, limit: u64) -> std::io::Result<Vec<u8>> {
     let mut bytes = Vec::new();
-    r.take(MAX_PICKLE).read_to_end(&mut bytes)?;
+    r.take(limit).read_to_end(&mut bytes)?;
     Ok(bytes)
 }
+
+/// How a walk that ran off the end of its bytes begins its error.
+const SHORT: &str = "the pickle ends inside an opcode";
 
 /// Walks one pickle from `start` to its STOP; returns the offset after it.
 fn walk(data: &[u8], start: usize) -> Result<usize, String> {
@@ -273,7 +288,7 @@ struct Reader<'a> {
 
 impl Reader<'_> {
     fn short(&self) -> String {
-        format!("the pickle ends inside an opcode at byte {}", self.at)
+        format!("{SHORT} at byte {}", self.at)
     }
 
     fn take(&mut self, n: usize) -> Result<&[u8], String> {
@@ -340,6 +355,33 @@ mod tests {
         assert!(walk(memo, 0).unwrap_err().contains("`os.system`"));
         let ok = b"\x80\x02ccollections\nOrderedDict\nq\x00)Rq\x01.";
         assert_eq!(walk(ok, 0).unwrap(), ok.len());
+    }
+
+    #[test]
+    fn a_legacy_pickle_longer_than_the_first_read_is_walked_to_its_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pytorch_model.bin");
+        let small = b"\x80\x02K\x01.";
+        let mut object = b"\x80\x02B".to_vec();
+        let n = (FIRST_READ as usize) * 2;
+        object.extend_from_slice(&(n as u32).to_le_bytes());
+        object.extend(std::iter::repeat_n(0u8, n));
+        object.push(b'.');
+        let mut file = Vec::new();
+        for part in [&small[..], small, small, &object, small] {
+            file.extend_from_slice(part);
+        }
+        std::fs::write(&path, &file).unwrap();
+        check_weights_file(&path).unwrap();
+        // The same stream with the object's pickle naming os.system past the first read.
+        let evil = b"cos\nsystem\n(S'x'\ntR.";
+        file.truncate(file.len() - small.len() - 1);
+        file.push(b'0');
+        file.extend_from_slice(evil);
+        file.extend_from_slice(small);
+        std::fs::write(&path, &file).unwrap();
+        let e = check_weights_file(&path).unwrap_err().to_string();
+        assert!(e.contains("`os.system`"), "{e}");
     }
 
     #[test]

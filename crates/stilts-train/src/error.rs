@@ -152,7 +152,7 @@ pub enum TrainError {
     },
     /// Another process is running an experiment in this output directory.
     #[error("{} is in use by another stilts run{}; wait for it to finish or use another output_dir",
-        dir.display(), holder.map(|p| format!(" (process {p})")).unwrap_or_default())]
+        dir.display(), stilts_io::lock::holder_text(*holder))]
     Locked {
         /// The output directory.
         dir: PathBuf,

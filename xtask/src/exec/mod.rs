@@ -71,11 +71,6 @@ pub fn driver_lock(dir: &Path) -> std::io::Result<Result<FileLock, Option<u32>>>
     FileLock::try_acquire(&dir.join("driver.lock")).map_err(|e| e.source)
 }
 
-/// `" (process N)"` for a lock holder's pid, when known.
-pub fn holder(pid: Option<u32>) -> String {
-    pid.map(|p| format!(" (process {p})")).unwrap_or_default()
-}
-
 #[cfg(test)]
 mod tests {
     use super::driver_lock;

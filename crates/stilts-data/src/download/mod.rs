@@ -182,9 +182,7 @@ fn download_task(
         .data_dir
         .join(format!(".stilts-locks/{}.lock", spec.dir));
     let _lock = FileLock::acquire(&lock_path, |holder| {
-        let by = holder
-            .map(|p| format!(" (process {p})"))
-            .unwrap_or_default();
+        let by = stilts_io::lock::holder_text(holder);
         tracing::info!(%task, "waiting for another download of {task}{by}");
         progress.note(&format!(
             "{task}: another process{by} is downloading it; waiting"

@@ -49,7 +49,7 @@ impl<'a> Driver<'a> {
             .map_err(|e| SlurmError::io(&lock_path, e))?
             .map_err(|pid| SlurmError::Locked {
                 path: lock_path,
-                holder: crate::exec::holder(pid),
+                holder: stilts_io::lock::holder_text(pid),
             })?;
         let slurm = grid.file.slurm.clone();
         let script = job_script(plan, &slurm, worker);
