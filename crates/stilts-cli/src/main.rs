@@ -33,6 +33,8 @@ enum Command {
     /// Print a model's logits (and its encoder's summary states, or every ELMo layer) for
     /// JSON-lines records.
     Predict(Box<cmd::predict::PredictArgs>),
+    /// Rank candidate intermediate tasks for a target before fine-tuning on any.
+    Rank(Box<cmd::rank::RankArgs>),
     /// List the runs of an output directory (finished or in progress) as a table or JSON.
     Show(cmd::show::ShowArgs),
     /// Print the build, machine, caches and environment variables (for bug reports).
@@ -57,6 +59,7 @@ fn main() -> ExitCode {
         Command::Train(a) => cmd::train::run(*a),
         Command::Eval(a) => cmd::eval::run(a),
         Command::Predict(a) => cmd::predict::run(*a),
+        Command::Rank(a) => cmd::rank::run(*a),
         Command::Show(a) => cmd::show::run(a),
         Command::Env(a) => cmd::env::run(a),
         Command::Export(c) => cmd::export::run(*c),

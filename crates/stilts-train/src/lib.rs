@@ -21,6 +21,8 @@
 //! - [`experiment`]: phases in sequence, restarts, best-on-dev, summaries.
 //! - [`results`]: what runs write (the types are `stilts-schema`'s).
 //! - [`predict`]: `stilts predict` over any saved or Hugging Face model.
+//! - [`rank`]: `stilts rank`, which intermediate task to train on: candidates scored before
+//!   any fine-tuning (SEmb, LogME, baselines).
 //! - [`observer`]: progress events for front ends.
 //!
 //! An experiment file, as `stilts run` reads it:
@@ -86,6 +88,7 @@ pub mod observer;
 pub mod optim;
 pub mod predict;
 pub mod prepare;
+pub mod rank;
 pub mod results;
 pub mod sampler;
 pub mod schedule;

@@ -488,6 +488,11 @@ impl Predictor {
         &self.carried
     }
 
+    /// The device it runs on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
     /// The tokenizer (with this predictor's `max_seq_len`).
     pub fn tokenizer(&self) -> &Tokenizer {
         &self.tokenizer

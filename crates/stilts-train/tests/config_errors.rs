@@ -64,7 +64,7 @@ fn errors_name_file_and_key() {
         assert!(err.contains("phases[0].name"), "{err}");
     }
     let evil = tmp.path().join("evil.toml");
-    let task = std::fs::read_to_string(&common::nli3(tmp.path(), 8, 4)).unwrap();
+    let task = std::fs::read_to_string(common::nli3(tmp.path(), 8, 4)).unwrap();
     for (key, value) in [("name", "../../etc"), ("dir", "/etc")] {
         let text = task
             .lines()

@@ -3,6 +3,7 @@ pub mod env;
 pub mod eval;
 pub mod export;
 pub mod predict;
+pub mod rank;
 pub mod run;
 pub mod show;
 pub mod train;

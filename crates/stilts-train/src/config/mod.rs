@@ -129,6 +129,14 @@ pub struct TaskSpec {
     pub download_root: Option<PathBuf>,
 }
 
+impl TaskSpec {
+    /// Downloads the task into [`TaskSpec::download_root`] (the stilts cache) when no data root
+    /// held it, and fills in its test splits; a no-op for a task on disk.
+    pub fn fetch(&mut self, progress: &dyn stilts_io::Progress) -> Result<()> {
+        tasks::fetch(self, progress)
+    }
+}
+
 /// A resolved phase.
 #[derive(Debug, Clone, Serialize)]
 pub struct Phase {
@@ -230,7 +238,7 @@ impl Experiment {
     pub fn fetch_data(&mut self, progress: &dyn stilts_io::Progress) -> Result<()> {
         for phase in &mut self.phases {
             for spec in &mut phase.tasks {
-                tasks::fetch(spec, progress)?;
+                spec.fetch(progress)?;
             }
         }
         Ok(())

@@ -1,0 +1,189 @@
+//! `stilts rank`: candidate intermediate tasks for a target, scored before any fine-tuning.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+use stilts_train::models::device::DeviceChoice;
+use stilts_train::models::hub::{self, HubOptions, ModelName};
+use stilts_train::predict::{PredictOptions, Predictor};
+use stilts_train::rank::{
+    FeatureOptions, MethodName, Pooling, RankOptions, Ranking, Tuned, rank_tasks, resolve_tasks,
+};
+
+use crate::progress::ByteBars;
+
+/// Rank candidate intermediate tasks for a target before fine-tuning on it. Methods: semb
+/// (cosine of mean sentence embeddings, Poth et al. 2021), esm-logme (LogME of the target's
+/// features mapped by each candidate's Embedding Space Map, Schulte et al. 2024), logme-tuned
+/// (LogME of the target's features from each candidate's tuned encoder: the costly ceiling),
+/// and the baselines every method must beat: size (larger training set first) and random.
+/// Prints each method's scores and ranks, what it cost, and the LogME of the base encoder's
+/// target features.
+#[derive(Args, Debug)]
+pub struct RankArgs {
+    /// The base encoder: a stilts model directory, a Hugging Face directory or a hub id
+    /// `org/name[@revision]`.
+    #[arg(long)]
+    pub model: String,
+    /// The target task: a built-in name (RTE) or a task file.
+    #[arg(long)]
+    pub target: String,
+    /// The candidate intermediate tasks, comma-separated (names or task files).
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub candidates: Vec<String>,
+    /// The methods, comma-separated, in the order to report them: semb, esm-logme,
+    /// logme-tuned, size, random (esm-logme and logme-tuned need --tuned or --esm).
+    #[arg(long, value_delimiter = ',', default_value = "semb,size,random")]
+    pub methods: Vec<MethodName>,
+    /// The encoder after intermediate training on a candidate, `CANDIDATE=DIR` (a stilts model
+    /// directory such as `<run>/model`, or a Hugging Face one); repeat or separate with commas.
+    #[arg(long, value_delimiter = ',', value_parser = pair)]
+    pub tuned: Vec<(String, PathBuf)>,
+    /// A ready Embedding Space Map for a candidate, `CANDIDATE=DIR` (one stilts saved, or one
+    /// hf-dataset-selector's `ESM.save_pretrained` wrote); repeat or separate with commas.
+    #[arg(long, value_delimiter = ',', value_parser = pair)]
+    pub esm: Vec<(String, PathBuf)>,
+    /// Where fitted maps are saved and found again (default: `$STILTS_CACHE/esm`).
+    #[arg(long)]
+    pub esm_dir: Option<PathBuf>,
+    /// Most training examples encoded per task (a seeded sample of larger splits).
+    #[arg(long, default_value_t = 1000)]
+    pub max_examples: usize,
+    /// How token states become one vector: mean (over tokens), pooled (what a head reads) or
+    /// summary (the [CLS] or extract token's state).
+    #[arg(long, default_value = "mean")]
+    pub pooling: Pooling,
+    /// Seed of the samples and of the random baseline.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Examples per forward pass.
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    /// Most tokens per example (default: what the model was trained with, else 128).
+    #[arg(long)]
+    pub max_seq_len: Option<usize>,
+    /// Print the ranking as JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
+    /// cpu, wgpu, wgpu:N, cuda:N, tch-cpu, tch-cuda:N (non-CPU devices need their cargo
+    /// feature).
+    #[arg(long, default_value = "cpu")]
+    pub device: DeviceChoice,
+}
+
+pub fn run(args: RankArgs) -> Result<()> {
+    // Bad task names fail before a model is downloaded or loaded.
+    let (mut target, mut candidates) = resolve_tasks(&args.target, &args.candidates)?;
+    let bars = ByteBars::default();
+    for spec in std::iter::once(&mut target).chain(candidates.iter_mut()) {
+        spec.fetch(&bars)?;
+    }
+    let dir: PathBuf = match ModelName::parse(&args.model)? {
+        ModelName::Dir(dir) => dir,
+        ModelName::Hub(model) => hub::download_model(&model, &HubOptions::from_env()?, &bars)?,
+    };
+    let device = args.device.device()?;
+    let options = PredictOptions {
+        max_seq_len: args.max_seq_len,
+        batch_size: args.batch_size,
+        ..PredictOptions::default()
+    };
+    let (predictor, _) = Predictor::load(&dir, &options, &device)
+        .with_context(|| format!("loading the model in {}", dir.display()))?;
+    let tuned = Tuned {
+        models: args.tuned.clone(),
+        esms: args.esm.clone(),
+        predict: options,
+    };
+    let defaults = RankOptions::default();
+    let options = RankOptions {
+        methods: args.methods.clone(),
+        features: FeatureOptions {
+            max_examples: args.max_examples,
+            pooling: args.pooling,
+            batch_size: args.batch_size,
+        },
+        seed: args.seed,
+        esm_dir: args.esm_dir.clone().or(defaults.esm_dir),
+        ..defaults
+    };
+    let ranking = rank_tasks(&predictor, &target, &candidates, &tuned, &options)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&ranking)?);
+    } else {
+        print!("{}", render(&ranking, &args.model));
+    }
+    Ok(())
+}
+
+/// `CANDIDATE=DIR`.
+fn pair(s: &str) -> Result<(String, PathBuf), String> {
+    match s.split_once('=') {
+        Some((name, dir)) if !name.is_empty() && !dir.is_empty() => {
+            Ok((name.to_owned(), PathBuf::from(dir)))
+        }
+        _ => Err(format!("`{s}`: expected CANDIDATE=DIR")),
+    }
+}
+
+/// The ranking as a person reads it: one row per candidate, a score and rank per method, then
+/// what each method cost.
+fn render(r: &Ranking, model: &str) -> String {
+    let mut out = format!(
+        "target {} ({} of {} training examples), model {model}, {} pooling, {} dims\n",
+        r.target.task,
+        r.target.examples,
+        r.target.train_size,
+        r.pooling.name(),
+        r.dim
+    );
+    if let Some(v) = r.target_logme {
+        out.push_str(&format!(
+            "LogME of the base encoder's target features: {v:.4} (the floor a tuned encoder should beat)\n"
+        ));
+    }
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED);
+    let mut header = vec!["candidate".to_owned(), "train size".to_owned()];
+    header.extend(r.methods.iter().map(|m| format!("{} (rank)", m.method)));
+    table.set_header(header);
+    for c in &r.candidates {
+        let mut row = vec![c.task.clone(), c.train_size.to_string()];
+        for m in &r.methods {
+            let cell = m
+                .ranking
+                .iter()
+                .find(|e| e.candidate == c.task)
+                .map_or_else(
+                    || "-".to_owned(),
+                    |e| match e.score {
+                        Some(s) => format!("{} ({})", short(s), e.rank),
+                        None => format!("- ({})", e.rank),
+                    },
+                );
+            row.push(cell);
+        }
+        table.add_row(row);
+    }
+    out.push_str(&format!("{table}\n"));
+    for m in &r.methods {
+        out.push_str(&format!(
+            "{:>8}: {} ({:.1} s)\n",
+            m.method,
+            m.order().join(" > "),
+            m.seconds
+        ));
+    }
+    out
+}
+
+/// A score in a table cell: four decimals, or an integer for counts.
+fn short(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.4}")
+    }
+}

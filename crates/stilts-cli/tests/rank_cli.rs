@@ -1,0 +1,296 @@
+//! `stilts rank` as a user runs it, on all-MiniLM-L6-v2 and the shared GLUE data (skips when
+//! `STILTS_MINILM_DIR` or `GLUE_DIR` is unset).
+
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn stilts(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_stilts"))
+        .args(args)
+        .env("STILTS_LOG", "warn")
+        .env("HF_HUB_OFFLINE", "1")
+        .env("STILTS_OFFLINE", "1")
+        .output()
+        .expect("run stilts")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn minilm() -> Option<String> {
+    let dir = std::env::var("STILTS_MINILM_DIR").ok()?;
+    std::env::var_os("GLUE_DIR")?;
+    Some(dir)
+}
+
+fn rank_json(model: &str, extra: &[&str]) -> Value {
+    let mut args = vec![
+        "rank",
+        "--model",
+        model,
+        "--target",
+        "RTE",
+        "--candidates",
+        "MRPC,SST-2,CoLA",
+        "--max-examples",
+        "40",
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    let out = stilts(&args);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("rank --json prints JSON")
+}
+
+/// The rankings without what depends on the machine (seconds).
+fn without_seconds(mut v: Value) -> Value {
+    let strip = |o: &mut Value| {
+        if let Some(o) = o.as_object_mut() {
+            o.remove("seconds");
+        }
+    };
+    strip(&mut v["target"]);
+    for c in v["candidates"].as_array_mut().unwrap() {
+        strip(c);
+    }
+    for m in v["methods"].as_array_mut().unwrap() {
+        strip(m);
+    }
+    v
+}
+
+#[test]
+fn ranks_candidates_with_each_method_reproducibly() {
+    let Some(model) = minilm() else {
+        eprintln!("skipped: STILTS_MINILM_DIR or GLUE_DIR unset");
+        return;
+    };
+    let v = rank_json(&model, &[]);
+    assert_eq!(v["target"]["task"], "RTE");
+    assert_eq!(v["target"]["examples"], 40);
+    assert_eq!(v["target"]["train_size"], 2490);
+    assert_eq!(v["dim"], 384);
+    assert_eq!(v["pooling"], "mean");
+    assert!(v["target_logme"].as_f64().unwrap().is_finite());
+    let methods: Vec<&str> = v["methods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["method"].as_str().unwrap())
+        .collect();
+    assert_eq!(methods, ["semb", "size", "random"]);
+    let order = |method: usize| -> Vec<String> {
+        v["methods"][method]["ranking"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["candidate"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    // The size baseline is the training splits' sizes on disk.
+    assert_eq!(order(1), ["SST-2", "CoLA", "MRPC"]);
+    let mut semb = order(0);
+    semb.sort();
+    assert_eq!(semb, ["CoLA", "MRPC", "SST-2"]);
+    for e in v["methods"][0]["ranking"].as_array().unwrap() {
+        let s = e["score"].as_f64().unwrap();
+        assert!((-1.0..=1.0).contains(&s), "a cosine: {s}");
+    }
+    // Another batch size and a second run: the same features, so the same scores.
+    let again = rank_json(&model, &["--batch-size", "7"]);
+    let (a, b) = (without_seconds(v.clone()), without_seconds(again));
+    for (x, y) in a["methods"][0]["ranking"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(b["methods"][0]["ranking"].as_array().unwrap())
+    {
+        assert_eq!(x["candidate"], y["candidate"]);
+        let (x, y) = (x["score"].as_f64().unwrap(), y["score"].as_f64().unwrap());
+        assert!((x - y).abs() < 1e-5, "{x} vs {y}");
+    }
+    assert_eq!(a["methods"][1], b["methods"][1]);
+    assert_eq!(a["methods"][2], b["methods"][2]);
+    // A table for people.
+    let out = stilts(&[
+        "rank",
+        "--model",
+        &model,
+        "--target",
+        "RTE",
+        "--candidates",
+        "MRPC,SST-2",
+        "--methods",
+        "size",
+        "--max-examples",
+        "16",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let table = text(&out.stdout);
+    assert!(table.contains("size (rank)"), "{table}");
+    assert!(table.contains("SST-2 > MRPC"), "{table}");
+}
+
+#[test]
+fn bad_requests_are_named() {
+    let model = std::env::var("STILTS_MINILM_DIR").unwrap_or_else(|_| "unused".into());
+    let out = stilts(&[
+        "rank",
+        "--model",
+        &model,
+        "--target",
+        "RTE",
+        "--candidates",
+        "MRPC,RTE",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("RTE is the target: a task is never its own intermediate"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = stilts(&[
+        "rank",
+        "--model",
+        &model,
+        "--target",
+        "RTE",
+        "--candidates",
+        "MRPC",
+        "--methods",
+        "magic",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr)
+            .contains("unknown method `magic` (known: semb, esm-logme, logme-tuned, size, random)"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = stilts(&[
+        "rank",
+        "--model",
+        &model,
+        "--target",
+        "RTE",
+        "--candidates",
+        "NOPE",
+    ]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("NOPE"), "{}", text(&out.stderr));
+}
+
+/// The tuned-encoder methods, with the base encoder standing in for each tuned one (no
+/// intermediate-trained MiniLM is committed): LogME of its target features is then the floor
+/// itself, and the fitted maps are saved, found again and usable alone.
+#[test]
+fn tuned_encoders_and_embedding_space_maps() {
+    let Some(model) = minilm() else {
+        eprintln!("skipped: STILTS_MINILM_DIR or GLUE_DIR unset");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let esm_dir = tmp.path().join("esm");
+    let esm_dir = esm_dir.to_str().unwrap();
+    let tuned = format!("MRPC={model},SST-2={model},CoLA={model}");
+    let extra = [
+        "--tuned",
+        &tuned,
+        "--methods",
+        "esm-logme,logme-tuned",
+        "--esm-dir",
+        esm_dir,
+    ];
+    let v = rank_json(&model, &extra);
+    let floor = v["target_logme"].as_f64().unwrap();
+    let scores = |v: &Value, method: usize| -> Vec<(String, f64)> {
+        v["methods"][method]["ranking"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["candidate"].as_str().unwrap().to_owned(),
+                    e["score"].as_f64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(v["methods"][1]["method"], "logme-tuned");
+    for (_, s) in scores(&v, 1) {
+        assert!((s - floor).abs() < 1e-9, "{s} vs the floor {floor}");
+    }
+    let esm = scores(&v, 0);
+    assert_eq!(esm.len(), 3);
+    let paths: Vec<String> = v["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["esm"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(paths.len(), 3, "{v}");
+    for p in &paths {
+        assert!(p.starts_with(esm_dir), "{p}");
+        assert!(std::path::Path::new(p).join("model.safetensors").is_file());
+    }
+    // Found again: the same maps, the same scores.
+    let again = rank_json(&model, &extra);
+    assert_eq!(scores(&again, 0), esm);
+    // A saved map alone, without the tuned encoder.
+    let mrpc = v["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["task"] == "MRPC")
+        .unwrap()["esm"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let given = format!("MRPC={mrpc}");
+    let out = stilts(&[
+        "rank",
+        "--model",
+        &model,
+        "--target",
+        "RTE",
+        "--candidates",
+        "MRPC",
+        "--max-examples",
+        "40",
+        "--methods",
+        "esm-logme",
+        "--esm",
+        &given,
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let alone: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mrpc_score = esm.iter().find(|(c, _)| c == "MRPC").unwrap().1;
+    assert_eq!(scores(&alone, 0), [("MRPC".to_owned(), mrpc_score)]);
+    // Without either, the error says what to pass.
+    let out = stilts(&[
+        "rank",
+        "--model",
+        &model,
+        "--target",
+        "RTE",
+        "--candidates",
+        "MRPC",
+        "--max-examples",
+        "40",
+        "--methods",
+        "esm-logme",
+        "--esm-dir",
+        esm_dir,
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains(
+            "esm-logme needs the encoder after intermediate training on MRPC: --tuned MRPC=DIR"
+        ),
+        "{}",
+        text(&out.stderr)
+    );
+}
