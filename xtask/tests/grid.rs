@@ -275,7 +275,9 @@ fn encoder_keys_reach_every_run_of_the_encoder() {
 #[test]
 fn shipped_grids_parse_and_expand() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    for name in ["table1", "table2", "table3", "table4", "figure1"] {
+    for name in [
+        "table1", "table2", "table3", "table4", "figure1", "transfer",
+    ] {
         let path = root.join("configs/grids").join(format!("{name}.toml"));
         let extra = (name == "table1").then_some(Some("cpu-elmo"));
         for scale in [None, Some("cpu")].into_iter().chain(extra) {
@@ -283,6 +285,18 @@ fn shipped_grids_parse_and_expand() {
             let p = Plan::expand(&g, Some(Path::new("/out"))).unwrap();
             assert!(!p.nodes.is_empty(), "{name}");
         }
+    }
+    // The transfer matrix: every intermediate once; each target from each intermediate and
+    // from the encoder alone, per restart, except from itself.
+    let transfer = root.join("configs/grids/transfer.toml");
+    for (scale, intermediates, restarts) in [(None, 11, 10), (Some("cpu"), 10, 2)] {
+        let g = spec::load(&transfer, scale).unwrap();
+        let p = Plan::expand(&g, Some(Path::new("/out"))).unwrap();
+        assert_eq!(
+            p.nodes.len(),
+            intermediates + (intermediates + 1) * 4 * restarts - 4 * restarts,
+            "{scale:?}"
+        );
     }
     let t1 = spec::load(&root.join("configs/grids/table1.toml"), None).unwrap();
     let p = Plan::expand(&t1, Some(Path::new("/out"))).unwrap();

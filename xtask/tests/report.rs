@@ -746,16 +746,91 @@ fn bootstrap_from_result_files() {
         snli.contains("failed: ") && snli.contains("changed since the run"),
         "{snli}"
     );
-    assert_eq!(
-        summary.warnings.len(),
-        1 + usize::from(figure::register_font(&figure::font_candidates()).is_err())
-    );
+    let no_font = figure::register_font(&figure::font_candidates()).is_err();
+    // Without a font: figure1.png and the transfer PNGs.
+    assert_eq!(summary.warnings.len(), 1 + 2 * usize::from(no_font));
     assert!(summary.warnings.iter().any(|w| w.contains("SNLI")));
     let md = std::fs::read_to_string(out.join("bootstrap.md")).unwrap();
     assert!(md.contains("300 resamples"));
     let r = md_row(&md, "BERT → MNLI");
     assert_eq!(r[1], "RTE");
     assert_eq!(r[2], "60");
+
+    // The transfer matrix: the same comparisons, one row per intermediate. MNLI gains 15
+    // points (0.90 vs 0.75 accuracy); QQP's predictions are the baseline's; SNLI failed.
+    let matrix = std::fs::read_to_string(out.join("transfer-full.md")).unwrap();
+    let mnli = md_row(&matrix, "MNLI");
+    assert!(mnli[1].starts_with("+15.0 ["), "{mnli:?}");
+    let (low, high) = (v(&line("MNLI")[12]), v(&line("MNLI")[13]));
+    let signed = |x: f64| {
+        let t = format!("{:.1}", x * 100.0);
+        if t.starts_with('-') || t == "0.0" {
+            t
+        } else {
+            format!("+{t}")
+        }
+    };
+    assert_eq!(
+        mnli[1],
+        format!("+15.0 [{}, {}]", signed(low), signed(high))
+    );
+    assert_eq!(md_row(&matrix, "QQP")[1], "0.0 [0.0, 0.0]");
+    assert_eq!(md_row(&matrix, "SNLI")[1], "…");
+    assert!(matrix.contains("2 of 3 cells"), "{matrix}");
+    let cells = std::fs::read_to_string(out.join("transfer.csv")).unwrap();
+    assert!(
+        cells.starts_with("encoder,regime,intermediate,target,gain,ci_low,ci_high,p_win,status\n")
+    );
+    assert!(
+        cells.contains("BERT,full,QQP,RTE,0,0,0,0,done\n"),
+        "{cells}"
+    );
+    assert!(
+        cells.lines().any(
+            |l| l.starts_with("BERT,full,SNLI,RTE,,,,,") && l.contains("changed since the run")
+        ),
+        "{cells}"
+    );
+    let svg = std::fs::read_to_string(out.join("transfer-full.svg")).unwrap();
+    assert!(
+        svg.contains("+15.0") && svg.contains("MNLI") && svg.contains("SNLI"),
+        "{svg}"
+    );
+    assert_eq!(out.join("transfer-full.png").is_file(), !no_font);
+}
+
+/// A transfer matrix marks the cell whose intermediate is the target, and cells without a
+/// comparison.
+#[test]
+fn transfer_matrix_cells() {
+    use xtask::report::ReportModel;
+    use xtask::report::matrix::{self, Cell};
+    let g = grid(GRID);
+    let rows = toy_rows();
+    let model = ReportModel::new(&g, &rows);
+    let matrices = matrix::build(&model, &[]);
+    // One per encoder and regime.
+    assert_eq!(matrices.len(), 2);
+    let m = &matrices[0];
+    assert_eq!(m.rows, ["MNLI", "QQP"]);
+    assert_eq!(m.cols, ["CoLA", "MRPC", "QQP", "STS-B", "RTE"]);
+    assert_eq!(m.cells[1][2], Cell::Same);
+    assert_eq!(m.cells[0][2], Cell::Missing("no comparison".into()));
+    assert_eq!(m.progress(), (0, 9));
+    let svg = matrix::svg(m).unwrap();
+    assert!(svg.contains("same task"), "{svg}");
+    // No intermediate, no matrix.
+    let plain = grid(
+        r#"
+name = "plain"
+targets = ["RTE"]
+restarts = 1
+[[encoders]]
+name = "BERT"
+pretrained = "bert-base-uncased"
+"#,
+    );
+    assert!(matrix::build(&ReportModel::new(&plain, &[]), &[]).is_empty());
 }
 
 /// The paper's Table 3: multitask rows of several targets share a row each.

@@ -8,6 +8,7 @@
 //! | `figure1.svg`, `figure1.png` | dev scores across restarts per target, with and without STILTs |
 //! | `degenerate.md`, `.csv` | degenerate runs / restarts per cell |
 //! | `bootstrap.md`, `.csv` | STILTs − baseline, paired bootstrap 95% intervals |
+//! | `transfer-<regime>.md`, `.svg`, `.png`; `transfer.csv` | the transfer matrix: intermediates × targets, gain with its interval, as a heat map |
 //!
 //! Every file is written atomically. The report renders on partial grids: missing cells show
 //! `—` and the tables say how many runs are missing.
@@ -15,6 +16,7 @@
 pub mod bootstrap;
 pub mod degenerate;
 pub mod figure;
+pub mod matrix;
 pub mod model;
 pub mod table;
 pub mod text;
@@ -224,6 +226,40 @@ pub fn render_all_with(
         &bootstrap::markdown(&model, &comparisons, opts.bootstrap),
     )?;
     write(&mut files, "bootstrap.csv", &bootstrap::csv(&comparisons))?;
+
+    let matrices = if opts.bootstrap > 0 {
+        matrix::build(&model, &comparisons)
+    } else {
+        Vec::new()
+    };
+    if !matrices.is_empty() {
+        for &regime in &model.regimes {
+            let text = matrix::markdown(name, &matrices, regime);
+            write(
+                &mut files,
+                &format!("transfer-{}.md", regime.label()),
+                &text,
+            )?;
+        }
+        write(&mut files, "transfer.csv", &matrix::csv(&matrices))?;
+        let font = figure::register_font(&opts.fonts);
+        for m in &matrices {
+            let stem = matrix::stem(m, model.encoders.len());
+            let svg = matrix::svg(m).map_err(|message| ReportError::Plot {
+                path: out_dir.join(format!("{stem}.svg")),
+                message,
+            })?;
+            write(&mut files, &format!("{stem}.svg"), &svg)?;
+            if font.is_ok() {
+                let png = out_dir.join(format!("{stem}.png"));
+                matrix::write_png(m, &png)?;
+                files.push(png);
+            }
+        }
+        if let Err(e) = font {
+            warnings.push(format!("transfer PNGs not written: {e}"));
+        }
+    }
 
     let (planned, finished) = model.progress(None);
     let (deg, _) = degenerate::totals(&model);
