@@ -20,6 +20,8 @@ import pathlib
 
 import numpy as np
 import torch
+from scipy.stats import spearmanr
+from sklearn.metrics import ndcg_score
 from hfselect import ESM, ESMConfig, ESMTrainer
 import hfselect.logme
 from hfselect.logme import LogME
@@ -150,6 +152,27 @@ def esm_case(rng, n=70, d=6, epochs=3, batch=32):
     }
 
 
+def eval_case(rng, name, n, ties=False):
+    """A method's scores against measured STILTs scores: Spearman (SciPy), NDCG@3
+    (scikit-learn, linear gains, tied scores averaged) and regret@1/@3 (percent of the best)."""
+    stilts = rng.uniform(0.3, 0.9, size=n)
+    scores = stilts + rng.normal(0.0, 0.15, size=n)
+    if ties:
+        scores = np.round(scores * 4) / 4  # a few tied scores, as the size baseline has
+    order = sorted(range(n), key=lambda i: -scores[i])  # stable: ties in named order
+    best = stilts.max()
+    regret = lambda k: float(100 * (best - max(stilts[i] for i in order[:k])) / abs(best))
+    return {
+        "name": name,
+        "stilts": [float(v) for v in stilts],
+        "scores": [float(v) for v in scores],
+        "spearman": float(spearmanr(scores, stilts).statistic),
+        "ndcg_at_3": float(ndcg_score([stilts], [scores], k=3)),
+        "regret_at_1": regret(1),
+        "regret_at_3": regret(3),
+    }
+
+
 def main():
     rng = np.random.default_rng(20261206)
     cases = [
@@ -162,7 +185,8 @@ def main():
     semb = [semb_case(rng, "semb", 25, 40, 12)]
     OUT.parent.mkdir(parents=True, exist_ok=True)
     esm = [esm_case(rng)]
-    OUT.write_text(json.dumps({"logme": cases, "semb": semb, "esm": esm}) + "\n")
+    evals = [eval_case(rng, "distinct", 9), eval_case(rng, "ties", 10, ties=True)]
+    OUT.write_text(json.dumps({"logme": cases, "semb": semb, "esm": esm, "eval": evals}) + "\n")
     for c in cases:
         print(f"{c['name']}: LogME {c['logme']:.6f}")
     print(f"semb: {semb[0]['semb']:.6f}")

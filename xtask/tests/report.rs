@@ -778,19 +778,20 @@ fn bootstrap_from_result_files() {
     assert_eq!(md_row(&matrix, "SNLI")[1], "…");
     assert!(matrix.contains("2 of 3 cells"), "{matrix}");
     let cells = std::fs::read_to_string(out.join("transfer.csv")).unwrap();
-    assert!(
-        cells.starts_with("encoder,regime,intermediate,target,gain,ci_low,ci_high,p_win,status\n")
-    );
-    assert!(
-        cells.contains("BERT,full,QQP,RTE,0,0,0,0,done\n"),
-        "{cells}"
-    );
-    assert!(
-        cells.lines().any(
-            |l| l.starts_with("BERT,full,SNLI,RTE,,,,,") && l.contains("changed since the run")
-        ),
-        "{cells}"
-    );
+    assert!(cells.starts_with(
+        "encoder,regime,intermediate,intermediate_task,target,gain,ci_low,ci_high,p_win,baseline,stilts,status\n"
+    ));
+    // What `stilts rank --matrix` reads back.
+    let read = stilts_schema::transfer::read_csv(&out.join("transfer.csv")).unwrap();
+    assert_eq!(read.len(), 3);
+    let base = acc(&base_pred, &gold);
+    assert_eq!(read[0].intermediate, "MNLI");
+    assert_eq!(read[0].baseline, Some(base));
+    let (gain, stilts) = read[0].result().unwrap();
+    assert!((gain - 0.15).abs() < 1e-12 && (stilts - 0.9).abs() < 1e-12);
+    assert_eq!(read[1].result(), Some((0.0, base)));
+    assert_eq!(read[2].intermediate, "SNLI");
+    assert!(read[2].result().is_none() && read[2].status.contains("changed since the run"));
     let svg = std::fs::read_to_string(out.join("transfer-full.svg")).unwrap();
     assert!(
         svg.contains("+15.0") && svg.contains("MNLI") && svg.contains("SNLI"),

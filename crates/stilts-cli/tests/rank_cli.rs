@@ -294,3 +294,64 @@ fn tuned_encoders_and_embedding_space_maps() {
         text(&out.stderr)
     );
 }
+
+/// `--matrix`: each method judged against measured transfer (a made-up matrix here; the real
+/// one comes from `cargo xtask reproduce transfer`).
+#[test]
+fn judged_against_a_transfer_matrix() {
+    let Some(model) = minilm() else {
+        eprintln!("skipped: STILTS_MINILM_DIR or GLUE_DIR unset");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let matrix = tmp.path().join("transfer.csv");
+    let mut text = String::from(
+        "encoder,regime,intermediate,intermediate_task,target,gain,ci_low,ci_high,p_win,baseline,stilts,status\n",
+    );
+    for (name, stilts) in [("MRPC", 0.60), ("SST-2", 0.55), ("CoLA", 0.58)] {
+        let gain = stilts - 0.56;
+        text.push_str(&format!(
+            "MiniLM,1k,{name},{name},RTE,{gain},{gain},{gain},0.5,0.56,{stilts},done\n"
+        ));
+    }
+    text.push_str("MiniLM,1k,RTE,RTE,RTE,,,,,,,same task\n");
+    text.push_str("MiniLM,1k,MRPC,MRPC,STS-B,0.1,0,0.2,0.9,0.7,0.8,done\n");
+    std::fs::write(&matrix, text).unwrap();
+    let path = matrix.to_str().unwrap();
+    let v = rank_json(&model, &["--methods", "size,random", "--matrix", path]);
+    let e = &v["evaluation"][0];
+    assert_eq!(e["target"], "RTE");
+    assert_eq!(e["encoder"], "MiniLM");
+    assert_eq!(
+        e["candidates"],
+        serde_json::json!(["MRPC", "SST-2", "CoLA"])
+    );
+    let size = &e["methods"][0];
+    assert_eq!(size["method"], "size");
+    // Size ranks SST-2 > CoLA > MRPC; measured MRPC > CoLA > SST-2.
+    assert!(
+        (size["spearman"].as_f64().unwrap() + 1.0).abs() < 1e-12,
+        "{size}"
+    );
+    assert!((size["regret_at_1"].as_f64().unwrap() - 100.0 * 0.05 / 0.6).abs() < 1e-9);
+    assert!(size["regret_at_3"].as_f64().unwrap().abs() < 1e-12);
+    // A matrix that is not one is named with its line.
+    std::fs::write(&matrix, "encoder,regime\nMiniLM\n").unwrap();
+    let out = stilts(&[
+        "rank",
+        "--model",
+        &model,
+        "--target",
+        "RTE",
+        "--candidates",
+        "MRPC",
+        "--matrix",
+        path,
+    ]);
+    assert!(!out.status.success());
+    assert!(text_of(&out).contains("transfer.csv:"), "{}", text_of(&out));
+}
+
+fn text_of(out: &Output) -> String {
+    text(&out.stderr)
+}

@@ -5,6 +5,7 @@
 //!   unknown keys rejected. Validation and resolution into what the engine runs are
 //!   `stilts-train`'s (`stilts run --check`).
 //! - [`results`]: what a run writes: `result.json` per restart, `summary.json` per experiment.
+//! - [`transfer`]: a grid's transfer matrix (`transfer.csv`), which `stilts rank` is judged on.
 //!
 //! ```no_run
 //! use stilts_schema::results::ExperimentSummary;
@@ -20,6 +21,7 @@ pub mod experiment;
 pub mod overrides;
 pub mod results;
 pub mod runs;
+pub mod transfer;
 
 use std::path::{Path, PathBuf};
 
@@ -53,6 +55,16 @@ pub enum SchemaError {
         /// The override's key path.
         key: String,
         /// What does not fit.
+        message: String,
+    },
+    /// A CSV file has a malformed line.
+    #[error("{}:{line}: {message}", path.display())]
+    Csv {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line (0: the file as a whole).
+        line: u64,
+        /// What is wrong.
         message: String,
     },
     /// The file is not the JSON this version writes.

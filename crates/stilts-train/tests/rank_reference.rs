@@ -14,6 +14,18 @@ struct Fixture {
     logme: Vec<LogmeCase>,
     semb: Vec<SembCase>,
     esm: Vec<EsmCase>,
+    eval: Vec<EvalCase>,
+}
+
+#[derive(Deserialize)]
+struct EvalCase {
+    name: String,
+    stilts: Vec<f64>,
+    scores: Vec<f64>,
+    spearman: f64,
+    ndcg_at_3: f64,
+    regret_at_1: f64,
+    regret_at_3: f64,
 }
 
 #[derive(Deserialize)]
@@ -238,4 +250,42 @@ fn reads_an_esm_hf_dataset_selector_saved_and_round_trips_its_own() {
         err.contains("model.safetensors") && err.contains("model.weight"),
         "{err}"
     );
+}
+
+#[test]
+fn ranking_quality_matches_scipy_and_scikit_learn() {
+    use stilts_train::rank::MethodRanking;
+    use stilts_train::rank::evaluate::{ndcg, regret, spearman};
+    for case in fixture().eval {
+        let close = |what: &str, ours: f64, theirs: f64| {
+            assert!(
+                (ours - theirs).abs() < 1e-9,
+                "{}: {what} {ours} vs {theirs}",
+                case.name
+            );
+        };
+        close(
+            "spearman",
+            spearman(&case.scores, &case.stilts),
+            case.spearman,
+        );
+        close(
+            "ndcg@3",
+            ndcg(&case.stilts, &case.scores, 3),
+            case.ndcg_at_3,
+        );
+        let names: Vec<String> = (0..case.scores.len()).map(|i| i.to_string()).collect();
+        let ranked = MethodRanking::from_scores("m", 0.0, &names, &case.scores);
+        let order: Vec<usize> = ranked.order().iter().map(|n| n.parse().unwrap()).collect();
+        close(
+            "regret@1",
+            regret(&case.stilts, &order, 1),
+            case.regret_at_1,
+        );
+        close(
+            "regret@3",
+            regret(&case.stilts, &order, 3),
+            case.regret_at_3,
+        );
+    }
 }

@@ -14,8 +14,9 @@ use super::ReportError;
 use super::bootstrap::{Comparison, Status};
 use super::figure::FAMILY;
 use super::model::{Applies, ConditionKind, ReportModel};
-use super::text::{csv_line, fixed, md, md_table};
+use super::text::{fixed, md, md_table};
 use crate::grid::Regime;
+use stilts_schema::transfer::{DONE, TransferCell, to_csv};
 
 /// One cell of the matrix.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,6 +28,9 @@ pub enum Cell {
         low: f64,
         high: f64,
         win: f64,
+        /// The two runs' scores on the whole dev set.
+        baseline: f64,
+        stilts: f64,
     },
     /// The intermediate is the target: nothing is trained.
     Same,
@@ -41,6 +45,8 @@ pub struct Matrix {
     pub regime: Regime,
     /// Intermediate tasks, in the grid's order.
     pub rows: Vec<String>,
+    /// Each row's task as the grid names it (`MNLI`, `configs/tasks/mnli_subset.toml`).
+    pub tasks: Vec<String>,
     /// Targets, in the report's (GLUE) order.
     pub cols: Vec<String>,
     /// `cells[row][col]`.
@@ -96,6 +102,8 @@ pub fn build(model: &ReportModel<'_>, comparisons: &[Comparison]) -> Vec<Matrix>
                                             low: i.low,
                                             high: i.high,
                                             win: i.win,
+                                            baseline: i.baseline,
+                                            stilts: i.stilts,
                                         },
                                         Status::Missing(why) | Status::Failed(why) => {
                                             Cell::Missing(why.clone())
@@ -110,6 +118,15 @@ pub fn build(model: &ReportModel<'_>, comparisons: &[Comparison]) -> Vec<Matrix>
                 encoder: encoder.clone(),
                 regime,
                 rows: intermediates.iter().map(|c| c.name.clone()).collect(),
+                tasks: intermediates
+                    .iter()
+                    .map(|c| {
+                        let file = &model.grid.file.intermediates;
+                        file.iter()
+                            .find(|m| m.name == c.name)
+                            .map_or_else(|| c.name.clone(), |m| m.task.clone())
+                    })
+                    .collect(),
                 cols: model.targets.iter().map(|t| t.name.clone()).collect(),
                 cells,
             });
@@ -170,44 +187,47 @@ pub fn markdown(grid: &str, matrices: &[Matrix], regime: Regime) -> String {
     s
 }
 
-/// `transfer.csv`: one line per cell of every matrix.
+/// `transfer.csv` ([`stilts_schema::transfer`]): one line per cell of every matrix; scores as
+/// fractions (not points).
 pub fn csv(matrices: &[Matrix]) -> String {
-    let mut s = csv_line(&[
-        "encoder",
-        "regime",
-        "intermediate",
-        "target",
-        "gain",
-        "ci_low",
-        "ci_high",
-        "p_win",
-        "status",
-    ]);
+    let mut cells = Vec::new();
     for m in matrices {
-        for (r, cells) in m.rows.iter().zip(&m.cells) {
-            for (c, cell) in m.cols.iter().zip(cells) {
+        for ((row, task), row_cells) in m.rows.iter().zip(&m.tasks).zip(&m.cells) {
+            for (target, cell) in m.cols.iter().zip(row_cells) {
                 let (values, status) = match cell {
                     Cell::Gain {
                         diff,
                         low,
                         high,
                         win,
+                        baseline,
+                        stilts,
                     } => (
-                        [diff, low, high, win].map(|v| v.to_string()),
-                        "done".to_string(),
+                        [diff, low, high, win, baseline, stilts].map(|v| Some(*v)),
+                        DONE.to_string(),
                     ),
-                    Cell::Same => (Default::default(), "same task".into()),
-                    Cell::Missing(why) => (Default::default(), why.clone()),
+                    Cell::Same => ([None; 6], "same task".into()),
+                    Cell::Missing(why) => ([None; 6], why.clone()),
                 };
-                let label = m.regime.label();
-                let mut line = vec![m.encoder.as_str(), label.as_str(), r, c];
-                line.extend(values.iter().map(String::as_str));
-                line.push(&status);
-                s.push_str(&csv_line(&line));
+                let [gain, ci_low, ci_high, p_win, baseline, stilts] = values;
+                cells.push(TransferCell {
+                    encoder: m.encoder.clone(),
+                    regime: m.regime.label(),
+                    intermediate: row.clone(),
+                    intermediate_task: task.clone(),
+                    target: target.clone(),
+                    gain,
+                    ci_low,
+                    ci_high,
+                    p_win,
+                    baseline,
+                    stilts,
+                    status,
+                });
             }
         }
     }
-    s
+    to_csv(&cells)
 }
 
 const CELL_W: i32 = 150;

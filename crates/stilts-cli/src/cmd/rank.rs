@@ -8,6 +8,7 @@ use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use stilts_train::models::device::DeviceChoice;
 use stilts_train::models::hub::{self, HubOptions, ModelName};
 use stilts_train::predict::{PredictOptions, Predictor};
+use stilts_train::rank::evaluate::{Evaluation, evaluate, read_matrix};
 use stilts_train::rank::{
     FeatureOptions, MethodName, Pooling, RankOptions, Ranking, Tuned, rank_tasks, resolve_tasks,
 };
@@ -64,6 +65,11 @@ pub struct RankArgs {
     /// Most tokens per example (default: what the model was trained with, else 128).
     #[arg(long)]
     pub max_seq_len: Option<usize>,
+    /// A transfer matrix (`transfer.csv` from `cargo xtask report` of the `transfer` grid): judge
+    /// each method's ranking against the measured STILTs scores of the target (Spearman,
+    /// NDCG@3, regret@1 and @3).
+    #[arg(long)]
+    pub matrix: Option<PathBuf>,
     /// Print the ranking as JSON instead of tables.
     #[arg(long)]
     pub json: bool,
@@ -109,13 +115,86 @@ pub fn run(args: RankArgs) -> Result<()> {
         esm_dir: args.esm_dir.clone().or(defaults.esm_dir),
         ..defaults
     };
+    // A bad matrix file fails before anything is encoded.
+    let cells = match &args.matrix {
+        Some(path) => Some(read_matrix(path)?),
+        None => None,
+    };
     let ranking = rank_tasks(&predictor, &target, &candidates, &tuned, &options)?;
+    let evaluation = match (&cells, &args.matrix) {
+        (Some(cells), Some(path)) => {
+            let references: Vec<(String, String)> = candidates
+                .iter()
+                .map(|s| (s.task.name.clone(), s.reference.clone()))
+                .collect();
+            evaluate(&ranking, &references, cells, path)?
+        }
+        _ => Vec::new(),
+    };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&ranking)?);
+        #[derive(serde::Serialize)]
+        struct Output<'a> {
+            #[serde(flatten)]
+            ranking: &'a Ranking,
+            #[serde(skip_serializing_if = "<[Evaluation]>::is_empty")]
+            evaluation: &'a [Evaluation],
+        }
+        let out = Output {
+            ranking: &ranking,
+            evaluation: &evaluation,
+        };
+        println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         print!("{}", render(&ranking, &args.model));
+        for e in &evaluation {
+            print!("{}", render_evaluation(e));
+        }
     }
     Ok(())
+}
+
+/// How each method's ranking compares with the measured matrix.
+fn render_evaluation(e: &Evaluation) -> String {
+    let mut measured: Vec<(&String, f64)> =
+        e.candidates.iter().zip(e.stilts.iter().copied()).collect();
+    measured.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let mut out = format!(
+        "\nagainst {} ({}, {}): measured {}\n",
+        e.matrix.display(),
+        e.encoder,
+        e.regime,
+        measured
+            .iter()
+            .map(|(c, s)| format!("{c} {:.1}", s * 100.0))
+            .collect::<Vec<_>>()
+            .join(" > ")
+    );
+    if !e.unmeasured.is_empty() {
+        out.push_str(&format!("not in the matrix: {}\n", e.unmeasured.join(", ")));
+    }
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED);
+    table.set_header([
+        "method",
+        "Spearman",
+        "NDCG@3",
+        "regret@1 %",
+        "regret@3 %",
+        "seconds",
+    ]);
+    let opt = |v: Option<f64>, d: usize| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.d$}"));
+    for m in &e.methods {
+        table.add_row([
+            m.method.clone(),
+            opt(m.spearman, 3),
+            opt(m.ndcg_at_3, 3),
+            opt(m.regret_at_1, 2),
+            opt(m.regret_at_3, 2),
+            format!("{:.1}", m.seconds),
+        ]);
+    }
+    out.push_str(&format!("{table}\n"));
+    out
 }
 
 /// `CANDIDATE=DIR`.

@@ -27,6 +27,7 @@
 
 pub mod esm;
 pub mod esm_file;
+pub mod evaluate;
 pub mod features;
 pub mod logme;
 pub mod methods;
@@ -81,6 +82,9 @@ pub enum RankError {
     /// A file could not be written.
     #[error(transparent)]
     Fs(#[from] FsError),
+    /// A file stilts shares with the grid driver (a transfer matrix) is unreadable.
+    #[error(transparent)]
+    Schema(#[from] stilts_schema::SchemaError),
 }
 
 /// How to rank.

@@ -1,0 +1,309 @@
+//! How well a ranking predicts measured transfer: each method's scores against the STILTs scores
+//! of a transfer matrix (`transfer.csv` from `cargo xtask report`, the `transfer` grid), per
+//! target. Spearman's rho (as `scipy.stats.spearmanr`), NDCG@k (as `sklearn.metrics.ndcg_score`:
+//! linear gains, tied scores averaged) and regret@k (Poth et al. 2021; Schulte et al. 2024: how
+//! far, in percent of the best candidate's score, the best of the method's top k falls short).
+//! Checked against SciPy and scikit-learn by `scripts/make_rank_fixtures.py`.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::{MethodRanking, RankError, Ranking};
+
+/// One finished cell of a transfer matrix.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MatrixCell {
+    /// The encoder's row label in the grid.
+    pub encoder: String,
+    /// The training regime (`1k`, `full`).
+    pub regime: String,
+    /// The intermediate's name in the grid (`MNLI`).
+    pub intermediate: String,
+    /// The intermediate's task as the grid names it (`configs/tasks/mnli_subset.toml`).
+    pub intermediate_task: String,
+    /// The target task.
+    pub target: String,
+    /// The best-on-dev STILTs run's score minus the baseline's.
+    pub gain: f64,
+    /// The best-on-dev STILTs run's dev score.
+    pub stilts: f64,
+}
+
+/// The finished cells of a `transfer.csv` ([`stilts_schema::transfer`]).
+pub fn read_matrix(path: &Path) -> Result<Vec<MatrixCell>, RankError> {
+    let cells = stilts_schema::transfer::read_csv(path)?;
+    Ok(cells
+        .into_iter()
+        .filter_map(|c| {
+            let (gain, stilts) = c.result()?;
+            Some(MatrixCell {
+                encoder: c.encoder,
+                regime: c.regime,
+                intermediate: c.intermediate,
+                intermediate_task: c.intermediate_task,
+                target: c.target,
+                gain,
+                stilts,
+            })
+        })
+        .collect())
+}
+
+/// Average ranks (1 = smallest), ties sharing the mean of their positions.
+fn average_ranks(v: &[f64]) -> Vec<f64> {
+    let mut order: Vec<usize> = (0..v.len()).collect();
+    order.sort_by(|&a, &b| v[a].total_cmp(&v[b]));
+    let mut ranks = vec![0.0; v.len()];
+    let mut i = 0;
+    while i < order.len() {
+        let mut j = i;
+        while j + 1 < order.len() && v[order[j + 1]] == v[order[i]] {
+            j += 1;
+        }
+        let mean = (i + j) as f64 / 2.0 + 1.0;
+        for &k in &order[i..=j] {
+            ranks[k] = mean;
+        }
+        i = j + 1;
+    }
+    ranks
+}
+
+/// Spearman's rank correlation (`NaN` when either side is constant or fewer than 2 values).
+pub fn spearman(x: &[f64], y: &[f64]) -> f64 {
+    if x.len() != y.len() || x.len() < 2 {
+        return f64::NAN;
+    }
+    let (rx, ry) = (average_ranks(x), average_ranks(y));
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let (mx, my) = (mean(&rx), mean(&ry));
+    let cov: f64 = rx.iter().zip(&ry).map(|(a, b)| (a - mx) * (b - my)).sum();
+    let var = |v: &[f64], m: f64| v.iter().map(|a| (a - m) * (a - m)).sum::<f64>();
+    cov / (var(&rx, mx) * var(&ry, my)).sqrt()
+}
+
+/// DCG@k of `relevance` ordered by `scores`, tied scores sharing their positions' discounts
+/// (`sklearn.metrics._ranking._tie_averaged_dcg`).
+fn dcg(relevance: &[f64], scores: &[f64], k: usize) -> f64 {
+    let n = relevance.len();
+    let discount: Vec<f64> = (0..n)
+        .map(|i| {
+            if i < k {
+                1.0 / ((i + 2) as f64).log2()
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let mut cumulative = Vec::with_capacity(n);
+    let mut total = 0.0;
+    for d in &discount {
+        total += d;
+        cumulative.push(total);
+    }
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+    let mut sum = 0.0;
+    let mut start = 0;
+    while start < n {
+        let mut end = start;
+        while end + 1 < n && scores[order[end + 1]] == scores[order[start]] {
+            end += 1;
+        }
+        let count = (end - start + 1) as f64;
+        let mean: f64 = order[start..=end]
+            .iter()
+            .map(|&i| relevance[i])
+            .sum::<f64>()
+            / count;
+        let before = if start == 0 {
+            0.0
+        } else {
+            cumulative[start - 1]
+        };
+        sum += mean * (cumulative[end] - before);
+        start = end + 1;
+    }
+    sum
+}
+
+/// NDCG@k with linear gains (`sklearn.metrics.ndcg_score(k=k)`); 0 when every relevance is 0.
+pub fn ndcg(relevance: &[f64], scores: &[f64], k: usize) -> f64 {
+    let ideal = dcg(relevance, relevance, k);
+    if ideal == 0.0 {
+        return 0.0;
+    }
+    dcg(relevance, scores, k) / ideal
+}
+
+/// Regret@k in percent: `100 * (best - best of the first k of order) / best`, with `order`
+/// the candidates' indices as the method ranks them.
+pub fn regret(relevance: &[f64], order: &[usize], k: usize) -> f64 {
+    let best = relevance.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let picked = order
+        .iter()
+        .take(k)
+        .map(|&i| relevance[i])
+        .fold(f64::NEG_INFINITY, f64::max);
+    100.0 * (best - picked) / best.abs()
+}
+
+/// One method's quality on one target of a matrix.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MethodQuality {
+    /// The method.
+    pub method: String,
+    /// Spearman's rho between its scores and the candidates' STILTs scores.
+    pub spearman: Option<f64>,
+    /// NDCG@3 with the STILTs scores (floored at 0) as relevance.
+    pub ndcg_at_3: Option<f64>,
+    /// Regret@1 in percent of the best candidate's STILTs score.
+    pub regret_at_1: Option<f64>,
+    /// Regret@3 in percent.
+    pub regret_at_3: Option<f64>,
+    /// The method's cost in seconds (from the ranking).
+    pub seconds: f64,
+}
+
+/// A ranking judged against one encoder and regime of a transfer matrix.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evaluation {
+    /// The matrix file.
+    pub matrix: PathBuf,
+    /// Its encoder and regime.
+    pub encoder: String,
+    /// The regime.
+    pub regime: String,
+    /// The target.
+    pub target: String,
+    /// Candidates both ranked and measured, in the ranking's candidate order.
+    pub candidates: Vec<String>,
+    /// Their measured STILTs scores and gains over the baseline, in that order.
+    pub stilts: Vec<f64>,
+    /// The gains.
+    pub gains: Vec<f64>,
+    /// Ranked candidates the matrix has no finished cell for.
+    pub unmeasured: Vec<String>,
+    /// One row per method.
+    pub methods: Vec<MethodQuality>,
+}
+
+fn finite(v: f64) -> Option<f64> {
+    v.is_finite().then_some(v)
+}
+
+fn quality(method: &MethodRanking, names: &[String], stilts: &[f64]) -> MethodQuality {
+    let score_of = |name: &str| {
+        method
+            .ranking
+            .iter()
+            .find(|r| r.candidate == name)
+            .and_then(|r| r.score)
+            .unwrap_or(f64::NEG_INFINITY)
+    };
+    let scores: Vec<f64> = names.iter().map(|n| score_of(n)).collect();
+    let order: Vec<usize> = method
+        .ranking
+        .iter()
+        .filter_map(|r| names.iter().position(|n| *n == r.candidate))
+        .collect();
+    let relevance: Vec<f64> = stilts.iter().map(|s| s.max(0.0)).collect();
+    let measured = !names.is_empty();
+    MethodQuality {
+        method: method.method.clone(),
+        spearman: finite(spearman(&scores, stilts)),
+        ndcg_at_3: measured
+            .then(|| ndcg(&relevance, &scores, 3))
+            .and_then(finite),
+        regret_at_1: measured.then(|| regret(stilts, &order, 1)).and_then(finite),
+        regret_at_3: measured.then(|| regret(stilts, &order, 3)).and_then(finite),
+        seconds: method.seconds,
+    }
+}
+
+/// Judges `ranking` against the matrix's cells for its target: one [`Evaluation`] per encoder
+/// and regime the matrix holds for that target. A candidate matches a cell when its task name
+/// or the reference it was named by is the cell's intermediate or intermediate task.
+pub fn evaluate(
+    ranking: &Ranking,
+    references: &[(String, String)],
+    cells: &[MatrixCell],
+    matrix: &Path,
+) -> Result<Vec<Evaluation>, RankError> {
+    let target = &ranking.target.task;
+    let mine: Vec<&MatrixCell> = cells.iter().filter(|c| c.target == *target).collect();
+    if mine.is_empty() {
+        return Err(RankError::Options(format!(
+            "{} has no finished cell for the target {target}",
+            matrix.display()
+        )));
+    }
+    let mut groups: Vec<(String, String)> = Vec::new();
+    for c in &mine {
+        let key = (c.encoder.clone(), c.regime.clone());
+        if !groups.contains(&key) {
+            groups.push(key);
+        }
+    }
+    let matches = |candidate: &str, cell: &MatrixCell| {
+        let reference = references
+            .iter()
+            .find(|(name, _)| name == candidate)
+            .map(|(_, r)| r.as_str());
+        [Some(candidate), reference]
+            .into_iter()
+            .flatten()
+            .any(|n| n == cell.intermediate || n == cell.intermediate_task)
+    };
+    let mut out = Vec::new();
+    for (encoder, regime) in groups {
+        let group: Vec<&&MatrixCell> = mine
+            .iter()
+            .filter(|c| c.encoder == encoder && c.regime == regime)
+            .collect();
+        let (mut names, mut stilts, mut gains, mut unmeasured) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for c in &ranking.candidates {
+            match group.iter().find(|cell| matches(&c.task, cell)) {
+                Some(cell) => {
+                    names.push(c.task.clone());
+                    stilts.push(cell.stilts);
+                    gains.push(cell.gain);
+                }
+                None => unmeasured.push(c.task.clone()),
+            }
+        }
+        let methods = ranking
+            .methods
+            .iter()
+            .map(|m| quality(m, &names, &stilts))
+            .collect();
+        out.push(Evaluation {
+            matrix: matrix.to_path_buf(),
+            encoder,
+            regime,
+            target: target.clone(),
+            candidates: names,
+            stilts,
+            gains,
+            unmeasured,
+            methods,
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranks_correlation_and_regret() {
+        assert_eq!(average_ranks(&[3.0, 1.0, 3.0, 2.0]), [3.5, 1.0, 3.5, 2.0]);
+        assert!((spearman(&[1.0, 2.0, 3.0], &[10.0, 20.0, 30.0]) - 1.0).abs() < 1e-12);
+        assert!(spearman(&[1.0, 1.0], &[1.0, 2.0]).is_nan());
+        assert_eq!(regret(&[0.5, 0.8, 0.6], &[1, 0, 2], 1), 0.0);
+        assert!((regret(&[0.5, 0.8, 0.6], &[0, 2, 1], 2) - 25.0).abs() < 1e-12);
+    }
+}
