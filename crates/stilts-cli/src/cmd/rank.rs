@@ -53,7 +53,7 @@ pub struct RankArgs {
     #[arg(long, default_value_t = 1000)]
     pub max_examples: usize,
     /// How token states become one vector: mean (over tokens), pooled (what a head reads) or
-    /// summary (the [CLS] or extract token's state).
+    /// summary (the `[CLS]` or extract token's state).
     #[arg(long, default_value = "mean")]
     pub pooling: Pooling,
     /// Seed of the samples and of the random baseline.
