@@ -35,6 +35,8 @@ enum Command {
     Predict(Box<cmd::predict::PredictArgs>),
     /// Rank candidate intermediate tasks for a target before fine-tuning on any.
     Rank(Box<cmd::rank::RankArgs>),
+    /// Rank candidate intermediate tasks, train the best few and the baseline, keep the winner.
+    Select(Box<cmd::select::SelectArgs>),
     /// List the runs of an output directory (finished or in progress) as a table or JSON.
     Show(cmd::show::ShowArgs),
     /// Print the build, machine, caches and environment variables (for bug reports).
@@ -60,6 +62,7 @@ fn main() -> ExitCode {
         Command::Eval(a) => cmd::eval::run(a),
         Command::Predict(a) => cmd::predict::run(*a),
         Command::Rank(a) => cmd::rank::run(*a),
+        Command::Select(a) => cmd::select::run(*a),
         Command::Show(a) => cmd::show::run(a),
         Command::Env(a) => cmd::env::run(a),
         Command::Export(c) => cmd::export::run(*c),

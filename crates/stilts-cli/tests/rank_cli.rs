@@ -355,3 +355,82 @@ fn judged_against_a_transfer_matrix() {
 fn text_of(out: &Output) -> String {
     text(&out.stderr)
 }
+
+/// `stilts select` on a small budget: the ranking's best candidate and the baseline trained,
+/// the winner by dev score; a second invocation resumes (nothing retrained, the same scores).
+#[test]
+fn select_trains_the_top_candidate_and_the_baseline() {
+    let Some(model) = minilm() else {
+        eprintln!("skipped: STILTS_MINILM_DIR or GLUE_DIR unset");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let out_dir = tmp.path().join("select");
+    let args = [
+        "select",
+        "--model",
+        &model,
+        "--target",
+        "RTE",
+        "--candidates",
+        "MRPC,SST-2,CoLA",
+        "--top-k",
+        "1",
+        "--restarts",
+        "1",
+        "--target-examples",
+        "48",
+        "--intermediate-examples",
+        "48",
+        "--intermediate-epochs",
+        "1",
+        "--set",
+        "recipe.max_seq_len=32",
+        "--set",
+        "recipe.epochs=1",
+        "--max-examples",
+        "32",
+        "--output-dir",
+        out_dir.to_str().unwrap(),
+        "--quiet",
+        "--json",
+    ];
+    let first = stilts(&args);
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    let read = || -> Value {
+        let text = std::fs::read_to_string(out_dir.join("selection.json")).unwrap();
+        serde_json::from_str(&text).unwrap()
+    };
+    let s = read();
+    assert_eq!(s["target"], "RTE");
+    assert_eq!(s["ranking"]["method"], "semb");
+    let trained = s["trained"].as_array().unwrap();
+    assert_eq!(trained.len(), 2);
+    assert_eq!(trained[0]["condition"], "none");
+    assert_eq!(
+        trained[1]["condition"],
+        s["ranking"]["ranking"][0]["candidate"]
+    );
+    let score = |t: &Value| t["best_dev_score"].as_f64().unwrap();
+    let winner = if score(&trained[1]) > score(&trained[0]) {
+        &trained[1]
+    } else {
+        &trained[0]
+    };
+    assert_eq!(s["winner"], winner["condition"]);
+    assert!(s["estimated_all_seconds"].as_f64().unwrap() > 0.0);
+    for t in trained {
+        let dir = std::path::Path::new(t["output_dir"].as_str().unwrap());
+        assert!(dir.join("summary.json").is_file(), "{}", dir.display());
+    }
+    // Again: resumed from the finished runs.
+    let second = stilts(&args);
+    assert!(second.status.success(), "{}", text(&second.stderr));
+    let again = read();
+    for (a, b) in trained.iter().zip(again["trained"].as_array().unwrap()) {
+        assert_eq!(score(a), score(b));
+        assert_eq!(a["train_s"], b["train_s"]);
+        assert!(b["wall_s"].as_f64().unwrap() < a["wall_s"].as_f64().unwrap());
+    }
+    assert_eq!(again["estimated_all_seconds"], s["estimated_all_seconds"]);
+}

@@ -143,6 +143,31 @@ pub fn read_experiment(path: &Path, overrides: &[Override]) -> Result<Experiment
     serde::Deserialize::deserialize(toml::Value::Table(doc)).map_err(toml_error)
 }
 
+/// Applies `overrides` in order to an experiment built in code (`origin` names it in errors, as
+/// a file's path would): what [`read_experiment`] does to a file.
+pub fn apply_overrides(
+    file: &ExperimentFile,
+    overrides: &[Override],
+    origin: &Path,
+) -> Result<ExperimentFile, SchemaError> {
+    if overrides.is_empty() {
+        return Ok(file.clone());
+    }
+    let fail = |key: &str, message: String| SchemaError::Override {
+        path: origin.to_path_buf(),
+        key: key.to_owned(),
+        message,
+    };
+    let mut doc = toml::Table::try_from(file).map_err(|e| fail("", e.to_string()))?;
+    for o in overrides {
+        o.apply(&mut doc).map_err(|message| fail(&o.key, message))?;
+    }
+    serde::Deserialize::deserialize(toml::Value::Table(doc)).map_err(|source| SchemaError::Toml {
+        path: origin.to_path_buf(),
+        source: Box::new(source),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,5 +5,6 @@ pub mod export;
 pub mod predict;
 pub mod rank;
 pub mod run;
+pub mod select;
 pub mod show;
 pub mod train;

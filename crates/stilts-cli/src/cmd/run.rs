@@ -93,6 +93,11 @@ fn check_all(files: &[PathBuf], overrides: &[Override]) -> Result<()> {
 /// Runs a resolved experiment with the CLI's progress display and prints the summary; a hub
 /// model and built-in tasks that no data root holds are downloaded first, with byte bars.
 pub fn execute(exp: &Experiment, quiet: bool) -> Result<()> {
+    execute_summary(exp, quiet).map(|_| ())
+}
+
+/// [`execute`], returning the experiment's summary.
+pub fn execute_summary(exp: &Experiment, quiet: bool) -> Result<ExperimentSummary> {
     let mut progress = Progress::new(quiet);
     std::fs::create_dir_all(&exp.output_dir)
         .with_context(|| format!("creating {}", exp.output_dir.display()))?;
@@ -133,7 +138,7 @@ pub fn execute(exp: &Experiment, quiet: bool) -> Result<()> {
     progress.finish();
     print_summary(&summary);
     println!("outputs in {}", exp.output_dir.display());
-    Ok(())
+    Ok(summary)
 }
 
 fn print_summary(summary: &ExperimentSummary) {

@@ -28,7 +28,7 @@ pub use stilts_schema::experiment::{
 
 pub use recipe::Recipe;
 pub use source::{ModelSource, RandomBertFile, RandomElmoFile, RandomGptFile, RandomSize};
-pub use stilts_schema::overrides::{Override, read_experiment};
+pub use stilts_schema::overrides::{Override, apply_overrides, read_experiment};
 
 use crate::error::{Result, TrainError};
 

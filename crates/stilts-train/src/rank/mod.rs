@@ -31,6 +31,7 @@ pub mod evaluate;
 pub mod features;
 pub mod logme;
 pub mod methods;
+pub mod select;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
