@@ -6,6 +6,13 @@
 //! stored in [`TrainState`]. A checkpoint is written to `checkpoint.tmp/`, synced, and renamed
 //! over `checkpoint/` (the previous one is kept as `checkpoint.old/` during the swap), so a
 //! process killed at any moment leaves a complete checkpoint behind.
+//!
+//! Each checkpoint ends with `manifest.json`: the size and SHA-256 of every other file, checked
+//! when the checkpoint is loaded. A file that does not match (a torn copy, a bad disk, an edit)
+//! is named in a warning and the checkpoint is not used: the previous one is, when a crash left
+//! it (`checkpoint.old/`); otherwise the damaged directory is kept as `checkpoint.corrupt/` for
+//! inspection and the run starts over, which reproduces the same results (training is a
+//! function of the seed). Checkpoints written before manifests existed load unchecked.
 
 use std::path::{Path, PathBuf};
 
@@ -25,6 +32,66 @@ const STATE_FILE: &str = "state.json";
 const META_FILE: &str = "meta.json";
 const MODEL_FILE: &str = "model.bpk";
 const OPTIM_FILE: &str = "optimizer.bpk";
+const MANIFEST_FILE: &str = "manifest.json";
+
+/// `manifest.json`: every other file of a checkpoint, with its size and SHA-256.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Manifest {
+    /// File name -> (bytes, SHA-256 hex).
+    files: std::collections::BTreeMap<String, (u64, String)>,
+}
+
+fn file_digest(path: &Path) -> Result<(u64, String)> {
+    use sha2::{Digest, Sha256};
+    let mut file = std::fs::File::open(path).map_err(|e| TrainError::io(path, e))?;
+    let mut hash = Sha256::new();
+    let bytes = std::io::copy(&mut file, &mut hash).map_err(|e| TrainError::io(path, e))?;
+    Ok((bytes, format!("{:x}", hash.finalize())))
+}
+
+fn write_manifest(dir: &Path) -> Result<()> {
+    let mut files = std::collections::BTreeMap::new();
+    for name in [MODEL_FILE, OPTIM_FILE, META_FILE, STATE_FILE] {
+        files.insert(name.to_owned(), file_digest(&dir.join(name))?);
+    }
+    let path = dir.join(MANIFEST_FILE);
+    let bytes =
+        serde_json::to_vec_pretty(&Manifest { files }).map_err(|e| TrainError::json(&path, e))?;
+    std::fs::write(&path, bytes).map_err(|e| TrainError::io(&path, e))
+}
+
+/// Checks a checkpoint directory against its manifest; `Err` names the first file that does
+/// not match. A directory without a manifest (written before manifests) passes.
+fn verify(dir: &Path) -> std::result::Result<(), String> {
+    let path = dir.join(MANIFEST_FILE);
+    let text = match std::fs::read(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    };
+    let manifest: Manifest =
+        serde_json::from_slice(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    for (name, (bytes, sha)) in &manifest.files {
+        let file = dir.join(name);
+        match file_digest(&file) {
+            Ok((b, s)) if b == *bytes && s == *sha => {}
+            Ok((b, _)) if b != *bytes => {
+                return Err(format!(
+                    "{}: {b} bytes, the manifest says {bytes}",
+                    file.display()
+                ));
+            }
+            Ok(_) => {
+                return Err(format!(
+                    "{}: its SHA-256 does not match the manifest",
+                    file.display()
+                ));
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Ok(())
+}
 
 /// Where a run's training is: everything besides weights and optimizer moments.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -90,6 +157,8 @@ impl TrainState {
 
 /// A loaded checkpoint.
 pub struct Checkpoint {
+    /// The directory it was read from (`checkpoint/`, or `checkpoint.old/` after a crash).
+    pub dir: PathBuf,
     /// The model as it was.
     pub model: TaskModel,
     /// Its heads and encoder description.
@@ -130,7 +199,7 @@ pub fn save(
             let bytes = value.map_err(|e| TrainError::json(&path, e))?;
             std::fs::write(&path, bytes).map_err(|e| TrainError::io(&path, e))?;
         }
-        Ok(())
+        write_manifest(tmp)
     })?;
     tracing::debug!(
         step = state.step,
@@ -164,12 +233,52 @@ pub fn load_best_epoch(run_dir: &Path, device: &Device) -> Result<Carried> {
     load_model(&found, device)
 }
 
-/// Loads the checkpoint in `dir` (or the previous one, if a crash interrupted the swap); `None`
-/// when there is none. The model is on `device` (plain).
+/// Loads the checkpoint in `dir`, or the previous one (`checkpoint.old/`) when a crash
+/// interrupted the swap or `dir` fails its manifest; `None` when there is none. A damaged
+/// checkpoint with no previous one is moved to `checkpoint.corrupt/` and `None` returned: the
+/// run starts over. The model is on `device` (plain).
 pub fn load(dir: &Path, device: &Device) -> Result<Option<Checkpoint>> {
-    let Some(dir) = complete_dir(dir, STATE_FILE) else {
-        return Ok(None);
-    };
+    let old = sibling(dir, ".old");
+    let mut damaged = Vec::new();
+    for candidate in [dir.to_path_buf(), old] {
+        if !candidate.join(STATE_FILE).exists() {
+            continue;
+        }
+        match verify(&candidate) {
+            Ok(()) => {
+                if !damaged.is_empty() {
+                    tracing::warn!(
+                        "resuming from the previous checkpoint, {}",
+                        candidate.display()
+                    );
+                }
+                return read_checkpoint(&candidate, device).map(Some);
+            }
+            Err(why) => {
+                tracing::warn!(
+                    "checkpoint {} is damaged and not used: {why}",
+                    candidate.display()
+                );
+                damaged.push(candidate);
+            }
+        }
+    }
+    if let Some(first) = damaged.first() {
+        let quarantine = sibling(dir, ".corrupt");
+        let _ = std::fs::remove_dir_all(&quarantine);
+        std::fs::rename(first, &quarantine).map_err(|e| TrainError::io(first, e))?;
+        for other in &damaged[1..] {
+            std::fs::remove_dir_all(other).map_err(|e| TrainError::io(other, e))?;
+        }
+        tracing::warn!(
+            "no usable checkpoint: the run starts over (the damaged one is kept as {})",
+            quarantine.display()
+        );
+    }
+    Ok(None)
+}
+
+fn read_checkpoint(dir: &Path, device: &Device) -> Result<Checkpoint> {
     let read = |file: &str| -> Result<Vec<u8>> {
         let path = dir.join(file);
         std::fs::read(&path).map_err(|e| TrainError::io(&path, e))
@@ -179,10 +288,16 @@ pub fn load(dir: &Path, device: &Device) -> Result<Option<Checkpoint>> {
         .map_err(|e| TrainError::json(dir.join(STATE_FILE), e))?;
     let mut model = skeleton(&meta, device);
     load_weights(&mut model, &dir.join(MODEL_FILE), layout)?;
-    Ok(Some(Checkpoint { model, meta, state }))
+    Ok(Checkpoint {
+        dir: dir.to_path_buf(),
+        model,
+        meta,
+        state,
+    })
 }
 
-/// Loads the optimizer state saved next to a checkpoint loaded by [`load`].
+/// Loads the optimizer state saved next to a checkpoint loaded by [`load`] (pass its
+/// [`Checkpoint::dir`]; a run's checkpoint directory also works when it is complete).
 pub fn load_optimizer(dir: &Path, optimizer: ModuleOptimizer) -> Result<ModuleOptimizer> {
     let dir = complete_dir(dir, STATE_FILE).unwrap_or_else(|| sibling(dir, ".old"));
     let path = dir.join(OPTIM_FILE);

@@ -157,7 +157,7 @@ impl<'s, 'a> Trainer<'s, 'a> {
                             .into(),
                     });
                 }
-                optimizer = checkpoint::load_optimizer(&ckpt_dir, optimizer)?;
+                optimizer = checkpoint::load_optimizer(&ck.dir, optimizer)?;
                 tracing::info!(phase = %spec.phase.name, seed = spec.seed, epoch = ck.state.next_epoch, step = ck.state.step, "resuming from {}", ckpt_dir.display());
                 (ck.model, ck.meta, ck.state, true)
             }

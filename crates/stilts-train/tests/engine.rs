@@ -333,3 +333,44 @@ fn a_second_run_on_one_output_directory_is_refused_naming_the_holder() {
     let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     assert!(run_experiment(&exp, &mut NoopObserver).is_ok());
 }
+
+/// A run killed after a checkpoint whose model file is then damaged (a torn copy, a bad disk)
+/// does not resume from it: the damage is named, the checkpoint set aside, and the run starts
+/// over to the results of an uninterrupted run.
+#[test]
+fn a_damaged_checkpoint_costs_the_run_not_its_results() {
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let root = common::world(tmp.path(), 96, 24);
+    let phases = "[[phases]]\ntasks = [\"RTE\"]\nrecipe = { epochs = 2, lr = 3e-3, checkpoint_every_steps = 4 }\n";
+    let run = |out: &str| {
+        let out = tmp.path().join(out);
+        common::resolve(&common::experiment_toml(
+            &root,
+            out.to_str().unwrap(),
+            phases,
+        ))
+        .unwrap()
+    };
+    let straight = run("straight");
+    run_experiment(&straight, &mut NoopObserver).unwrap();
+
+    let damaged = run("damaged");
+    let killed = catch_unwind(AssertUnwindSafe(|| {
+        let _ = run_experiment(&damaged, &mut common::KillAt { at: 7, seen: 0 });
+    }));
+    assert!(killed.is_err());
+    let run_dir = damaged.output_dir.join("00-RTE/seed-7");
+    let model = run_dir.join("checkpoint/model.bpk");
+    let mut bytes = std::fs::read(&model).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x01;
+    std::fs::write(&model, bytes).unwrap();
+    run_experiment(&damaged, &mut NoopObserver).unwrap();
+    assert!(run_dir.join("checkpoint.corrupt/model.bpk").is_file());
+    let result = |exp: &stilts_train::config::Experiment| {
+        common::comparable(common::result(&exp.output_dir, "00-RTE/seed-7"))
+    };
+    assert_eq!(result(&damaged), result(&straight));
+}

@@ -288,3 +288,70 @@ fn checkpoint_survives_a_crash_between_renames() {
     checkpoint::remove(&dir).unwrap();
     assert!(checkpoint::load(&dir, &device).unwrap().is_none());
 }
+
+/// A checkpoint whose files do not match its manifest is named and not used: the previous one
+/// is, when a crash left it; otherwise it is set aside and the run starts over.
+#[test]
+fn damaged_checkpoints_are_named_and_never_resumed_from() {
+    use stilts_train::checkpoint::{self, TrainState};
+    let device = Device::flex();
+    let carried = mnli_model(&device);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = checkpoint::dir(tmp.path());
+    let old = tmp.path().join("checkpoint.old");
+    let optimizer = stilts_models::bert::AdamWGroupsConfig::new().init();
+    let mut state = TrainState::new("f".into(), "p", 1);
+    state.step = 10;
+    checkpoint::save(&dir, &carried.model, &carried.meta, &optimizer, &state).unwrap();
+    let manifest = std::fs::read_to_string(dir.join("manifest.json")).unwrap();
+    for file in ["model.bpk", "optimizer.bpk", "meta.json", "state.json"] {
+        assert!(manifest.contains(file), "{manifest}");
+    }
+    let previous = tmp.path().join("previous");
+    copy_dir(&dir, &previous);
+    let mut later = state.clone();
+    later.step = 20;
+    checkpoint::save(&dir, &carried.model, &carried.meta, &optimizer, &later).unwrap();
+    // As a crash leaves it after the new checkpoint was moved in, before the previous one was
+    // removed.
+    std::fs::rename(&previous, &old).unwrap();
+    assert_eq!(
+        checkpoint::load(&dir, &device).unwrap().unwrap().state,
+        later
+    );
+
+    // The newest model file damaged in place: the previous checkpoint is used.
+    let model = dir.join("model.bpk");
+    let mut bytes = std::fs::read(&model).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x40;
+    std::fs::write(&model, &bytes).unwrap();
+    let ck = checkpoint::load(&dir, &device).unwrap().unwrap();
+    assert_eq!(ck.state, state);
+    assert_eq!(ck.dir, old);
+    checkpoint::load_optimizer(&ck.dir, optimizer.clone()).unwrap();
+
+    // Damaged with nothing to fall back on (the file cut short): set aside, the run starts over.
+    std::fs::remove_dir_all(&old).unwrap();
+    bytes.truncate(mid);
+    std::fs::write(&model, &bytes).unwrap();
+    assert!(checkpoint::load(&dir, &device).unwrap().is_none());
+    assert!(!dir.exists());
+    assert!(tmp.path().join("checkpoint.corrupt/model.bpk").is_file());
+
+    // A checkpoint written before manifests loads unchecked.
+    checkpoint::save(&dir, &carried.model, &carried.meta, &optimizer, &later).unwrap();
+    std::fs::remove_file(dir.join("manifest.json")).unwrap();
+    assert_eq!(
+        checkpoint::load(&dir, &device).unwrap().unwrap().state,
+        later
+    );
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+}
