@@ -457,3 +457,59 @@ fn killed_at_random_moments_a_two_phase_run_ends_as_if_uninterrupted() {
     b.retain(|f| !f.ends_with("stilts.log"));
     assert_eq!(a, b);
 }
+
+/// A write that fails (a full disk, injected through `STILTS_FAIL_WRITE`) stops the run with an
+/// error naming what failed, leaves the previous checkpoint in place, and the run resumes from
+/// it to the results of an uninterrupted run.
+#[test]
+fn a_failed_write_stops_the_run_and_it_resumes_from_the_last_good_checkpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    world(tmp.path(), 160, 40);
+    let exp = experiment(tmp.path(), "epochs = 3\ncheckpoint_every_steps = 8");
+    let exp_s = exp.to_str().unwrap();
+    let straight = tmp.path().join("straight");
+    let o = stilts(&[
+        "run",
+        exp_s,
+        "--output-dir",
+        straight.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+
+    let failed = tmp.path().join("failed");
+    let args = [
+        "run",
+        exp_s,
+        "--output-dir",
+        failed.to_str().unwrap(),
+        "--quiet",
+    ];
+    let o = Command::new(env!("CARGO_BIN_EXE_stilts"))
+        .args(args)
+        .env("STILTS_LOG", "warn")
+        .env("STILTS_FAIL_WRITE", "seed-7/checkpoint@3")
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("cannot write")
+            && err.contains("checkpoint")
+            && err.contains("No space left on device"),
+        "{err}"
+    );
+    // The second checkpoint is the last good one; no temporary directory is taken for it.
+    let s = state(&failed).expect("the last good checkpoint");
+    assert_eq!(s["step"], 16);
+    assert!(!failed.join("00-rte/seed-7/result.json").exists());
+
+    let o = stilts(&args);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let (a, b) = (result(&straight), result(&failed));
+    assert_eq!(b["resumed"], true);
+    assert_eq!(a["history"], b["history"]);
+    assert_eq!(a["dev_predictions"], b["dev_predictions"]);
+    assert_eq!(a["weights_sha256"], b["weights_sha256"]);
+    assert!(!failed.join("00-rte/seed-7/checkpoint.tmp").exists());
+}

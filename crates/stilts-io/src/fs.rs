@@ -7,6 +7,12 @@
 //! it is built in `<dir>.tmp/`, synced, and swapped in with the previous version kept as
 //! `<dir>.old/` for the moment of the swap; [`complete_dir`] finds whichever of the two a crash
 //! left complete.
+//!
+//! Test seam: `STILTS_FAIL_WRITE=<pattern>[@<n>]` makes the `n`-th (default: first) call of
+//! [`persist_with`] or [`replace_dir`] in the process whose target path contains `pattern` fail
+//! after writing, before anything is renamed, with the error a full disk gives (`ENOSPC`). Tests
+//! use it to check that a failed write leaves the previous file or directory in place and the
+//! run resumable (`docs/reliability.md`).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -40,6 +46,25 @@ impl FsError {
     pub fn on<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> FsError + 'a {
         move |source| FsError::new(action, path, source)
     }
+}
+
+static INJECTED_CALLS: AtomicU64 = AtomicU64::new(0);
+
+/// The failure `STILTS_FAIL_WRITE` asks for at this write of `path`, if any.
+fn injected_failure(path: &Path) -> Option<io::Error> {
+    let spec = std::env::var("STILTS_FAIL_WRITE").ok()?;
+    let (pattern, nth) = match spec.rsplit_once('@') {
+        Some((p, n)) => (p.to_owned(), n.parse::<u64>().ok()?),
+        None => (spec, 1),
+    };
+    if pattern.is_empty() || !path.to_string_lossy().contains(&pattern) {
+        return None;
+    }
+    let call = INJECTED_CALLS.fetch_add(1, Ordering::SeqCst) + 1;
+    (call == nth).then(|| {
+        tracing::warn!("STILTS_FAIL_WRITE: failing the write of {}", path.display());
+        io::Error::from_raw_os_error(28) // ENOSPC
+    })
 }
 
 /// `path` with `suffix` appended to its file name (`checkpoint` -> `checkpoint.old`).
@@ -164,6 +189,9 @@ pub fn persist_with<E: From<FsError>>(
     create_dir_all(dir)?;
     let tmp = temp_path(path);
     let result = write(&tmp).and_then(|()| {
+        if let Some(e) = injected_failure(path) {
+            return Err(FsError::new("write", path, e).into());
+        }
         sync_file(&tmp)?;
         fs::rename(&tmp, path).map_err(FsError::on("rename into", path))?;
         sync_dir(dir)?;
@@ -209,6 +237,9 @@ pub fn replace_dir<E: From<FsError>>(
     remove_dir_if_present(&tmp)?;
     create_dir_all(&tmp)?;
     write(&tmp)?;
+    if let Some(e) = injected_failure(dir) {
+        return Err(FsError::new("write", dir, e).into());
+    }
     sync_tree(&tmp)?;
     remove_dir_if_present(&old)?;
     if dir.exists() {
