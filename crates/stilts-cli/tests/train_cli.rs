@@ -117,6 +117,13 @@ fn run_and_kill(exp: &Path, out: &Path, ready: impl Fn(&serde_json::Value) -> bo
         assert!(Instant::now() < deadline, "no checkpoint within 60 s");
         std::thread::sleep(Duration::from_millis(2));
     }
+    // While it trains, `stilts show` sees its heartbeat's process alive.
+    let o = stilts(&["show", out.to_str().unwrap(), "--json"]);
+    let shown: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(
+        shown.as_array().unwrap().iter().any(|r| r["live"] == true),
+        "{shown}"
+    );
     child.kill().unwrap();
     child.wait().unwrap();
 }
@@ -160,6 +167,15 @@ fn killed_run_resumes_to_identical_results() {
     let shown: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(shown[0]["state"], "in_progress");
     assert_eq!(shown[0]["phase"], "00-rte");
+    // Killed: its heartbeat stays behind, naming a process that is gone.
+    assert_eq!(shown[0]["live"], false, "{shown}");
+    assert!(shown[0]["last_seen_s"].as_f64().is_some());
+    let o = stilts(&["show", killed.to_str().unwrap()]);
+    assert!(
+        text(&o.stdout).contains("stopped (its process gone"),
+        "{}",
+        text(&o.stdout)
+    );
     assert!(!shown[0]["dev_scores"].as_array().unwrap().is_empty());
     let o = stilts(&[
         "run",

@@ -4,10 +4,16 @@
 //! epochs its checkpoint (`checkpoint/state.json`) or its `val_history.json` record, whichever
 //! holds more (a run stopped between writing the two has one epoch more in the first); a run
 //! that has not finished an epoch is listed as started.
+//!
+//! A process training a run keeps a [`Heartbeat`] in its directory (rewritten every
+//! [`HEARTBEAT_INTERVAL_S`] seconds, removed when the run ends or fails), so an unfinished run
+//! can be told live from dead: dead when the heartbeat's process is gone from this host, or,
+//! for a process on another host, when the heartbeat is older than [`HEARTBEAT_STALE_S`].
 
 use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::SchemaError;
 use crate::results::{EpochRecord, RunResult, first_best};
@@ -22,6 +28,60 @@ pub enum RunState {
     InProgress,
     /// The directory exists; no epoch has finished.
     Started,
+}
+
+/// The heartbeat file of a run directory.
+pub const HEARTBEAT_FILE: &str = "heartbeat.json";
+/// Seconds between heartbeats.
+pub const HEARTBEAT_INTERVAL_S: u64 = 30;
+/// A heartbeat older than this (seconds) is a dead process's.
+pub const HEARTBEAT_STALE_S: f64 = 300.0;
+
+/// `heartbeat.json`: which process is training a run, and when it last said so.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    /// The process.
+    pub pid: u32,
+    /// Its host name.
+    pub host: String,
+    /// When it wrote this, in seconds since the Unix epoch.
+    pub time_s: f64,
+}
+
+/// This machine's host name (empty when unknown).
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_default()
+}
+
+/// Seconds since the Unix epoch, now.
+pub fn now_s() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+impl Heartbeat {
+    /// This process's heartbeat, now.
+    pub fn now() -> Heartbeat {
+        Heartbeat {
+            pid: std::process::id(),
+            host: host_name(),
+            time_s: now_s(),
+        }
+    }
+
+    /// Whether its process is alive: on this host (with `/proc`), whether the process exists;
+    /// elsewhere, whether the heartbeat is fresher than [`HEARTBEAT_STALE_S`].
+    pub fn is_live(&self) -> bool {
+        let proc_root = Path::new("/proc");
+        if self.host == host_name() && proc_root.join("self").exists() {
+            return proc_root.join(self.pid.to_string()).exists();
+        }
+        now_s() - self.time_s <= HEARTBEAT_STALE_S
+    }
 }
 
 /// One run as `stilts show` prints it.
@@ -50,6 +110,10 @@ pub struct RunStatus {
     pub wall_s: Option<f64>,
     /// Training throughput (finished runs).
     pub examples_per_s: Option<f64>,
+    /// Unfinished runs with a heartbeat: whether a process is training it now.
+    pub live: Option<bool>,
+    /// Seconds since that heartbeat was written.
+    pub last_seen_s: Option<f64>,
 }
 
 fn seed_of(name: &str) -> Option<u64> {
@@ -113,6 +177,12 @@ pub fn run_status(phase: &str, seed: u64, dir: &Path) -> Result<RunStatus, Schem
         };
         (state, history, None)
     };
+    let heartbeat = if result.is_none() {
+        // A heartbeat being rewritten may be read half-way: treated as absent.
+        crate::read_json::<Heartbeat>(&dir.join(HEARTBEAT_FILE)).ok()
+    } else {
+        None
+    };
     let dev_scores: Vec<f64> = history.iter().map(|e| e.dev_score).collect();
     let kept_epoch = match &result {
         Some(r) if r.kept_epoch > 0 => Some(r.kept_epoch),
@@ -131,6 +201,8 @@ pub fn run_status(phase: &str, seed: u64, dir: &Path) -> Result<RunStatus, Schem
         degenerate: result.as_ref().map(|r| r.degenerate),
         wall_s: result.as_ref().map(|r| r.wall_s),
         examples_per_s: result.as_ref().map(|r| r.examples_per_s),
+        live: heartbeat.as_ref().map(Heartbeat::is_live),
+        last_seen_s: heartbeat.as_ref().map(|h| (now_s() - h.time_s).max(0.0)),
     })
 }
 
@@ -170,4 +242,32 @@ pub fn collect_runs(dir: &Path) -> Result<Vec<RunStatus>, SchemaError> {
         }
     }
     Ok(runs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heartbeats_tell_live_from_dead() {
+        let mine = Heartbeat::now();
+        assert!(mine.is_live());
+        // A process of this host that is gone (pids do not reach u32::MAX).
+        let gone = Heartbeat {
+            pid: u32::MAX - 1,
+            ..mine.clone()
+        };
+        assert!(!gone.is_live());
+        // Another host's: judged by age.
+        let remote = Heartbeat {
+            host: format!("{}-elsewhere", mine.host),
+            ..mine.clone()
+        };
+        assert!(remote.is_live());
+        let stale = Heartbeat {
+            time_s: mine.time_s - HEARTBEAT_STALE_S - 1.0,
+            ..remote
+        };
+        assert!(!stale.is_live());
+    }
 }

@@ -82,6 +82,7 @@ pub mod error;
 pub mod eval;
 pub mod experiment;
 pub mod export;
+pub mod heartbeat;
 pub mod layers;
 pub mod model;
 pub mod observer;

@@ -118,6 +118,8 @@ pub struct Trainer<'s, 'a> {
     resumed: bool,
     /// The plateau schedule's factor for the current epoch (a function of the dev history).
     rate_scale: f64,
+    /// The run directory's heartbeat, kept while this trainer lives.
+    _heartbeat: crate::heartbeat::HeartbeatGuard,
 }
 
 impl<'s, 'a> Trainer<'s, 'a> {
@@ -191,6 +193,7 @@ impl<'s, 'a> Trainer<'s, 'a> {
             clock: Clock(Instant::now()),
             resumed,
             rate_scale: 1.0,
+            _heartbeat: crate::heartbeat::HeartbeatGuard::start(&spec.run_dir),
         })
     }
 

@@ -7,7 +7,8 @@ use clap::Args;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use stilts_train::schema::runs::{RunState, RunStatus, collect_runs};
 
-/// Print every run under a directory: phase, seed, state, dev score per epoch (the kept one
+/// Print every run under a directory: phase, seed, state (an unfinished run: running, or
+/// stopped when the process that trained it is gone), dev score per epoch (the kept one
 /// marked `*`), kept epoch, degenerate flag, wall time and throughput. Works on an
 /// experiment's output directory, one phase's (`NN-<phase>`) or one run's (`seed-<s>`), while
 /// it trains too (the epochs finished so far).
@@ -62,11 +63,20 @@ fn table(runs: &[RunStatus]) -> Table {
                 format!("{mark}{:.1}", s * 100.0)
             })
             .collect();
-        let state = match r.state {
+        let mut state = match r.state {
             RunState::Finished => "finished".to_owned(),
             RunState::InProgress => format!("{} epochs so far", r.dev_scores.len()),
             RunState::Started => "started".to_owned(),
         };
+        match (r.live, r.last_seen_s) {
+            (Some(true), _) => state.push_str(", running"),
+            (Some(false), Some(ago)) => {
+                state.push_str(&format!(
+                    ", stopped (its process gone; last seen {ago:.0} s ago)"
+                ));
+            }
+            _ => {}
+        }
         table.add_row([
             r.phase.clone(),
             r.seed.to_string(),
