@@ -254,3 +254,103 @@ fn killed_workers_and_drivers_resume_and_finished_runs_are_never_rerun() {
     assert_eq!(rte.lines().count(), 1 + 40);
     assert!(out.join("submission/glue-submission.zip").exists());
 }
+
+/// The driver killed with SIGKILL at seeded random moments, then started again, until the grid
+/// is done: no run is lost, none is counted twice, every result equals the uninterrupted
+/// grid's, and the registry holds the same runs with the same outcomes.
+#[test]
+fn drivers_killed_at_random_moments_end_with_the_uninterrupted_registry() {
+    let Some(stilts) = stilts_bin() else {
+        panic!("no stilts binary: run through `cargo test --workspace` or set STILTS_BIN");
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    world(root, 160, 40);
+    let grid_path = grid_file(root);
+    let grid = spec::load(&grid_path, None).unwrap();
+
+    let straight = root.join("straight");
+    finish(
+        driver(&grid_path, &straight, &stilts)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+
+    let killed = root.join("killed");
+    let plan = Plan::expand(&grid, Some(&killed)).unwrap();
+    let seed: u64 = std::env::var("STILTS_PROPTEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5717_7500);
+    let mut state = seed;
+    let mut next_delay = || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        Duration::from_millis(150 + (state >> 33) % 1500)
+    };
+    let mut kills = 0;
+    while kills < 6 && !plan.nodes.iter().all(|n| plan.is_finished(&n.id)) {
+        let mut child = driver(&grid_path, &killed, &stilts)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(next_delay());
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        kill(child.id());
+        let _ = child.wait();
+        kills += 1;
+        // Its workers go with it; the next driver starts only once they are gone.
+        for n in &plan.nodes {
+            if let Some(pid) = worker_pid(&plan.run_dir(&n.id)) {
+                wait_for(
+                    "an orphaned worker to exit",
+                    Duration::from_secs(20),
+                    || !pid_alive(pid),
+                );
+            }
+        }
+    }
+    assert!(
+        kills > 0,
+        "the grid finished before the first kill (seed {seed})"
+    );
+    eprintln!("{kills} driver kills (seed {seed})");
+    let text = finish(
+        driver(&grid_path, &killed, &stilts)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    assert!(text.contains("5/5 runs finished"), "{text}");
+
+    let rows = |out: &Path| {
+        let reg = Registry::open(&out.join("registry.sqlite")).unwrap();
+        let mut rows = reg.rows("tiny").unwrap();
+        rows.sort_by(|a, b| a.run_id.cmp(&b.run_id));
+        rows
+    };
+    let (a, b) = (rows(&straight), rows(&killed));
+    assert_eq!(a.len(), 5);
+    assert_eq!(
+        a.iter().map(|r| &r.run_id).collect::<Vec<_>>(),
+        b.iter().map(|r| &r.run_id).collect::<Vec<_>>()
+    );
+    for (x, y) in a.iter().zip(&b) {
+        let (x, y) = (x.outcome.as_ref().unwrap(), y.outcome.as_ref().unwrap());
+        assert_eq!(x.dev_score, y.dev_score, "seed {seed}");
+        assert_eq!(x.metrics, y.metrics, "seed {seed}");
+        assert_eq!(x.degenerate, y.degenerate);
+    }
+    // Each run started at most once per driver that could have run it.
+    for n in &plan.nodes {
+        let k = attempts(&plan.run_dir(&n.id));
+        assert!((1..=kills + 1).contains(&k), "{}: {k} attempts", n.id);
+    }
+}
