@@ -779,7 +779,7 @@ fn bootstrap_from_result_files() {
     assert!(matrix.contains("2 of 3 cells"), "{matrix}");
     let cells = std::fs::read_to_string(out.join("transfer.csv")).unwrap();
     assert!(cells.starts_with(
-        "encoder,regime,intermediate,intermediate_task,target,gain,ci_low,ci_high,p_win,baseline,stilts,status\n"
+        "encoder,regime,intermediate,intermediate_task,target,gain,ci_low,ci_high,p_win,baseline,stilts,restart_scores,status\n"
     ));
     // What `stilts rank --matrix` reads back.
     let read = stilts_schema::transfer::read_csv(&out.join("transfer.csv")).unwrap();
@@ -790,6 +790,10 @@ fn bootstrap_from_result_files() {
     let (gain, stilts) = read[0].result().unwrap();
     assert!((gain - 0.15).abs() < 1e-12 && (stilts - 0.9).abs() < 1e-12);
     assert_eq!(read[1].result(), Some((0.0, base)));
+    // Both restarts of MNLI -> RTE: the garbage-predicting restart 0 and the best, restart 1.
+    let restarts = read[0].restarts().unwrap();
+    assert_eq!(restarts.len(), 2);
+    assert!(restarts.contains(&stilts) && restarts.iter().any(|&r| r < stilts));
     assert_eq!(read[2].intermediate, "SNLI");
     assert!(read[2].result().is_none() && read[2].status.contains("changed since the run"));
     let svg = std::fs::read_to_string(out.join("transfer-full.svg")).unwrap();

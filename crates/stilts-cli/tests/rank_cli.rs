@@ -335,6 +335,29 @@ fn judged_against_a_transfer_matrix() {
     );
     assert!((size["regret_at_1"].as_f64().unwrap() - 100.0 * 0.05 / 0.6).abs() < 1e-9);
     assert!(size["regret_at_3"].as_f64().unwrap().abs() < 1e-12);
+    // Without restart scores (a matrix written before they were kept): no intervals.
+    assert!(size["intervals"].is_null());
+    // With them: intervals over restarts around the point estimates.
+    let mut text = String::from(
+        "encoder,regime,intermediate,intermediate_task,target,gain,ci_low,ci_high,p_win,baseline,stilts,restart_scores,status\n",
+    );
+    for (name, restarts) in [
+        ("MRPC", "0.60;0.52"),
+        ("SST-2", "0.55;0.50"),
+        ("CoLA", "0.58;0.57"),
+    ] {
+        let best = restarts.split(';').next().unwrap();
+        text.push_str(&format!(
+            "MiniLM,1k,{name},{name},RTE,0,0,0,0.5,0.56,{best},{restarts},done\n"
+        ));
+    }
+    std::fs::write(&matrix, text).unwrap();
+    let v = rank_json(&model, &["--methods", "size", "--matrix", path]);
+    let ci = &v["evaluation"][0]["methods"][0]["intervals"];
+    assert_eq!(ci["resamples"], 1000);
+    let [lo, hi] = [0, 1].map(|i| ci["regret_at_1"][i].as_f64().unwrap());
+    let point = 100.0 * 0.05 / 0.6;
+    assert!(lo <= point + 1e-9 && point <= hi + 1e-9, "{ci}");
     // A matrix that is not one is named with its line.
     std::fs::write(&matrix, "encoder,regime\nMiniLM\n").unwrap();
     let out = stilts(&[

@@ -41,11 +41,35 @@ pub struct TransferCell {
     pub baseline: Option<f64>,
     /// The STILTs run's dev score.
     pub stilts: Option<f64>,
+    /// The dev score of every finished restart of the STILTs condition, `;`-separated (the
+    /// best of them is `stilts`): what uncertainty over restarts is drawn from.
+    #[serde(default)]
+    pub restart_scores: String,
     /// `done`, `same task`, or why the cell has no result.
     pub status: String,
 }
 
+/// Joins restart scores for [`TransferCell::restart_scores`].
+pub fn join_scores(scores: &[f64]) -> String {
+    scores
+        .iter()
+        .map(f64::to_string)
+        .collect::<Vec<_>>()
+        .join(";")
+}
+
 impl TransferCell {
+    /// The restart scores, `None` when one is not a finite number.
+    pub fn restarts(&self) -> Option<Vec<f64>> {
+        if self.restart_scores.trim().is_empty() {
+            return Some(Vec::new());
+        }
+        self.restart_scores
+            .split(';')
+            .map(|v| v.trim().parse::<f64>().ok().filter(|v| v.is_finite()))
+            .collect()
+    }
+
     /// The gain and the STILTs score of a finished cell.
     pub fn result(&self) -> Option<(f64, f64)> {
         match (self.status == DONE, self.gain, self.stilts) {
@@ -83,6 +107,7 @@ pub fn to_csv(cells: &[TransferCell]) -> String {
             "p_win",
             "baseline",
             "stilts",
+            "restart_scores",
             "status",
         ]);
     }
@@ -135,6 +160,7 @@ mod tests {
             p_win: Some(0.83),
             baseline: Some(0.55),
             stilts: Some(0.565),
+            restart_scores: join_scores(&[0.54, 0.565]),
             status: DONE.into(),
         };
         let same = TransferCell {
@@ -146,13 +172,14 @@ mod tests {
             p_win: None,
             baseline: None,
             stilts: None,
+            restart_scores: String::new(),
             status: "same task".into(),
             ..done.clone()
         };
         let text = to_csv(&[done.clone(), same.clone()]);
         assert!(text.starts_with("encoder,regime,intermediate,intermediate_task,target,"));
         assert!(
-            text.contains("MiniLM,1k,RTE,RTE,RTE,,,,,,,same task\n"),
+            text.contains("MiniLM,1k,RTE,RTE,RTE,,,,,,,,same task\n"),
             "{text}"
         );
         let tmp = tempfile::tempdir().unwrap();
@@ -162,6 +189,8 @@ mod tests {
         assert_eq!(read, [done.clone(), same.clone()]);
         assert_eq!(read[0].result(), Some((0.015, 0.565)));
         assert_eq!(read[1].result(), None);
+        assert_eq!(read[0].restarts(), Some(vec![0.54, 0.565]));
+        assert_eq!(read[1].restarts(), Some(vec![]));
         std::fs::write(&path, text.replace("0.565", "lots")).unwrap();
         let err = read_csv(&path).unwrap_err().to_string();
         assert!(

@@ -16,7 +16,7 @@ use super::figure::FAMILY;
 use super::model::{Applies, ConditionKind, ReportModel};
 use super::text::{fixed, md, md_table};
 use crate::grid::Regime;
-use stilts_schema::transfer::{DONE, TransferCell, to_csv};
+use stilts_schema::transfer::{DONE, TransferCell, join_scores, to_csv};
 
 /// One cell of the matrix.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,6 +31,8 @@ pub enum Cell {
         /// The two runs' scores on the whole dev set.
         baseline: f64,
         stilts: f64,
+        /// Every finished restart's dev score of the STILTs condition.
+        restarts: Vec<f64>,
     },
     /// The intermediate is the target: nothing is trained.
     Same,
@@ -104,6 +106,17 @@ pub fn build(model: &ReportModel<'_>, comparisons: &[Comparison]) -> Vec<Matrix>
                                             win: i.win,
                                             baseline: i.baseline,
                                             stilts: i.stilts,
+                                            restarts: model
+                                                .cell(encoder, c, t, regime)
+                                                .map(|cell| {
+                                                    cell.runs
+                                                        .iter()
+                                                        .filter_map(|r| {
+                                                            r.outcome.as_ref().map(|o| o.dev_score)
+                                                        })
+                                                        .collect()
+                                                })
+                                                .unwrap_or_default(),
                                         },
                                         Status::Missing(why) | Status::Failed(why) => {
                                             Cell::Missing(why.clone())
@@ -194,7 +207,7 @@ pub fn csv(matrices: &[Matrix]) -> String {
     for m in matrices {
         for ((row, task), row_cells) in m.rows.iter().zip(&m.tasks).zip(&m.cells) {
             for (target, cell) in m.cols.iter().zip(row_cells) {
-                let (values, status) = match cell {
+                let (values, restart_scores, status) = match cell {
                     Cell::Gain {
                         diff,
                         low,
@@ -202,12 +215,14 @@ pub fn csv(matrices: &[Matrix]) -> String {
                         win,
                         baseline,
                         stilts,
+                        restarts,
                     } => (
                         [diff, low, high, win, baseline, stilts].map(|v| Some(*v)),
+                        join_scores(restarts),
                         DONE.to_string(),
                     ),
-                    Cell::Same => ([None; 6], "same task".into()),
-                    Cell::Missing(why) => ([None; 6], why.clone()),
+                    Cell::Same => ([None; 6], String::new(), "same task".into()),
+                    Cell::Missing(why) => ([None; 6], String::new(), why.clone()),
                 };
                 let [gain, ci_low, ci_high, p_win, baseline, stilts] = values;
                 cells.push(TransferCell {
@@ -222,6 +237,7 @@ pub fn csv(matrices: &[Matrix]) -> String {
                     p_win,
                     baseline,
                     stilts,
+                    restart_scores,
                     status,
                 });
             }

@@ -182,16 +182,29 @@ fn render_evaluation(e: &Evaluation) -> String {
         "regret@3 %",
         "seconds",
     ]);
-    let opt = |v: Option<f64>, d: usize| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.d$}"));
+    let cell = |v: Option<f64>, ci: Option<[f64; 2]>, d: usize| {
+        let v = v.map_or_else(|| "-".to_owned(), |v| format!("{v:.d$}"));
+        match ci {
+            Some([lo, hi]) => format!("{v} [{lo:.d$}, {hi:.d$}]"),
+            None => v,
+        }
+    };
     for m in &e.methods {
+        let ci = m.intervals.as_ref();
         table.add_row([
             m.method.clone(),
-            opt(m.spearman, 3),
-            opt(m.ndcg_at_3, 3),
-            opt(m.regret_at_1, 2),
-            opt(m.regret_at_3, 2),
+            cell(m.spearman, ci.and_then(|c| c.spearman), 3),
+            cell(m.ndcg_at_3, ci.map(|c| c.ndcg_at_3), 3),
+            cell(m.regret_at_1, ci.map(|c| c.regret_at_1), 2),
+            cell(m.regret_at_3, ci.map(|c| c.regret_at_3), 2),
             format!("{:.1}", m.seconds),
         ]);
+    }
+    if let Some(c) = e.methods.iter().find_map(|m| m.intervals.as_ref()) {
+        out.push_str(&format!(
+            "[95% intervals over {} resamples of each cell's restarts]\n",
+            c.resamples
+        ));
     }
     out.push_str(&format!("{table}\n"));
     out

@@ -28,26 +28,39 @@ pub struct MatrixCell {
     pub gain: f64,
     /// The best-on-dev STILTs run's dev score.
     pub stilts: f64,
+    /// Every finished restart's dev score (empty in matrices written before they were kept).
+    pub restarts: Vec<f64>,
 }
 
 /// The finished cells of a `transfer.csv` ([`stilts_schema::transfer`]).
 pub fn read_matrix(path: &Path) -> Result<Vec<MatrixCell>, RankError> {
     let cells = stilts_schema::transfer::read_csv(path)?;
-    Ok(cells
-        .into_iter()
-        .filter_map(|c| {
-            let (gain, stilts) = c.result()?;
-            Some(MatrixCell {
-                encoder: c.encoder,
-                regime: c.regime,
-                intermediate: c.intermediate,
-                intermediate_task: c.intermediate_task,
-                target: c.target,
-                gain,
-                stilts,
-            })
-        })
-        .collect())
+    let mut out = Vec::new();
+    for c in cells {
+        let Some((gain, stilts)) = c.result() else {
+            continue;
+        };
+        let restarts = c.restarts().ok_or_else(|| {
+            RankError::Options(format!(
+                "{}: restart_scores `{}` of {} -> {} is not a list of numbers",
+                path.display(),
+                c.restart_scores,
+                c.intermediate,
+                c.target
+            ))
+        })?;
+        out.push(MatrixCell {
+            encoder: c.encoder,
+            regime: c.regime,
+            intermediate: c.intermediate,
+            intermediate_task: c.intermediate_task,
+            target: c.target,
+            gain,
+            stilts,
+            restarts,
+        });
+    }
+    Ok(out)
 }
 
 /// Average ranks (1 = smallest), ties sharing the mean of their positions.
@@ -162,8 +175,83 @@ pub struct MethodQuality {
     pub regret_at_1: Option<f64>,
     /// Regret@3 in percent.
     pub regret_at_3: Option<f64>,
+    /// 95% intervals of the four over restarts (see [`restart_bootstrap`]), in that order;
+    /// absent when a candidate's restarts are not in the matrix.
+    pub intervals: Option<Intervals>,
     /// The method's cost in seconds (from the ranking).
     pub seconds: f64,
+}
+
+/// 2.5th and 97.5th percentiles of each quality over bootstrap resamples of the restarts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Intervals {
+    /// Resamples drawn.
+    pub resamples: usize,
+    /// Spearman's rho.
+    pub spearman: Option<[f64; 2]>,
+    /// NDCG@3.
+    pub ndcg_at_3: [f64; 2],
+    /// Regret@1.
+    pub regret_at_1: [f64; 2],
+    /// Regret@3.
+    pub regret_at_3: [f64; 2],
+}
+
+/// The `q`-th percentile (0..=100) of sorted values, interpolated linearly between order
+/// statistics (NumPy's default).
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    let pos = q / 100.0 * (sorted.len() - 1) as f64;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
+}
+
+fn interval(mut v: Vec<f64>) -> Option<[f64; 2]> {
+    v.retain(|x| x.is_finite());
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    Some([percentile(&v, 2.5), percentile(&v, 97.5)])
+}
+
+/// Uncertainty over restarts: each resample redraws every candidate's restarts with
+/// replacement and takes the best (the paper's best-on-dev restart) as its measured score, then
+/// judges the method's fixed scores and order against it. `None` when a candidate has no
+/// restart scores.
+pub fn restart_bootstrap(
+    scores: &[f64],
+    order: &[usize],
+    restarts: &[Vec<f64>],
+    resamples: usize,
+    seed: u64,
+) -> Option<Intervals> {
+    if resamples == 0 || restarts.is_empty() || restarts.iter().any(Vec::is_empty) {
+        return None;
+    }
+    let mut rng = stilts_data::rng::Rng::derive(seed, &["rank-restart-bootstrap".into()]);
+    let (mut rho, mut nd, mut r1, mut r3) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..resamples {
+        let measured: Vec<f64> = restarts
+            .iter()
+            .map(|r| {
+                (0..r.len())
+                    .map(|_| r[rng.below_usize(r.len())])
+                    .fold(f64::NEG_INFINITY, f64::max)
+            })
+            .collect();
+        let relevance: Vec<f64> = measured.iter().map(|s| s.max(0.0)).collect();
+        rho.push(spearman(scores, &measured));
+        nd.push(ndcg(&relevance, scores, 3));
+        r1.push(regret(&measured, order, 1));
+        r3.push(regret(&measured, order, 3));
+    }
+    Some(Intervals {
+        resamples,
+        spearman: interval(rho),
+        ndcg_at_3: interval(nd)?,
+        regret_at_1: interval(r1)?,
+        regret_at_3: interval(r3)?,
+    })
 }
 
 /// A ranking judged against one encoder and regime of a transfer matrix.
@@ -193,7 +281,15 @@ fn finite(v: f64) -> Option<f64> {
     v.is_finite().then_some(v)
 }
 
-fn quality(method: &MethodRanking, names: &[String], stilts: &[f64]) -> MethodQuality {
+/// Resamples of [`restart_bootstrap`] per evaluation.
+pub const RESAMPLES: usize = 1000;
+
+fn quality(
+    method: &MethodRanking,
+    names: &[String],
+    stilts: &[f64],
+    restarts: &[Vec<f64>],
+) -> MethodQuality {
     let score_of = |name: &str| {
         method
             .ranking
@@ -218,6 +314,7 @@ fn quality(method: &MethodRanking, names: &[String], stilts: &[f64]) -> MethodQu
             .and_then(finite),
         regret_at_1: measured.then(|| regret(stilts, &order, 1)).and_then(finite),
         regret_at_3: measured.then(|| regret(stilts, &order, 3)).and_then(finite),
+        intervals: restart_bootstrap(&scores, &order, restarts, RESAMPLES, 1),
         seconds: method.seconds,
     }
 }
@@ -264,12 +361,14 @@ pub fn evaluate(
             .collect();
         let (mut names, mut stilts, mut gains, mut unmeasured) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut restarts = Vec::new();
         for c in &ranking.candidates {
             match group.iter().find(|cell| matches(&c.task, cell)) {
                 Some(cell) => {
                     names.push(c.task.clone());
                     stilts.push(cell.stilts);
                     gains.push(cell.gain);
+                    restarts.push(cell.restarts.clone());
                 }
                 None => unmeasured.push(c.task.clone()),
             }
@@ -277,7 +376,7 @@ pub fn evaluate(
         let methods = ranking
             .methods
             .iter()
-            .map(|m| quality(m, &names, &stilts))
+            .map(|m| quality(m, &names, &stilts, &restarts))
             .collect();
         out.push(Evaluation {
             matrix: matrix.to_path_buf(),
@@ -305,5 +404,23 @@ mod tests {
         assert!(spearman(&[1.0, 1.0], &[1.0, 2.0]).is_nan());
         assert_eq!(regret(&[0.5, 0.8, 0.6], &[1, 0, 2], 1), 0.0);
         assert!((regret(&[0.5, 0.8, 0.6], &[0, 2, 1], 2) - 25.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn restart_bootstrap_is_the_point_with_one_restart_and_spreads_with_more() {
+        let scores = [0.9, 0.2, 0.5];
+        let order = [0, 2, 1];
+        let one = [vec![0.6], vec![0.8], vec![0.7]];
+        let ci = restart_bootstrap(&scores, &order, &one, 200, 1).unwrap();
+        let r1 = regret(&[0.6, 0.8, 0.7], &order, 1);
+        assert_eq!(ci.regret_at_1, [r1, r1]);
+        assert_eq!(ci.spearman, Some([-1.0, -1.0]));
+        let many = [vec![0.6, 0.85], vec![0.8, 0.5], vec![0.7]];
+        let ci = restart_bootstrap(&scores, &order, &many, 500, 1).unwrap();
+        assert!(ci.regret_at_1[0] < ci.regret_at_1[1], "{ci:?}");
+        assert_eq!(
+            restart_bootstrap(&scores, &order, &[vec![], vec![1.0], vec![1.0]], 10, 1),
+            None
+        );
     }
 }
