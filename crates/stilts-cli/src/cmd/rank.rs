@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Args;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+use stilts_train::config::TaskSpec;
+use stilts_train::models::burn::tensor::Device;
 use stilts_train::models::device::DeviceChoice;
 use stilts_train::models::hub::{self, HubOptions, ModelName};
 use stilts_train::predict::{PredictOptions, Predictor};
@@ -24,16 +26,8 @@ use crate::progress::ByteBars;
 /// target features.
 #[derive(Args, Debug)]
 pub struct RankArgs {
-    /// The base encoder: a stilts model directory, a Hugging Face directory or a hub id
-    /// `org/name[@revision]`.
-    #[arg(long)]
-    pub model: String,
-    /// The target task: a built-in name (RTE) or a task file.
-    #[arg(long)]
-    pub target: String,
-    /// The candidate intermediate tasks, comma-separated (names or task files).
-    #[arg(long, value_delimiter = ',', required = true)]
-    pub candidates: Vec<String>,
+    #[command(flatten)]
+    pub tasks: TaskArgs,
     /// The methods, comma-separated, in the order to report them: semb, esm-logme,
     /// logme-tuned, size, random (esm-logme and logme-tuned need --tuned or --esm).
     #[arg(long, value_delimiter = ',', default_value = "semb,size,random")]
@@ -49,16 +43,6 @@ pub struct RankArgs {
     /// Where fitted maps are saved and found again (default: `$STILTS_CACHE/esm`).
     #[arg(long)]
     pub esm_dir: Option<PathBuf>,
-    /// Most training examples encoded per task (a seeded sample of larger splits).
-    #[arg(long, default_value_t = 1000)]
-    pub max_examples: usize,
-    /// How token states become one vector: mean (over tokens), pooled (what a head reads) or
-    /// summary (the `[CLS]` or extract token's state).
-    #[arg(long, default_value = "mean")]
-    pub pooling: Pooling,
-    /// Seed of the samples and of the random baseline.
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
     /// Examples per forward pass.
     #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
@@ -79,25 +63,78 @@ pub struct RankArgs {
     pub device: DeviceChoice,
 }
 
-pub fn run(args: RankArgs) -> Result<()> {
-    // Bad task names fail before a model is downloaded or loaded.
-    let (mut target, mut candidates) = resolve_tasks(&args.target, &args.candidates)?;
-    let bars = ByteBars::default();
-    for spec in std::iter::once(&mut target).chain(candidates.iter_mut()) {
-        spec.fetch(&bars)?;
+/// What `stilts rank` and `stilts select` share: the model, the tasks, how they are sampled.
+#[derive(Args, Debug)]
+pub struct TaskArgs {
+    /// The base encoder: a stilts model directory, a Hugging Face directory or a hub id
+    /// `org/name[@revision]`.
+    #[arg(long)]
+    pub model: String,
+    /// The target task: a built-in name (RTE) or a task file.
+    #[arg(long)]
+    pub target: String,
+    /// The candidate intermediate tasks, comma-separated (names or task files).
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub candidates: Vec<String>,
+    /// Most training examples encoded per task (a seeded sample of larger splits).
+    #[arg(long, default_value_t = 1000)]
+    pub max_examples: usize,
+    /// How token states become one vector: mean (over tokens), pooled (what a head reads) or
+    /// summary (the `[CLS]` or extract token's state).
+    #[arg(long, default_value = "mean")]
+    pub pooling: Pooling,
+    /// Seed of the samples and of the random baseline (and, for select, of training).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+impl TaskArgs {
+    /// The tasks, resolved (bad names fail before any model is fetched) and fetched when a
+    /// built-in one is on no data root.
+    pub fn tasks(&self, bars: &ByteBars) -> Result<(TaskSpec, Vec<TaskSpec>)> {
+        let (mut target, mut candidates) = resolve_tasks(&self.target, &self.candidates)?;
+        for spec in std::iter::once(&mut target).chain(candidates.iter_mut()) {
+            spec.fetch(bars)?;
+        }
+        Ok((target, candidates))
     }
-    let dir: PathBuf = match ModelName::parse(&args.model)? {
-        ModelName::Dir(dir) => dir,
-        ModelName::Hub(model) => hub::download_model(&model, &HubOptions::from_env()?, &bars)?,
-    };
+
+    /// The base model, downloaded first when named by hub id.
+    pub fn base(
+        &self,
+        options: &PredictOptions,
+        device: &Device,
+        bars: &ByteBars,
+    ) -> Result<Predictor> {
+        let dir: PathBuf = match ModelName::parse(&self.model)? {
+            ModelName::Dir(dir) => dir,
+            ModelName::Hub(model) => hub::download_model(&model, &HubOptions::from_env()?, bars)?,
+        };
+        let (predictor, _) = Predictor::load(&dir, options, device)
+            .with_context(|| format!("loading the model in {}", dir.display()))?;
+        Ok(predictor)
+    }
+
+    /// How the tasks' samples are drawn and encoded.
+    pub fn features(&self, batch_size: usize) -> FeatureOptions {
+        FeatureOptions {
+            max_examples: self.max_examples,
+            pooling: self.pooling,
+            batch_size,
+        }
+    }
+}
+
+pub fn run(args: RankArgs) -> Result<()> {
+    let bars = ByteBars::default();
+    let (target, candidates) = args.tasks.tasks(&bars)?;
     let device = args.device.device()?;
     let options = PredictOptions {
         max_seq_len: args.max_seq_len,
         batch_size: args.batch_size,
         ..PredictOptions::default()
     };
-    let (predictor, _) = Predictor::load(&dir, &options, &device)
-        .with_context(|| format!("loading the model in {}", dir.display()))?;
+    let predictor = args.tasks.base(&options, &device, &bars)?;
     let tuned = Tuned {
         models: args.tuned.clone(),
         esms: args.esm.clone(),
@@ -106,12 +143,8 @@ pub fn run(args: RankArgs) -> Result<()> {
     let defaults = RankOptions::default();
     let options = RankOptions {
         methods: args.methods.clone(),
-        features: FeatureOptions {
-            max_examples: args.max_examples,
-            pooling: args.pooling,
-            batch_size: args.batch_size,
-        },
-        seed: args.seed,
+        features: args.tasks.features(args.batch_size),
+        seed: args.tasks.seed,
         esm_dir: args.esm_dir.clone().or(defaults.esm_dir),
         ..defaults
     };
@@ -145,7 +178,7 @@ pub fn run(args: RankArgs) -> Result<()> {
         };
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
-        print!("{}", render(&ranking, &args.model));
+        print!("{}", render(&ranking, &args.tasks.model));
         for e in &evaluation {
             print!("{}", render_evaluation(e));
         }

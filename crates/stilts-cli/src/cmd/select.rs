@@ -4,17 +4,16 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use stilts_train::config::{Experiment, Override, apply_overrides};
 use stilts_train::models::device::DeviceChoice;
-use stilts_train::models::hub::{self, HubOptions, ModelName};
-use stilts_train::predict::{PredictOptions, Predictor};
+use stilts_train::predict::PredictOptions;
 use stilts_train::rank::select::{self, SelectOptions, Selection};
-use stilts_train::rank::{
-    FeatureOptions, MethodName, Pooling, RankOptions, Tuned, rank_tasks, resolve_tasks,
-};
+use stilts_train::rank::{FeatureOptions, MethodName, RankOptions, Tuned, rank_tasks};
+
+use super::rank::TaskArgs;
 
 use crate::progress::ByteBars;
 
@@ -24,15 +23,8 @@ use crate::progress::ByteBars;
 /// a directory under --output-dir; running the same command again resumes them.
 #[derive(Args, Debug)]
 pub struct SelectArgs {
-    /// The base encoder: a Hugging Face directory or a hub id `org/name[@revision]`.
-    #[arg(long)]
-    pub model: String,
-    /// The target task: a built-in name (RTE) or a task file.
-    #[arg(long)]
-    pub target: String,
-    /// The candidate intermediate tasks, comma-separated (names or task files).
-    #[arg(long, value_delimiter = ',', required = true)]
-    pub candidates: Vec<String>,
+    #[command(flatten)]
+    pub tasks: TaskArgs,
     /// The ranking method: semb, size or random (the methods that need no tuned encoder).
     #[arg(long, default_value = "semb")]
     pub method: MethodName,
@@ -57,14 +49,6 @@ pub struct SelectArgs {
     /// Where the experiments and selection.json go (default `runs/select-<target>`).
     #[arg(long)]
     pub output_dir: Option<PathBuf>,
-    /// Training examples encoded per task for the ranking.
-    #[arg(long, default_value_t = 1000)]
-    pub max_examples: usize,
-    /// Pooling of the ranking's features: mean, pooled or summary.
-    #[arg(long, default_value = "mean")]
-    pub pooling: Pooling,
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
     /// cpu, wgpu, wgpu:N, cuda:N, tch-cpu, tch-cuda:N (ranking and training).
     #[arg(long, default_value = "cpu")]
     pub device: String,
@@ -83,11 +67,8 @@ pub fn run(args: SelectArgs) -> Result<()> {
             args.method
         );
     }
-    let (mut target, mut candidates) = resolve_tasks(&args.target, &args.candidates)?;
     let bars = ByteBars::default();
-    for spec in std::iter::once(&mut target).chain(candidates.iter_mut()) {
-        spec.fetch(&bars)?;
-    }
+    let (target, candidates) = args.tasks.tasks(&bars)?;
     let output_dir = args
         .output_dir
         .clone()
@@ -95,21 +76,14 @@ pub fn run(args: SelectArgs) -> Result<()> {
 
     let started = Instant::now();
     let ranking = {
-        let dir: PathBuf = match ModelName::parse(&args.model)? {
-            ModelName::Dir(dir) => dir,
-            ModelName::Hub(model) => hub::download_model(&model, &HubOptions::from_env()?, &bars)?,
-        };
         let device = args.device.parse::<DeviceChoice>()?.device()?;
-        let (predictor, _) = Predictor::load(&dir, &PredictOptions::default(), &device)
-            .with_context(|| format!("loading the model in {}", dir.display()))?;
+        let predictor = args
+            .tasks
+            .base(&PredictOptions::default(), &device, &bars)?;
         let options = RankOptions {
             methods: vec![args.method],
-            features: FeatureOptions {
-                max_examples: args.max_examples,
-                pooling: args.pooling,
-                ..FeatureOptions::default()
-            },
-            seed: args.seed,
+            features: args.tasks.features(FeatureOptions::default().batch_size),
+            seed: args.tasks.seed,
             ..RankOptions::default()
         };
         rank_tasks(
@@ -142,9 +116,9 @@ pub fn run(args: SelectArgs) -> Result<()> {
         intermediate_epochs: args.intermediate_epochs,
         output_dir: output_dir.clone(),
         device: Some(args.device.clone()),
-        seed: args.seed,
+        seed: args.tasks.seed,
     };
-    let planned = select::plan(&args.model, &target, &top, &options)?;
+    let planned = select::plan(&args.tasks.model, &target, &top, &options)?;
     let mut experiments = Vec::with_capacity(planned.len());
     let origin = Path::new("<stilts select>");
     for p in &planned {
