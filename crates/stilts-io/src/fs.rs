@@ -8,8 +8,8 @@
 //! `<dir>.old/` for the moment of the swap; [`complete_dir`] finds whichever of the two a crash
 //! left complete.
 //!
-//! Test seam: `STILTS_FAIL_WRITE=<pattern>[@<n>]` makes the `n`-th (default: first) call of
-//! [`persist_with`] or [`replace_dir`] in the process whose target path contains `pattern` fail
+//! Test seam: `STILTS_FAIL_WRITE=<suffix>[@<n>]` makes the `n`-th (default: first) call of
+//! [`persist_with`] or [`replace_dir`] in the process whose target path ends with `suffix` fail
 //! after writing, before anything is renamed, with the error a full disk gives (`ENOSPC`). Tests
 //! use it to check that a failed write leaves the previous file or directory in place and the
 //! run resumable (`docs/reliability.md`).
@@ -57,7 +57,7 @@ fn injected_failure(path: &Path) -> Option<io::Error> {
         Some((p, n)) => (p.to_owned(), n.parse::<u64>().ok()?),
         None => (spec, 1),
     };
-    if pattern.is_empty() || !path.to_string_lossy().contains(&pattern) {
+    if pattern.is_empty() || !path.to_string_lossy().ends_with(&pattern) {
         return None;
     }
     let call = INJECTED_CALLS.fetch_add(1, Ordering::SeqCst) + 1;
@@ -272,6 +272,69 @@ pub fn remove_replaced_dir(dir: &Path) -> Result<(), FsError> {
         sibling(dir, ".tmp"),
     ] {
         remove_dir_if_present(&d)?;
+    }
+    Ok(())
+}
+
+/// The manifest of a directory written whole (a checkpoint, a saved model).
+pub const MANIFEST_FILE: &str = "manifest.json";
+
+/// `manifest.json`: files of a directory with their size and SHA-256.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Manifest {
+    /// File name -> (bytes, SHA-256 hex).
+    files: std::collections::BTreeMap<String, (u64, String)>,
+}
+
+/// The size and SHA-256 (hex) of a file, read in one streaming pass.
+pub fn file_digest(path: &Path) -> Result<(u64, String), FsError> {
+    use sha2::{Digest, Sha256};
+    let mut file = File::open(path).map_err(FsError::on("read", path))?;
+    let mut hash = Sha256::new();
+    let bytes = io::copy(&mut file, &mut hash).map_err(FsError::on("read", path))?;
+    Ok((bytes, format!("{:x}", hash.finalize())))
+}
+
+/// Writes `dir/manifest.json` for `files` (names in `dir`), to be checked by
+/// [`verify_manifest`] when the directory is read back.
+pub fn write_manifest<S: AsRef<str>>(dir: &Path, files: &[S]) -> Result<(), FsError> {
+    let mut entries = std::collections::BTreeMap::new();
+    for name in files {
+        let name = name.as_ref();
+        entries.insert(name.to_owned(), file_digest(&dir.join(name))?);
+    }
+    let path = dir.join(MANIFEST_FILE);
+    let bytes = serde_json::to_vec_pretty(&Manifest { files: entries })
+        .map_err(|e| FsError::new("serialize", &path, io::Error::other(e)))?;
+    write_atomic(&path, &bytes)
+}
+
+/// Checks the files of `dir` against its manifest; `Err` names the first that does not match
+/// (its size, or its SHA-256). A directory without a manifest (written before manifests) passes.
+pub fn verify_manifest(dir: &Path) -> Result<(), String> {
+    let path = dir.join(MANIFEST_FILE);
+    let text = match fs::read(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    };
+    let manifest: Manifest =
+        serde_json::from_slice(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    for (name, (bytes, sha)) in &manifest.files {
+        let file = dir.join(name);
+        let (b, s) = file_digest(&file).map_err(|e| format!("{e}: {}", e.source))?;
+        if b != *bytes {
+            return Err(format!(
+                "{}: {b} bytes, the manifest says {bytes}",
+                file.display()
+            ));
+        }
+        if s != *sha {
+            return Err(format!(
+                "{}: its SHA-256 does not match the manifest",
+                file.display()
+            ));
+        }
     }
     Ok(())
 }

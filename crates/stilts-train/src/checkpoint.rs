@@ -32,67 +32,6 @@ const STATE_FILE: &str = "state.json";
 const META_FILE: &str = "meta.json";
 const MODEL_FILE: &str = "model.bpk";
 const OPTIM_FILE: &str = "optimizer.bpk";
-const MANIFEST_FILE: &str = "manifest.json";
-
-/// `manifest.json`: every other file of a checkpoint, with its size and SHA-256.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Manifest {
-    /// File name -> (bytes, SHA-256 hex).
-    files: std::collections::BTreeMap<String, (u64, String)>,
-}
-
-fn file_digest(path: &Path) -> Result<(u64, String)> {
-    use sha2::{Digest, Sha256};
-    let mut file = std::fs::File::open(path).map_err(|e| TrainError::io(path, e))?;
-    let mut hash = Sha256::new();
-    let bytes = std::io::copy(&mut file, &mut hash).map_err(|e| TrainError::io(path, e))?;
-    Ok((bytes, format!("{:x}", hash.finalize())))
-}
-
-fn write_manifest(dir: &Path) -> Result<()> {
-    let mut files = std::collections::BTreeMap::new();
-    for name in [MODEL_FILE, OPTIM_FILE, META_FILE, STATE_FILE] {
-        files.insert(name.to_owned(), file_digest(&dir.join(name))?);
-    }
-    let path = dir.join(MANIFEST_FILE);
-    let bytes =
-        serde_json::to_vec_pretty(&Manifest { files }).map_err(|e| TrainError::json(&path, e))?;
-    std::fs::write(&path, bytes).map_err(|e| TrainError::io(&path, e))
-}
-
-/// Checks a checkpoint directory against its manifest; `Err` names the first file that does
-/// not match. A directory without a manifest (written before manifests) passes.
-fn verify(dir: &Path) -> std::result::Result<(), String> {
-    let path = dir.join(MANIFEST_FILE);
-    let text = match std::fs::read(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(format!("{}: {e}", path.display())),
-    };
-    let manifest: Manifest =
-        serde_json::from_slice(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    for (name, (bytes, sha)) in &manifest.files {
-        let file = dir.join(name);
-        match file_digest(&file) {
-            Ok((b, s)) if b == *bytes && s == *sha => {}
-            Ok((b, _)) if b != *bytes => {
-                return Err(format!(
-                    "{}: {b} bytes, the manifest says {bytes}",
-                    file.display()
-                ));
-            }
-            Ok(_) => {
-                return Err(format!(
-                    "{}: its SHA-256 does not match the manifest",
-                    file.display()
-                ));
-            }
-            Err(e) => return Err(e.to_string()),
-        }
-    }
-    Ok(())
-}
-
 /// Where a run's training is: everything besides weights and optimizer moments.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainState {
@@ -199,7 +138,10 @@ pub fn save(
             let bytes = value.map_err(|e| TrainError::json(&path, e))?;
             std::fs::write(&path, bytes).map_err(|e| TrainError::io(&path, e))?;
         }
-        write_manifest(tmp)
+        Ok(fs::write_manifest(
+            tmp,
+            &[MODEL_FILE, OPTIM_FILE, META_FILE, STATE_FILE],
+        )?)
     })?;
     tracing::debug!(
         step = state.step,
@@ -244,7 +186,7 @@ pub fn load(dir: &Path, device: &Device) -> Result<Option<Checkpoint>> {
         if !candidate.join(STATE_FILE).exists() {
             continue;
         }
-        match verify(&candidate) {
+        match fs::verify_manifest(&candidate) {
             Ok(()) => {
                 if !damaged.is_empty() {
                     tracing::warn!(

@@ -142,6 +142,14 @@ pub enum TrainError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// A saved model directory whose files do not match its manifest.
+    #[error("{}: the saved model is damaged and not used: {message}", path.display())]
+    Damaged {
+        /// The model directory.
+        path: PathBuf,
+        /// The file that does not match, and how.
+        message: String,
+    },
     /// A checkpoint or saved model is not what this run can use.
     #[error("checkpoint {}: {message}", path.display())]
     Checkpoint {

@@ -355,3 +355,27 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
         std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
     }
 }
+
+/// A saved model directory carries a manifest: a damaged file is named when it is loaded,
+/// never read as weights.
+#[test]
+fn a_damaged_saved_model_is_named() {
+    use stilts_train::model::store::{load_model, write_model_dir};
+    let device = Device::flex();
+    let carried = mnli_model(&device);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("model");
+    write_model_dir(&carried, &dir, None).unwrap();
+    assert!(dir.join("manifest.json").is_file());
+    load_model(&dir, &device).unwrap();
+    let weights = dir.join("model.bpk");
+    let mut bytes = std::fs::read(&weights).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x10;
+    std::fs::write(&weights, &bytes).unwrap();
+    let err = load_model(&dir, &device).unwrap_err().to_string();
+    assert!(
+        err.contains("damaged") && err.contains("model.bpk") && err.contains("SHA-256"),
+        "{err}"
+    );
+}

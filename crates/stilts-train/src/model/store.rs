@@ -149,17 +149,25 @@ pub fn read_meta(path: &Path) -> Result<(ModelMeta, Layout)> {
 }
 
 /// Writes `dir/stilts-model.json`, `dir/model.bpk` and, when given, the tokenizer's files into
-/// an existing directory (see [`write_model_dir`] for the atomic form).
+/// an existing directory, then `manifest.json` over them (see [`write_model_dir`] for the
+/// atomic form).
 pub fn save_model(carried: &Carried, dir: &Path, tokenizer: Option<&TokenizerFiles>) -> Result<()> {
     let meta_path = dir.join(META_FILE);
     let text =
         serde_json::to_vec_pretty(&carried.meta).map_err(|e| TrainError::json(&meta_path, e))?;
     stilts_io::fs::write_atomic(&meta_path, &text)?;
     save_weights(&carried.model, &dir.join(WEIGHTS_FILE))?;
+    let mut written = vec![META_FILE.to_owned(), WEIGHTS_FILE.to_owned()];
     if let Some(files) = tokenizer {
-        files.copy_into(dir)?;
+        let copied = files.copy_into(dir)?;
+        written.extend(
+            copied
+                .files()
+                .iter()
+                .filter_map(|(_, p)| p.file_name().map(|n| n.to_string_lossy().into_owned())),
+        );
     }
-    Ok(())
+    Ok(stilts_io::fs::write_manifest(dir, &written)?)
 }
 
 /// Writes a whole model directory atomically: a crash leaves the previous one or the new one.
@@ -171,8 +179,14 @@ pub fn write_model_dir(
     replace_dir(dir, |tmp| save_model(carried, tmp, tokenizer))
 }
 
-/// Reads a model directory written by [`save_model`] (or by a stilts of format 0).
+/// Reads a model directory written by [`save_model`] (or by a stilts of format 0), its files
+/// checked against its manifest first (a damaged file is named; directories saved before
+/// manifests load unchecked).
 pub fn load_model(dir: &Path, device: &Device) -> Result<Carried> {
+    stilts_io::fs::verify_manifest(dir).map_err(|message| TrainError::Damaged {
+        path: dir.to_path_buf(),
+        message,
+    })?;
     let (meta, layout) = read_meta(&dir.join(META_FILE))?;
     let mut model = skeleton(&meta, device);
     load_weights(&mut model, &dir.join(WEIGHTS_FILE), layout)?;
