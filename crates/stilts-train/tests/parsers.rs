@@ -169,3 +169,35 @@ fn saved_model_meta() {
         stilts_train::model::store::read_meta,
     );
 }
+
+/// A checkpoint's `state.json`, and its model description, mutated (without a manifest, so they
+/// are parsed rather than refused by it): a checkpoint that loads, or an error naming the file.
+#[test]
+fn checkpoint_state_and_meta() {
+    use stilts_train::checkpoint::{self, TrainState};
+    use stilts_train::config::PairMode;
+    use stilts_train::model::{HeadInfo, ModelMeta, skeleton};
+    use stilts_train::models::bert::BertConfig;
+    let device = Device::flex();
+    let meta = ModelMeta::new(
+        EncoderConfig::Bert(BertConfig::new(30, 8, 1, 2, 16)),
+        vec![HeadInfo::for_task(
+            &BuiltinTask::Rte.task(),
+            PairMode::Joint,
+        )],
+    );
+    let model = skeleton(&meta, &device);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = checkpoint::dir(tmp.path());
+    let optimizer = stilts_train::models::bert::AdamWGroupsConfig::new().init();
+    let state = TrainState::new("f".into(), "p", 1);
+    checkpoint::save(&dir, &model, &meta, &optimizer, &state).unwrap();
+    std::fs::remove_file(dir.join("manifest.json")).unwrap();
+    for file in ["state.json", "meta.json"] {
+        let seed = std::fs::read(dir.join(file)).unwrap();
+        check(96, seed.clone(), &dir.join(file), |_| {
+            checkpoint::load(&dir, &device).map(|_| ())
+        });
+        std::fs::write(dir.join(file), seed).unwrap();
+    }
+}
