@@ -530,6 +530,17 @@ fn unit_scale(values: &[f64]) -> f64 {
     }
 }
 
+/// NumPy's default (`linear`) percentile `q` (0..=100) of sorted values; NaN for none.
+pub fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let h = (sorted.len() - 1) as f64 * q / 100.0;
+    let lo = h.floor() as usize;
+    let hi = (lo + 1).min(sorted.len() - 1);
+    sorted[lo] + (h - lo as f64) * (sorted[hi] - sorted[lo])
+}
+
 /// 1-based ranks; a run of tied values shares the mean of the ranks it spans.
 fn average_ranks(values: &[f64]) -> Vec<f64> {
     let mut order: Vec<usize> = (0..values.len()).collect();

@@ -23,11 +23,8 @@ pub fn predict(
     batch_size: usize,
     device: &Device,
 ) -> Vec<Vec<f32>> {
-    let lengths = split.lengths();
-    let mut order: Vec<usize> = (0..lengths.len()).collect();
-    order.sort_by_key(|&i| lengths[i]);
-    let mut out = vec![Vec::new(); order.len()];
-    for chunk in order.chunks(batch_size.max(1)) {
+    let mut out = vec![Vec::new(); split.data.len()];
+    for chunk in &split.batches_by_length(batch_size) {
         let views = collate_views(tokenizer, &split.select(chunk), device, false);
         let logits = model.forward(views, head).logits; // [batch, outputs]
         let [_, outputs] = logits.dims();

@@ -44,6 +44,19 @@ impl Split {
             .collect()
     }
 
+    /// Inference batches: example indices sorted by length and cut into batches of at most
+    /// `batch_size`, so each is padded to little more than its own length and the results do not
+    /// depend on the batch size.
+    pub fn batches_by_length(&self, batch_size: usize) -> Vec<Vec<usize>> {
+        let lengths = self.lengths();
+        let mut order: Vec<usize> = (0..lengths.len()).collect();
+        order.sort_by_key(|&i| lengths[i]);
+        order
+            .chunks(batch_size.max(1))
+            .map(<[usize]>::to_vec)
+            .collect()
+    }
+
     /// The encodings of `idx`, one list per view.
     pub fn select(&self, idx: &[usize]) -> Vec<Vec<Encoding>> {
         self.views

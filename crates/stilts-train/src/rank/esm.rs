@@ -14,6 +14,8 @@
 use nalgebra::DMatrix;
 use stilts_data::rng::Rng;
 
+use crate::schedule::LinearWarmupDecay;
+
 /// How an ESM is trained (hfselect's `ESMTrainer` defaults).
 #[derive(Debug, Clone, PartialEq)]
 pub struct EsmTraining {
@@ -154,11 +156,9 @@ impl Esm {
             "base and tuned embeddings differ in shape"
         );
         let batch = options.batch_size.max(1);
-        let total: usize = orders
-            .iter()
-            .map(|o| o.len().div_ceil(batch))
-            .sum::<usize>()
-            .max(1);
+        let total: usize = orders.iter().map(|o| o.len().div_ceil(batch)).sum();
+        // transformers' get_linear_schedule_with_warmup without warm-up, as ESMTrainer uses.
+        let schedule = LinearWarmupDecay::new(options.learning_rate, total as u64, 0.0);
         let mut adam = AdamW {
             m_w: DMatrix::zeros(d, d),
             v_w: DMatrix::zeros(d, d),
@@ -178,8 +178,7 @@ impl Esm {
                 };
                 let x = matrix(&rows(base), chunk.len(), d);
                 let t = matrix(&rows(tuned), chunk.len(), d);
-                let done = adam.step as usize;
-                let lr = options.learning_rate * (total - done.min(total)) as f64 / total as f64;
+                let lr = schedule.lr(adam.step as u64);
                 sum += self.step(&mut adam, &x, &t, lr, options);
                 steps += 1;
             }

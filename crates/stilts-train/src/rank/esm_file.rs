@@ -213,7 +213,7 @@ pub fn load(dir: &Path) -> Result<(Esm, EsmConfig), RankError> {
     Ok((esm, config))
 }
 
-/// Where stilts keeps the ESM of `key` under `root`.
+/// Where stilts keeps the ESM of `key` (a SHA-256 in hex) under `root`.
 pub fn cached_dir(root: &Path, key: &str) -> PathBuf {
-    root.join(key)
+    root.join(&key[..32.min(key.len())])
 }

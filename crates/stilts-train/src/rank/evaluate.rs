@@ -8,6 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use stilts_data::metrics;
 
 use super::{MethodRanking, RankError, Ranking};
 
@@ -63,37 +64,14 @@ pub fn read_matrix(path: &Path) -> Result<Vec<MatrixCell>, RankError> {
     Ok(out)
 }
 
-/// Average ranks (1 = smallest), ties sharing the mean of their positions.
-fn average_ranks(v: &[f64]) -> Vec<f64> {
-    let mut order: Vec<usize> = (0..v.len()).collect();
-    order.sort_by(|&a, &b| v[a].total_cmp(&v[b]));
-    let mut ranks = vec![0.0; v.len()];
-    let mut i = 0;
-    while i < order.len() {
-        let mut j = i;
-        while j + 1 < order.len() && v[order[j + 1]] == v[order[i]] {
-            j += 1;
-        }
-        let mean = (i + j) as f64 / 2.0 + 1.0;
-        for &k in &order[i..=j] {
-            ranks[k] = mean;
-        }
-        i = j + 1;
-    }
-    ranks
-}
-
-/// Spearman's rank correlation (`NaN` when either side is constant or fewer than 2 values).
+/// Spearman's rank correlation (`stilts_data::metrics::spearman`, SciPy's), `NaN` when there
+/// are fewer than 2 values or either side is constant (undefined, not 0, for a ranking).
 pub fn spearman(x: &[f64], y: &[f64]) -> f64 {
-    if x.len() != y.len() || x.len() < 2 {
+    let constant = |v: &[f64]| v.iter().all(|a| *a == v[0]);
+    if x.len() < 2 || constant(x) || constant(y) {
         return f64::NAN;
     }
-    let (rx, ry) = (average_ranks(x), average_ranks(y));
-    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-    let (mx, my) = (mean(&rx), mean(&ry));
-    let cov: f64 = rx.iter().zip(&ry).map(|(a, b)| (a - mx) * (b - my)).sum();
-    let var = |v: &[f64], m: f64| v.iter().map(|a| (a - m) * (a - m)).sum::<f64>();
-    cov / (var(&rx, mx) * var(&ry, my)).sqrt()
+    metrics::spearman(x, y).unwrap_or(f64::NAN)
 }
 
 /// DCG@k of `relevance` ordered by `scores`, tied scores sharing their positions' discounts
@@ -197,21 +175,13 @@ pub struct Intervals {
     pub regret_at_3: [f64; 2],
 }
 
-/// The `q`-th percentile (0..=100) of sorted values, interpolated linearly between order
-/// statistics (NumPy's default).
-fn percentile(sorted: &[f64], q: f64) -> f64 {
-    let pos = q / 100.0 * (sorted.len() - 1) as f64;
-    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
-    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
-}
-
 fn interval(mut v: Vec<f64>) -> Option<[f64; 2]> {
     v.retain(|x| x.is_finite());
     if v.is_empty() {
         return None;
     }
     v.sort_by(f64::total_cmp);
-    Some([percentile(&v, 2.5), percentile(&v, 97.5)])
+    Some([metrics::percentile(&v, 2.5), metrics::percentile(&v, 97.5)])
 }
 
 /// Uncertainty over restarts: each resample redraws every candidate's restarts with
@@ -296,7 +266,7 @@ fn quality(
             .iter()
             .find(|r| r.candidate == name)
             .and_then(|r| r.score)
-            .unwrap_or(f64::NEG_INFINITY)
+            .unwrap_or(f64::MIN)
     };
     let scores: Vec<f64> = names.iter().map(|n| score_of(n)).collect();
     let order: Vec<usize> = method
@@ -399,7 +369,9 @@ mod tests {
 
     #[test]
     fn ranks_correlation_and_regret() {
-        assert_eq!(average_ranks(&[3.0, 1.0, 3.0, 2.0]), [3.5, 1.0, 3.5, 2.0]);
+        // Tied values share their average rank (SciPy: 0.9486832980505138).
+        let tied = spearman(&[3.0, 1.0, 3.0, 2.0], &[4.0, 1.0, 3.0, 2.0]);
+        assert!((tied - 4.5 / 22.5f64.sqrt()).abs() < 1e-12, "{tied}");
         assert!((spearman(&[1.0, 2.0, 3.0], &[10.0, 20.0, 30.0]) - 1.0).abs() < 1e-12);
         assert!(spearman(&[1.0, 1.0], &[1.0, 2.0]).is_nan());
         assert_eq!(regret(&[0.5, 0.8, 0.6], &[1, 0, 2], 1), 0.0);

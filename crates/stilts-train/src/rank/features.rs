@@ -226,13 +226,10 @@ pub fn encode_sample(
         predictor.tokenizer(),
         default_pair(kind, &spec.task),
     )?;
-    let lengths = split.lengths();
-    let mut order: Vec<usize> = (0..lengths.len()).collect();
-    order.sort_by_key(|&i| lengths[i]);
-    let rows = order.len();
+    let rows = split.data.len();
     let mut dim = 0;
     let mut values = Vec::new();
-    for chunk in order.chunks(options.batch_size.max(1)) {
+    for chunk in &split.batches_by_length(options.batch_size) {
         let inputs = collate_views(
             predictor.tokenizer(),
             &split.select(chunk),

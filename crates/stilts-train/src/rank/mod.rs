@@ -475,7 +475,7 @@ impl Prepare<'_> {
         }
         if needs(Input::Esm) {
             let started = Instant::now();
-            let (esm, path) = self.esm(spec, &sample, &mut candidate, tuned.take())?;
+            let (esm, path) = self.esm(spec, &sample, candidate.features.as_ref(), tuned.take())?;
             candidate.esm_seconds = started.elapsed().as_secs_f64();
             candidate.esm = Some(esm);
             candidate.esm_path = path;
@@ -488,7 +488,7 @@ impl Prepare<'_> {
         &mut self,
         spec: &TaskSpec,
         sample: &TaskSample,
-        candidate: &mut Candidate,
+        base_features: Option<&TaskFeatures>,
         tuned: Option<Predictor>,
     ) -> Result<(Esm, Option<PathBuf>), RankError> {
         let base_sha = self.base_sha();
@@ -532,7 +532,7 @@ impl Prepare<'_> {
             .options
             .esm_dir
             .as_ref()
-            .map(|root| root.join(&key[..32]));
+            .map(|root| esm_file::cached_dir(root, &key));
         if let Some(dir) = &dir
             && stilts_io::fs::complete_dir(dir, esm_file::WEIGHTS_FILE).is_some()
         {
@@ -544,9 +544,13 @@ impl Prepare<'_> {
             );
             return Ok((esm, Some(dir.clone())));
         }
-        let base_features = match candidate.features.clone() {
+        let encoded;
+        let base_features = match base_features {
             Some(f) => f,
-            None => features::encode_sample(self.base, spec, sample, &self.options.features)?,
+            None => {
+                encoded = features::encode_sample(self.base, spec, sample, &self.options.features)?;
+                &encoded
+            }
         };
         let tuned_features = features::encode_sample(&tuned, spec, sample, &self.options.features)?;
         if tuned_features.dim != base_features.dim {

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use serde::{Deserialize, Serialize};
-use stilts_data::metrics::{MetricError, Predictions, evaluate};
+use stilts_data::metrics::{MetricError, Predictions, evaluate, percentile};
 use stilts_data::rng::{Rng, derive_seed};
 use stilts_data::{Label, LoadOptions, Metric, Task};
 use stilts_schema::results::{
@@ -191,17 +191,6 @@ pub fn paired_bootstrap(
         high: percentile(&diffs, 97.5),
         win,
     })
-}
-
-/// numpy's default (`linear`) percentile of sorted values; NaN for none.
-pub fn percentile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let h = (sorted.len() - 1) as f64 * q / 100.0;
-    let lo = h.floor() as usize;
-    let hi = (lo + 1).min(sorted.len() - 1);
-    sorted[lo] + (h - lo as f64) * (sorted[hi] - sorted[lo])
 }
 
 /// The state of one comparison.
