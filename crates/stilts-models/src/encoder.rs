@@ -25,6 +25,7 @@ use crate::ModelError;
 use crate::bert::{BertConfig, BertModel, LoadReport};
 use crate::elmo::{ElmoBiLm, ElmoConfig, ElmoEncoder};
 use crate::gpt::{GptConfig, GptModel};
+use crate::peft::PeftConfig;
 
 /// An encoder family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -355,6 +356,36 @@ impl Encoder {
                 let (bilm, report) = ElmoBiLm::from_hdf5(c, &weights, device)?;
                 Ok((Encoder::Elmo(c.encoder(bilm, device)), report))
             }
+        }
+    }
+
+    /// The encoder with fresh parameter-efficient modules ([`crate::peft`]) as `config` asks
+    /// for. BERT carries them; GPT and ELMo do not yet (an error saying so).
+    pub fn add_peft(self, config: &PeftConfig, device: &Device) -> Result<Encoder, String> {
+        config.validate()?;
+        match self {
+            Encoder::Bert(m) => Ok(Encoder::Bert(m.add_peft(config, device))),
+            other => Err(format!(
+                "LoRA and adapters are implemented for BERT; the {} encoder does not take them yet",
+                other.kind()
+            )),
+        }
+    }
+
+    /// Every encoder parameter frozen but the parameter-efficient modules (and, with
+    /// `layer_norms`, the layers' LayerNorms).
+    pub fn train_peft_only(self, layer_norms: bool) -> Encoder {
+        match self {
+            Encoder::Bert(m) => Encoder::Bert(m.train_peft_only(layer_norms)),
+            other => other.no_grad(),
+        }
+    }
+
+    /// The encoder with its LoRA updates folded into the weights (adapters stay).
+    pub fn merge_lora(self) -> Encoder {
+        match self {
+            Encoder::Bert(m) => Encoder::Bert(m.merge_lora()),
+            other => other,
         }
     }
 

@@ -77,6 +77,7 @@ mod error;
 pub mod gpt;
 pub mod hf;
 pub mod loss;
+pub mod peft;
 pub mod pickle_guard;
 
 /// The burn this crate is built on, so dependents use the same version and features.

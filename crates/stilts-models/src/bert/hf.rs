@@ -153,3 +153,81 @@ pub(crate) fn load_hf_weights<M: Module>(
         },
     )
 }
+
+/// How the keys of parameter-efficient modules map onto our module paths (relative to
+/// [`BertModel`](super::BertModel)), as `(key pattern, path)`: LoRA as `peft` saves it
+/// (`adapter_model.safetensors`: `base_model.model.` then the module, `lora_A`/`lora_B`, with
+/// or without the adapter name `default`), and bottleneck adapters as `adapters` names them
+/// (`attention.output.adapters.<name>.adapter_down.0`, `output.adapters.<name>.adapter_up`).
+pub const BERT_PEFT_KEY_MAP: &[(&str, &str)] = &[
+    (
+        r"^(?:base_model\.model\.)?(?:bert\.)?encoder\.layer\.(\d+)\.attention\.self\.(query|key|value)\.lora_A(?:\.default)?\.weight$",
+        "encoder.layers.${1}.attention.self_attention.lora_${2}.a.weight",
+    ),
+    (
+        r"^(?:base_model\.model\.)?(?:bert\.)?encoder\.layer\.(\d+)\.attention\.self\.(query|key|value)\.lora_B(?:\.default)?\.weight$",
+        "encoder.layers.${1}.attention.self_attention.lora_${2}.b.weight",
+    ),
+    (
+        r"^(?:base_model\.model\.)?(?:bert\.)?encoder\.layer\.(\d+)\.(attention\.output|intermediate|output)\.dense\.lora_A(?:\.default)?\.weight$",
+        "encoder.layers.${1}.${2}.lora_dense.a.weight",
+    ),
+    (
+        r"^(?:base_model\.model\.)?(?:bert\.)?encoder\.layer\.(\d+)\.(attention\.output|intermediate|output)\.dense\.lora_B(?:\.default)?\.weight$",
+        "encoder.layers.${1}.${2}.lora_dense.b.weight",
+    ),
+    (
+        r"^(?:bert\.)?encoder\.layer\.(\d+)\.(attention\.output|output)\.adapters\.[^.]+\.adapter_down\.0\.(weight|bias)$",
+        "encoder.layers.${1}.${2}.adapter.down.${3}",
+    ),
+    (
+        r"^(?:bert\.)?encoder\.layer\.(\d+)\.(attention\.output|output)\.adapters\.[^.]+\.adapter_up\.(weight|bias)$",
+        "encoder.layers.${1}.${2}.adapter.up.${3}",
+    ),
+];
+
+static PEFT_KEY_MAP: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
+    BERT_PEFT_KEY_MAP
+        .iter()
+        .map(|(pattern, path)| {
+            (
+                Regex::new(pattern).expect("BERT_PEFT_KEY_MAP pattern"),
+                *path,
+            )
+        })
+        .collect()
+});
+
+/// Maps a `peft` or `adapters` key to our module path through [`BERT_PEFT_KEY_MAP`].
+pub fn map_peft_key(key: &str) -> Option<String> {
+    PEFT_KEY_MAP
+        .iter()
+        .find(|(re, _)| re.is_match(key))
+        .map(|(re, path)| re.replace(key, *path).into_owned())
+}
+
+/// Whether a module path of [`BertModel`](super::BertModel) belongs to a parameter-efficient
+/// module.
+pub fn is_peft_path(path: &str) -> bool {
+    path.contains(".lora_") || path.contains(".adapter.")
+}
+
+/// Loads the weights of parameter-efficient modules (a `peft` `adapter_model.safetensors`, or
+/// `adapters` weights) into an encoder that carries those modules; every module must be
+/// filled, and the rest of the encoder keeps its weights. Heads and saved base weights in the
+/// file are ignored.
+pub(crate) fn load_peft_weights<M: Module>(
+    module: &mut M,
+    path: &Path,
+) -> Result<LoadReport, ModelError> {
+    load_hf_checkpoint(
+        module,
+        path,
+        &KeyRouting {
+            map: &map_peft_key,
+            ignored: &|key| !key.contains("lora_") && !key.contains(".adapters."),
+            route: &Some,
+            may_be_fresh: &|path, _| !is_peft_path(path),
+        },
+    )
+}

@@ -6,12 +6,16 @@ mod encoder;
 mod hf;
 mod model;
 mod optim;
+mod peft;
 
 pub use crate::loss::Labels;
 pub use checkpoint::{CONFIG_FILE, WEIGHTS_FILE};
 pub use config::{BertClassifierConfig, BertConfig};
 pub use encoder::param_groups;
-pub use hf::{BERT_IGNORED_KEYS, BERT_KEY_MAP, LoadReport, map_hf_key, weights_file};
+pub use hf::{
+    BERT_IGNORED_KEYS, BERT_KEY_MAP, BERT_PEFT_KEY_MAP, LoadReport, is_peft_path, map_hf_key,
+    map_peft_key, weights_file,
+};
 pub use model::{
     BertAttention, BertEmbeddings, BertEncoder, BertForSequenceClassification, BertInput,
     BertIntermediate, BertLayer, BertModel, BertModelOutput, BertOutput, BertPooler,

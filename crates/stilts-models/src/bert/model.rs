@@ -8,6 +8,7 @@ use burn::tensor::{Device, Int, Tensor};
 
 use super::config::{BertClassifierConfig, BertConfig};
 use crate::loss::{Labels, sequence_loss};
+use crate::peft::{Bottleneck, Lora, lora};
 
 /// The three id tensors a BERT forward pass reads.
 #[derive(Debug, Clone)]
@@ -62,23 +63,32 @@ fn dense(d_input: usize, d_output: usize, std: f64, device: &Device) -> Linear {
     linear
 }
 
-/// `LayerNorm(dropout(dense(hidden)) + residual)`: the output block both `BertSelfOutput` and
-/// `BertOutput` are.
-///
-/// # Shapes
-///
-/// - hidden: `[batch, seq, input]`
-/// - residual: `[batch, seq, hidden]`
-/// - output: `[batch, seq, hidden]`
-fn add_and_norm(
-    dense: &Linear,
-    dropout: &Dropout,
-    layer_norm: &LayerNorm,
-    hidden: Tensor<3>,
-    residual: Tensor<3>,
-) -> Tensor<3> {
-    let hidden = dropout.forward(dense.forward(hidden)); // [batch, seq, hidden]
-    layer_norm.forward(hidden + residual)
+/// The output block both `BertSelfOutput` and `BertOutput` are, with their optional
+/// parameter-efficient modules: `LayerNorm(dropout(dense(hidden)) + residual)`, the dense
+/// projection with its LoRA update, and a bottleneck adapter between it and the LayerNorm.
+struct OutputBlock<'a> {
+    dense: &'a Linear,
+    lora: Option<&'a Lora>,
+    adapter: Option<&'a Bottleneck>,
+    dropout: &'a Dropout,
+    layer_norm: &'a LayerNorm,
+}
+
+impl OutputBlock<'_> {
+    /// # Shapes
+    ///
+    /// - hidden: `[batch, seq, input]`
+    /// - residual: `[batch, seq, hidden]`
+    /// - output: `[batch, seq, hidden]`
+    fn forward(&self, hidden: Tensor<3>, residual: Tensor<3>) -> Tensor<3> {
+        let projected = self
+            .dropout
+            .forward(lora::forward(self.dense, self.lora, hidden)); // [batch, seq, hidden]
+        match self.adapter {
+            None => self.layer_norm.forward(projected + residual),
+            Some(a) => a.forward_block(projected, residual, self.layer_norm),
+        }
+    }
 }
 
 fn layer_norm(config: &BertConfig, device: &Device) -> LayerNorm {
@@ -165,6 +175,12 @@ pub struct BertSelfAttention {
     pub dropout: Dropout,
     /// Number of heads.
     pub num_heads: usize,
+    /// LoRA update of `query` (`peft`'s `query.lora_A`/`lora_B`).
+    pub lora_query: Option<Lora>,
+    /// LoRA update of `key`.
+    pub lora_key: Option<Lora>,
+    /// LoRA update of `value`.
+    pub lora_value: Option<Lora>,
 }
 
 impl BertSelfAttention {
@@ -178,6 +194,9 @@ impl BertSelfAttention {
             value: dense(h, h, std, device),
             dropout: DropoutConfig::new(config.attention_probs_dropout_prob).init(),
             num_heads: config.num_attention_heads,
+            lora_query: None,
+            lora_key: None,
+            lora_value: None,
         }
     }
 
@@ -198,9 +217,17 @@ impl BertSelfAttention {
             x.reshape([batch, seq, heads, head_size]) // [batch, seq, heads, head_size]
                 .swap_dims(1, 2) // [batch, heads, seq, head_size]
         };
-        let query = split(self.query.forward(hidden.clone()));
-        let key = split(self.key.forward(hidden.clone()));
-        let value = split(self.value.forward(hidden));
+        let query = split(lora::forward(
+            &self.query,
+            self.lora_query.as_ref(),
+            hidden.clone(),
+        ));
+        let key = split(lora::forward(
+            &self.key,
+            self.lora_key.as_ref(),
+            hidden.clone(),
+        ));
+        let value = split(lora::forward(&self.value, self.lora_value.as_ref(), hidden));
 
         let scores = query
             .matmul(key.swap_dims(2, 3)) // [batch, heads, seq, seq]
@@ -224,6 +251,10 @@ pub struct BertSelfOutput {
     pub layer_norm: LayerNorm,
     /// Hidden dropout.
     pub dropout: Dropout,
+    /// LoRA update of `dense`.
+    pub lora_dense: Option<Lora>,
+    /// A bottleneck adapter between `dense` and `layer_norm` (`adapters`' `adapters.<name>`).
+    pub adapter: Option<Bottleneck>,
 }
 
 impl BertSelfOutput {
@@ -234,6 +265,8 @@ impl BertSelfOutput {
             dense: dense(h, h, config.initializer_range, device),
             layer_norm: layer_norm(config, device),
             dropout: DropoutConfig::new(config.hidden_dropout_prob).init(),
+            lora_dense: None,
+            adapter: None,
         }
     }
 
@@ -245,13 +278,14 @@ impl BertSelfOutput {
     /// - residual: `[batch, seq, hidden]`
     /// - output: `[batch, seq, hidden]`
     pub fn forward(&self, hidden: Tensor<3>, residual: Tensor<3>) -> Tensor<3> {
-        add_and_norm(
-            &self.dense,
-            &self.dropout,
-            &self.layer_norm,
-            hidden,
-            residual,
-        )
+        OutputBlock {
+            dense: &self.dense,
+            lora: self.lora_dense.as_ref(),
+            adapter: self.adapter.as_ref(),
+            dropout: &self.dropout,
+            layer_norm: &self.layer_norm,
+        }
+        .forward(hidden, residual)
     }
 }
 
@@ -293,6 +327,8 @@ impl BertAttention {
 pub struct BertIntermediate {
     /// `[hidden, intermediate]`.
     pub dense: Linear,
+    /// LoRA update of `dense`.
+    pub lora_dense: Option<Lora>,
 }
 
 impl BertIntermediate {
@@ -305,6 +341,7 @@ impl BertIntermediate {
                 config.initializer_range,
                 device,
             ),
+            lora_dense: None,
         }
     }
 
@@ -315,7 +352,7 @@ impl BertIntermediate {
     /// - hidden: `[batch, seq, hidden]`
     /// - output: `[batch, seq, intermediate]`
     pub fn forward(&self, hidden: Tensor<3>) -> Tensor<3> {
-        gelu(self.dense.forward(hidden))
+        gelu(lora::forward(&self.dense, self.lora_dense.as_ref(), hidden))
     }
 }
 
@@ -329,6 +366,10 @@ pub struct BertOutput {
     pub layer_norm: LayerNorm,
     /// Hidden dropout.
     pub dropout: Dropout,
+    /// LoRA update of `dense`.
+    pub lora_dense: Option<Lora>,
+    /// A bottleneck adapter between `dense` and `layer_norm` (`adapters`' `adapters.<name>`).
+    pub adapter: Option<Bottleneck>,
 }
 
 impl BertOutput {
@@ -343,6 +384,8 @@ impl BertOutput {
             ),
             layer_norm: layer_norm(config, device),
             dropout: DropoutConfig::new(config.hidden_dropout_prob).init(),
+            lora_dense: None,
+            adapter: None,
         }
     }
 
@@ -354,13 +397,14 @@ impl BertOutput {
     /// - residual: `[batch, seq, hidden]`
     /// - output: `[batch, seq, hidden]`
     pub fn forward(&self, hidden: Tensor<3>, residual: Tensor<3>) -> Tensor<3> {
-        add_and_norm(
-            &self.dense,
-            &self.dropout,
-            &self.layer_norm,
-            hidden,
-            residual,
-        )
+        OutputBlock {
+            dense: &self.dense,
+            lora: self.lora_dense.as_ref(),
+            adapter: self.adapter.as_ref(),
+            dropout: &self.dropout,
+            layer_norm: &self.layer_norm,
+        }
+        .forward(hidden, residual)
     }
 }
 

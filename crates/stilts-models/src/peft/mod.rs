@@ -1,0 +1,49 @@
+//! Parameter-efficient modules added beside a pretrained encoder's weights: LoRA ([`lora`], as
+//! Hugging Face `peft` defines it) and bottleneck adapters ([`bottleneck`], as AdapterHub
+//! `adapters` defines them). An encoder carries them as optional sub-modules, so a model with
+//! none has exactly the parameters (and parameter paths) it had before; [`PeftConfig`] says
+//! which are present and is saved with the model so that its skeleton can be rebuilt.
+
+pub mod bottleneck;
+pub mod lora;
+
+use serde::{Deserialize, Serialize};
+
+pub use bottleneck::{AdapterActivation, AdapterInit, Bottleneck, BottleneckConfig};
+pub use lora::{Lora, LoraConfig, LoraTarget};
+
+/// The parameter-efficient modules an encoder carries.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeftConfig {
+    /// Low-rank updates of the chosen projections.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lora: Option<LoraConfig>,
+    /// Bottleneck adapters in every layer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adapter: Option<BottleneckConfig>,
+}
+
+impl PeftConfig {
+    /// Whether no module is asked for.
+    pub fn is_empty(&self) -> bool {
+        self.lora.is_none() && self.adapter.is_none()
+    }
+
+    /// Checks every value is in range.
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(l) = &self.lora {
+            l.validate()?;
+        }
+        if let Some(a) = &self.adapter {
+            a.validate()?;
+        }
+        Ok(())
+    }
+
+    /// Whether the encoder's LayerNorms train beside the modules (the adapters' recipe,
+    /// Houlsby et al.; LoRA leaves them frozen, as `peft` does).
+    pub fn trains_layer_norms(&self) -> bool {
+        self.adapter.as_ref().is_some_and(|a| a.train_layer_norms)
+    }
+}

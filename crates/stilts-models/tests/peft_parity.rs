@@ -1,0 +1,239 @@
+//! LoRA against HF `peft` and bottleneck adapters against AdapterHub `adapters`, on the tiny
+//! BERT: hidden states, pooled output and the gradient of every module parameter, from the
+//! modules' own saved files (scripts/make_peft_fixtures.py).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use burn::module::Module;
+use burn::optim::GradientsParams;
+use burn::tensor::{Device, Tensor};
+use common::{Fixture, fixtures, max_abs, max_abs_diff, named_params, values};
+use stilts_models::bert::{BertConfig, BertInput, BertModel, is_peft_path, map_peft_key};
+use stilts_models::peft::{BottleneckConfig, LoraConfig, LoraTarget, PeftConfig};
+
+const TOL: f32 = 1e-5;
+const GRAD_REL_TOL: f32 = 1e-4;
+
+fn base(device: &Device) -> BertModel {
+    let dir = fixtures().join("tiny-bert");
+    let mut config = BertConfig::from_hf_file(dir.join("config.json")).unwrap();
+    config.hidden_dropout_prob = 0.0;
+    config.attention_probs_dropout_prob = 0.0;
+    BertModel::from_hf_weights(&config, dir.join("model.safetensors"), device)
+        .unwrap()
+        .0
+}
+
+fn input(device: &Device) -> BertInput {
+    let f = Fixture::open(fixtures().join("tiny-bert/forward.safetensors"));
+    BertInput::new(
+        f.int("input_ids", device),
+        f.int("token_type_ids", device),
+        f.int("attention_mask", device),
+    )
+}
+
+/// A model with the modules of `peft`, their weights read from `file`.
+fn with_modules(peft: &PeftConfig, file: &Path, device: &Device) -> BertModel {
+    let mut model = base(device).add_peft(peft, device);
+    let report = model.load_peft_weights(file).unwrap();
+    assert!(report.loaded.iter().all(|p| is_peft_path(p)), "{report}");
+    let modules = named_params(&model)
+        .into_iter()
+        .filter(|(p, ..)| is_peft_path(p))
+        .count();
+    assert_eq!(report.loaded.len(), modules, "{report}");
+    model
+}
+
+/// Forward values and the gradient of `sum(h * projection)` for every module parameter.
+fn check(case: &str, peft: &PeftConfig, file: &str) -> BertModel {
+    let device = Device::flex().autodiff();
+    let dir = fixtures().join("peft").join(case);
+    let expected = Fixture::open(dir.join("expected.safetensors"));
+    let model = with_modules(peft, &dir.join(file), &device).train_peft_only(false);
+    let out = model.forward(input(&device));
+    let hidden = max_abs_diff(
+        out.last_hidden_state.clone(),
+        &expected.f32("last_hidden_state"),
+        "hidden",
+    );
+    let pooled = max_abs_diff(out.pooled_output, &expected.f32("pooled_output"), "pooled");
+    let projection: Tensor<3> = expected.float("projection", &device);
+    let loss = (out.last_hidden_state * projection).sum();
+    let grads = GradientsParams::from_grads(loss.backward(), &model);
+    let ours: BTreeMap<String, String> = expected
+        .names()
+        .filter_map(|n| n.strip_prefix("grad."))
+        .map(|hf| (map_peft_key(hf).expect("mapped"), hf.to_owned()))
+        .collect();
+    let mut worst = 0.0f32;
+    let mut checked = 0;
+    for (path, id, value) in named_params(&model) {
+        let grad = match value.1.len() {
+            1 => grads.get::<1>(id).map(values),
+            2 => grads.get::<2>(id).map(values),
+            rank => panic!("{path} has rank {rank}"),
+        };
+        let Some(hf) = ours.get(&path) else {
+            assert!(grad.is_none(), "{path} is frozen but has a gradient");
+            continue;
+        };
+        let (grad, shape) = grad.unwrap_or_else(|| panic!("no gradient for {path}"));
+        let (want, want_shape) = expected.f32(&format!("grad.{hf}"));
+        let want = if shape.len() == 2 {
+            assert_eq!(shape, [want_shape[1], want_shape[0]], "{path}");
+            transpose(&want, want_shape[0], want_shape[1])
+        } else {
+            want
+        };
+        let diff = grad
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max);
+        let rel = diff / max_abs(&want).max(1e-6);
+        assert!(
+            rel < GRAD_REL_TOL,
+            "{case}: gradient of {path}: relative {rel:e}"
+        );
+        worst = worst.max(rel);
+        checked += 1;
+    }
+    assert_eq!(checked, ours.len(), "{case}: every module gradient checked");
+    println!("{case}: hidden {hidden:e}, pooled {pooled:e}, gradients (relative) {worst:e}");
+    assert!(hidden < TOL && pooled < TOL, "{case}");
+    model
+}
+
+fn transpose(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut out = vec![0.0; values.len()];
+    for r in 0..rows {
+        for c in 0..cols {
+            out[c * rows + r] = values[r * cols + c];
+        }
+    }
+    out
+}
+
+fn lora(config: LoraConfig) -> PeftConfig {
+    PeftConfig {
+        lora: Some(config),
+        adapter: None,
+    }
+}
+
+fn adapter(config: BottleneckConfig) -> PeftConfig {
+    PeftConfig {
+        lora: None,
+        adapter: Some(config.with_reduction_factor(8)),
+    }
+}
+
+#[test]
+fn lora_query_value_matches_peft() {
+    check(
+        "lora-qv",
+        &lora(LoraConfig::new().with_r(4).with_alpha(8.0)),
+        "adapter_model.safetensors",
+    );
+}
+
+#[test]
+fn lora_every_projection_with_rslora_matches_peft_and_merges() {
+    let config = LoraConfig::new()
+        .with_r(2)
+        .with_alpha(6.0)
+        .with_use_rslora(true)
+        .with_target_modules(LoraTarget::ALL.to_vec());
+    let model = check("lora-all", &lora(config), "adapter_model.safetensors");
+    let device = Device::flex();
+    let merged = model.valid().merge_lora();
+    assert!(
+        named_params(&merged).iter().all(|(p, ..)| !is_peft_path(p)),
+        "merging removes the updates"
+    );
+    let expected = Fixture::open(fixtures().join("peft/lora-all/expected.safetensors"));
+    let diff = max_abs_diff(
+        merged.forward(input(&device)).last_hidden_state,
+        &expected.f32("merged.last_hidden_state"),
+        "merged",
+    );
+    println!("lora-all merged: hidden {diff:e}");
+    assert!(diff < TOL);
+}
+
+#[test]
+fn houlsby_adapters_match_adapters() {
+    check(
+        "houlsby",
+        &adapter(BottleneckConfig::houlsby()),
+        "adapter.safetensors",
+    );
+}
+
+#[test]
+fn pfeiffer_adapter_matches_adapters_and_reads_its_pickle() {
+    let config = adapter(BottleneckConfig::pfeiffer());
+    check("pfeiffer", &config, "adapter.safetensors");
+    let device = Device::flex();
+    let dir = fixtures().join("peft/pfeiffer");
+    let model = with_modules(&config, &dir.join("pytorch_adapter.bin"), &device);
+    let diff = max_abs_diff(
+        model.forward(input(&device)).last_hidden_state,
+        &Fixture::open(dir.join("expected.safetensors")).f32("last_hidden_state"),
+        "pickle",
+    );
+    assert!(diff < TOL, "pytorch_adapter.bin: {diff:e}");
+}
+
+#[test]
+fn fresh_modules_start_at_or_near_the_base_model() {
+    let device = Device::flex();
+    let plain = base(&device).forward(input(&device)).last_hidden_state;
+    let lora_all = lora(LoraConfig::new().with_target_modules(LoraTarget::ALL.to_vec()));
+    let exact = base(&device)
+        .add_peft(&lora_all, &device)
+        .forward(input(&device))
+        .last_hidden_state;
+    assert_eq!(
+        values(exact),
+        values(plain.clone()),
+        "LoRA's B starts at zero"
+    );
+    let mam = adapter(BottleneckConfig::houlsby().with_init(stilts_models::peft::AdapterInit::Mam));
+    let identity = base(&device)
+        .add_peft(&mam, &device)
+        .forward(input(&device))
+        .last_hidden_state;
+    assert!(max_abs_diff(identity, &values(plain), "mam") < 1e-6);
+}
+
+#[test]
+fn only_the_modules_train() {
+    let device = Device::flex().autodiff();
+    let peft = PeftConfig {
+        lora: Some(LoraConfig::new()),
+        adapter: Some(BottleneckConfig::houlsby()),
+    };
+    for layer_norms in [false, true] {
+        let model = base(&device)
+            .add_peft(&peft, &device)
+            .train_peft_only(layer_norms);
+        let loss = model.forward(input(&device)).last_hidden_state.sum();
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        for (path, id, value) in named_params(&model) {
+            let has = match value.1.len() {
+                1 => grads.get::<1>(id).is_some(),
+                2 => grads.get::<2>(id).is_some(),
+                _ => false,
+            };
+            let layer_norm = path.contains("layers.") && path.contains("layer_norm");
+            let trains = is_peft_path(&path) || (layer_norms && layer_norm);
+            assert_eq!(has, trains, "{path} (layer norms trained: {layer_norms})");
+        }
+    }
+}

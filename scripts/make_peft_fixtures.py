@@ -1,0 +1,136 @@
+#!/usr/bin/env python3
+"""Writes the parameter-efficient parity fixtures of crates/stilts-models/tests/fixtures/peft
+from HF `peft` (LoRA) and AdapterHub `adapters` (bottleneck adapters) on the tiny BERT of
+make_bert_fixtures.py.
+
+`adapters` 1.3 pins transformers 4.57, so it runs from its own venv whose torch and peft come
+from the reference venv (a .pth file); HF_HUB_OFFLINE=1, nothing is downloaded:
+
+    python3 -m venv .venv/adapters
+    .venv/ref/bin/pip install --no-deps peft accelerate
+    echo "$(.venv/ref/bin/python -c 'import site; print(site.getsitepackages()[0])')" \
+        > "$(.venv/adapters/bin/python -c 'import site; print(site.getsitepackages()[0])')/ref.pth"
+    .venv/adapters/bin/pip install "transformers~=4.57.6" adapters==1.3.0
+    HF_HUB_OFFLINE=1 .venv/adapters/bin/python scripts/make_peft_fixtures.py
+
+Cases (tiny-bert's encoder, its padded RTE batch, eval mode, each output file ~100 KB):
+
+- lora-qv/: peft's defaults for BERT (query and value), r 4, alpha 8; lora_B drawn
+  normal(0, 0.1) so that the update is not zero. adapter_model.safetensors and
+  adapter_config.json as peft saves them; expected.safetensors: last hidden state, pooled
+  output, and the gradient of a fixed projection of the hidden states with respect to every
+  LoRA matrix (peft's names).
+- lora-all/: all six projections, r 2, alpha 6, use_rslora; expected.safetensors also holds
+  the outputs of peft's merge_and_unload.
+- houlsby/, pfeiffer/: adapters' double_seq_bn (swish, after attention and feed-forward) and
+  seq_bn (ReLU, after feed-forward), reduction factor 8; weights scaled up so that the adapters
+  matter. adapter.safetensors (the adapters' tensors under their model names),
+  pytorch_adapter.bin and adapter_config.json as adapters' save_adapter writes them, and
+  expected.safetensors as above.
+"""
+
+import os
+import shutil
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import torch
+from safetensors.torch import load_file, save_file
+from transformers import BertModel
+
+FIXTURES = Path(__file__).resolve().parent.parent / "crates/stilts-models/tests/fixtures"
+TINY = FIXTURES / "tiny-bert"
+OUT = FIXTURES / "peft"
+ALL_SIX = r".*encoder\.layer\.\d+\.(attention\.self\.(query|key|value)|attention\.output\.dense|intermediate\.dense|output\.dense)"
+
+
+def base_model() -> BertModel:
+    model = BertModel.from_pretrained(TINY)
+    model.eval()
+    return model
+
+
+def inputs():
+    fwd = load_file(TINY / "forward.safetensors")
+    return {k: fwd[k] for k in ("input_ids", "token_type_ids", "attention_mask")}
+
+
+def forward_and_grads(model, trained: dict[str, torch.nn.Parameter]):
+    """Outputs, and d(sum(h * w))/d(param) for the trained parameters (w seeded)."""
+    out = model(**inputs())
+    h = out.last_hidden_state
+    w = torch.randn(h.shape, generator=torch.Generator().manual_seed(7))
+    (h * w).sum().backward()
+    tensors = {
+        "last_hidden_state": h.detach().contiguous(),
+        "pooled_output": out.pooler_output.detach().contiguous(),
+        "projection": w,
+    }
+    for name, p in trained.items():
+        tensors[f"grad.{name}"] = p.grad.detach().contiguous()
+    return tensors
+
+
+def lora_case(name: str, **config) -> None:
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(0)
+    model = get_peft_model(base_model(), LoraConfig(**config))
+    gen = torch.Generator().manual_seed(1)
+    trained = {}
+    for key, p in model.named_parameters():
+        if "lora_B" in key:
+            with torch.no_grad():
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.1)
+        if "lora_" in key:
+            trained[key.replace(".default", "")] = p
+    model.eval()
+    tensors = forward_and_grads(model, trained)
+    out = OUT / name
+    shutil.rmtree(out, ignore_errors=True)
+    model.save_pretrained(out)
+    (out / "README.md").unlink()  # peft's model card template
+    merged = model.merge_and_unload()
+    with torch.no_grad():
+        m = merged(**inputs())
+    tensors["merged.last_hidden_state"] = m.last_hidden_state.contiguous()
+    save_file(tensors, out / "expected.safetensors")
+    print(name, sorted(load_file(out / "adapter_model.safetensors"))[:2])
+
+
+def adapter_case(name: str, config: str) -> None:
+    import adapters
+
+    torch.manual_seed(0)
+    model = base_model()
+    adapters.init(model)
+    model.add_adapter("stilts", config=adapters.AdapterConfig.load(config, reduction_factor=8))
+    model.train_adapter("stilts")
+    gen = torch.Generator().manual_seed(2)
+    trained = {}
+    for key, p in model.named_parameters():
+        if ".adapters." in key:
+            with torch.no_grad():
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.3)
+            trained[key] = p
+    model.eval()
+    tensors = forward_and_grads(model, trained)
+    out = OUT / name
+    shutil.rmtree(out, ignore_errors=True)
+    model.save_adapter(str(out), "stilts")
+    save_file({k: p.detach().contiguous() for k, p in trained.items()}, out / "adapter.safetensors")
+    save_file(tensors, out / "expected.safetensors")
+    print(name, sorted(trained)[:2])
+
+
+def main() -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    lora_case("lora-qv", r=4, lora_alpha=8)
+    lora_case("lora-all", r=2, lora_alpha=6, use_rslora=True, target_modules=ALL_SIX)
+    adapter_case("houlsby", "double_seq_bn")
+    adapter_case("pfeiffer", "seq_bn")
+
+
+if __name__ == "__main__":
+    main()
