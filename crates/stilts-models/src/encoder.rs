@@ -372,11 +372,11 @@ impl Encoder {
         }
     }
 
-    /// Every encoder parameter frozen but the parameter-efficient modules (and, with
-    /// `layer_norms`, the layers' LayerNorms).
-    pub fn train_peft_only(self, layer_norms: bool) -> Encoder {
+    /// Every encoder parameter frozen but the parameter-efficient modules `which` names (see
+    /// [`BertModel::train_peft_only`]).
+    pub fn train_peft_only(self, which: &PeftConfig) -> Encoder {
         match self {
-            Encoder::Bert(m) => Encoder::Bert(m.train_peft_only(layer_norms)),
+            Encoder::Bert(m) => Encoder::Bert(m.train_peft_only(which)),
             other => other.no_grad(),
         }
     }

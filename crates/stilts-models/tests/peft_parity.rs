@@ -54,7 +54,7 @@ fn check(case: &str, peft: &PeftConfig, file: &str) -> BertModel {
     let device = Device::flex().autodiff();
     let dir = fixtures().join("peft").join(case);
     let expected = Fixture::open(dir.join("expected.safetensors"));
-    let model = with_modules(peft, &dir.join(file), &device).train_peft_only(false);
+    let model = with_modules(peft, &dir.join(file), &device).train_peft_only(peft);
     let out = model.forward(input(&device));
     let hidden = max_abs_diff(
         out.last_hidden_state.clone(),
@@ -129,7 +129,11 @@ fn lora(config: LoraConfig) -> PeftConfig {
 fn adapter(config: BottleneckConfig) -> PeftConfig {
     PeftConfig {
         lora: None,
-        adapter: Some(config.with_reduction_factor(8)),
+        adapter: Some(
+            config
+                .with_reduction_factor(8)
+                .with_train_layer_norms(false),
+        ),
     }
 }
 
@@ -215,14 +219,34 @@ fn fresh_modules_start_at_or_near_the_base_model() {
 #[test]
 fn only_the_modules_train() {
     let device = Device::flex().autodiff();
-    let peft = PeftConfig {
+    let both = PeftConfig {
         lora: Some(LoraConfig::new()),
-        adapter: Some(BottleneckConfig::houlsby()),
+        adapter: Some(BottleneckConfig::houlsby().with_train_layer_norms(false)),
     };
-    for layer_norms in [false, true] {
+    for (which, layer_norms, lora, adapters) in [
+        (both.clone(), false, true, true),
+        (
+            PeftConfig {
+                adapter: Some(BottleneckConfig::houlsby()),
+                ..both.clone()
+            },
+            true,
+            true,
+            true,
+        ),
+        (
+            PeftConfig {
+                lora: None,
+                ..both.clone()
+            },
+            false,
+            false,
+            true,
+        ),
+    ] {
         let model = base(&device)
-            .add_peft(&peft, &device)
-            .train_peft_only(layer_norms);
+            .add_peft(&both, &device)
+            .train_peft_only(&which);
         let loss = model.forward(input(&device)).last_hidden_state.sum();
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         for (path, id, value) in named_params(&model) {
@@ -232,8 +256,10 @@ fn only_the_modules_train() {
                 _ => false,
             };
             let layer_norm = path.contains("layers.") && path.contains("layer_norm");
-            let trains = is_peft_path(&path) || (layer_norms && layer_norm);
-            assert_eq!(has, trains, "{path} (layer norms trained: {layer_norms})");
+            let trains = (lora && path.contains(".lora_"))
+                || (adapters && path.contains(".adapter."))
+                || (layer_norms && layer_norm);
+            assert_eq!(has, trains, "{path} ({which:?})");
         }
     }
 }

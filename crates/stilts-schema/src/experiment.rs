@@ -36,6 +36,7 @@ use serde::{Deserialize, Serialize};
 pub use stilts_data::encoding::PairMode;
 
 use crate::SchemaError;
+use crate::peft::{AdapterFile, LoraFile};
 
 /// The experiment TOML document.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -185,6 +186,12 @@ pub struct RecipeFile {
     /// or the encoder's groups (BERT: `embeddings`, `layer.0` ..., `pooler`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub freeze: Option<Vec<String>>,
+    /// Train LoRA updates instead of the encoder ([`crate::peft::LoraFile`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lora: Option<LoraFile>,
+    /// Train bottleneck adapters instead of the encoder ([`crate::peft::AdapterFile`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub adapter: Option<AdapterFile>,
 }
 
 /// Which epoch's model a run ends with (and reports, predicts with and passes on).
@@ -401,7 +408,9 @@ impl RecipeFile {
             checkpoint_every_steps,
             keep,
             aux_lm_weight,
-            freeze
+            freeze,
+            lora,
+            adapter
         )
     }
 }

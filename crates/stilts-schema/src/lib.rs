@@ -19,6 +19,7 @@
 
 pub mod experiment;
 pub mod overrides;
+pub mod peft;
 pub mod results;
 pub mod runs;
 pub mod transfer;

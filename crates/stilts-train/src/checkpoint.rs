@@ -228,7 +228,10 @@ fn read_checkpoint(dir: &Path, device: &Device) -> Result<Checkpoint> {
     let (meta, layout) = read_meta(&dir.join(META_FILE))?;
     let state: TrainState = serde_json::from_slice(&read(STATE_FILE)?)
         .map_err(|e| TrainError::json(dir.join(STATE_FILE), e))?;
-    let mut model = skeleton(&meta, device);
+    let mut model = skeleton(&meta, device).map_err(|message| TrainError::Checkpoint {
+        path: dir.join(META_FILE),
+        message,
+    })?;
     load_weights(&mut model, &dir.join(MODEL_FILE), layout)?;
     Ok(Checkpoint {
         dir: dir.to_path_buf(),

@@ -165,6 +165,12 @@ pub fn run_experiment(exp: &Experiment, observer: &mut dyn Observer) -> Result<E
             device.seed(derive_seed(seed, &["head".into(), index.into()]));
             let tasks: Vec<_> = data.iter().map(|d| (&d.task, d.train.pair)).collect();
             let start = apply_head_policy(&phase.name, &phase.head, &carried, &tasks, &device)?;
+            let start = start
+                .with_peft(&phase.recipe.peft(), &device)
+                .map_err(|message| TrainError::Head {
+                    phase: phase.name.clone(),
+                    message,
+                })?;
             let run_dir = dir.join(format!("seed-{seed}"));
             let spec = RunSpec {
                 phase,
@@ -219,6 +225,25 @@ fn check_phase(exp: &Experiment, index: usize, phase: &Phase, carried: &Carried)
     let key = |k: &str| format!("phases[{index}].recipe.{k}");
     check_max_seq_len(&carried.meta.encoder, phase.recipe.max_seq_len)
         .map_err(|m| TrainError::config(&exp.source, key("max_seq_len"), m))?;
+    let peft = phase.recipe.peft();
+    if !peft.is_empty() && carried.meta.encoder.kind() != stilts_models::EncoderKind::Bert {
+        let which = if peft.lora.is_some() {
+            "lora"
+        } else {
+            "adapter"
+        };
+        return Err(TrainError::config(
+            &exp.source,
+            key(which),
+            format!(
+                "LoRA and adapters are implemented for BERT; the {} encoder does not take them yet",
+                exp.encoder
+            ),
+        ));
+    }
+    carried
+        .peft_to_add(&peft)
+        .map_err(|(k, m)| TrainError::config(&exp.source, key(k), m))?;
     let groups = carried.meta.encoder.param_groups();
     for g in &phase.recipe.freeze {
         if g != "all" && !groups.contains(g) {

@@ -171,7 +171,7 @@ impl<'s, 'a> Trainer<'s, 'a> {
             ),
         };
         let mut model = model
-            .freeze(&recipe.freeze)
+            .freeze(&recipe.freeze, &recipe.peft())
             .map_err(|message| TrainError::Head {
                 phase: spec.phase.name.clone(),
                 message: format!("freeze: {message}"),

@@ -186,7 +186,7 @@ fn checkpoint_state_and_meta() {
             PairMode::Joint,
         )],
     );
-    let model = skeleton(&meta, &device);
+    let model = skeleton(&meta, &device).expect("a BERT skeleton");
     let tmp = tempfile::tempdir().unwrap();
     let dir = checkpoint::dir(tmp.path());
     let optimizer = stilts_train::models::bert::AdamWGroupsConfig::new().init();

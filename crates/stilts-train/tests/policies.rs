@@ -24,7 +24,7 @@ fn mnli_model(device: &Device) -> Carried {
         )],
     );
     Carried {
-        model: skeleton(&meta, device),
+        model: skeleton(&meta, device).expect("a BERT skeleton"),
         meta,
     }
 }

@@ -47,15 +47,16 @@ impl BertModel {
         load_peft_weights(self, path.as_ref())
     }
 
-    /// Every parameter frozen but the LoRA updates and adapters, and, with `layer_norms`, the
-    /// layers' LayerNorms: what trains when only the modules do.
-    pub fn train_peft_only(self, layer_norms: bool) -> Self {
+    /// Every parameter frozen but the modules `which` names (its LoRA updates, its adapters,
+    /// and with the adapters' `train_layer_norms` the layers' LayerNorms): what trains when
+    /// only those modules do. Modules the encoder carries but `which` leaves out stay frozen.
+    pub fn train_peft_only(self, which: &PeftConfig) -> Self {
         let mut model = self.no_grad();
         model.encoder.layers = model
             .encoder
             .layers
             .into_iter()
-            .map(|layer| thaw_peft(layer, layer_norms))
+            .map(|layer| thaw_peft(layer, which))
             .collect();
         model
     }
@@ -89,22 +90,27 @@ fn thaw(lora: Option<Lora>) -> Option<Lora> {
     lora.map(|l| l.set_require_grad(true))
 }
 
-fn thaw_peft(mut layer: BertLayer, layer_norms: bool) -> BertLayer {
-    let attention = &mut layer.attention.self_attention;
-    attention.lora_query = thaw(attention.lora_query.take());
-    attention.lora_key = thaw(attention.lora_key.take());
-    attention.lora_value = thaw(attention.lora_value.take());
-    let output = &mut layer.attention.output;
-    output.lora_dense = thaw(output.lora_dense.take());
-    output.adapter = output.adapter.take().map(|a| a.set_require_grad(true));
-    layer.intermediate.lora_dense = thaw(layer.intermediate.lora_dense.take());
-    layer.output.lora_dense = thaw(layer.output.lora_dense.take());
-    layer.output.adapter = layer
-        .output
-        .adapter
-        .take()
-        .map(|a| a.set_require_grad(true));
-    if layer_norms {
+fn thaw_peft(mut layer: BertLayer, which: &PeftConfig) -> BertLayer {
+    if which.lora.is_some() {
+        let attention = &mut layer.attention.self_attention;
+        attention.lora_query = thaw(attention.lora_query.take());
+        attention.lora_key = thaw(attention.lora_key.take());
+        attention.lora_value = thaw(attention.lora_value.take());
+        let output = &mut layer.attention.output;
+        output.lora_dense = thaw(output.lora_dense.take());
+        layer.intermediate.lora_dense = thaw(layer.intermediate.lora_dense.take());
+        layer.output.lora_dense = thaw(layer.output.lora_dense.take());
+    }
+    if which.adapter.is_some() {
+        let output = &mut layer.attention.output;
+        output.adapter = output.adapter.take().map(|a| a.set_require_grad(true));
+        layer.output.adapter = layer
+            .output
+            .adapter
+            .take()
+            .map(|a| a.set_require_grad(true));
+    }
+    if which.trains_layer_norms() {
         layer.attention.output.layer_norm =
             layer.attention.output.layer_norm.set_require_grad(true);
         layer.output.layer_norm = layer.output.layer_norm.set_require_grad(true);

@@ -4,11 +4,13 @@
 //! checked, every default is filled in.
 //!
 //! - [`recipe`]: the training recipe, its per-encoder presets and range checks;
+//! - [`peft`]: the recipe's `lora` and `adapter` tables as module configurations;
 //! - [`source`]: where the starting model comes from (a directory, a hub id, a random encoder,
 //!   a saved stilts model), which encoder family it is, and fetching hub models;
 //! - [`tasks`]: the tasks of a phase, their data roots and splits;
 //! - [`resolve`]: the file to [`Experiment`], with an error naming the file and the key.
 
+pub mod peft;
 pub mod recipe;
 pub mod resolve;
 pub mod source;

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use stilts_data::tokenize::DEFAULT_MAX_SEQ_LEN;
 use stilts_models::EncoderKind;
+use stilts_models::peft::{BottleneckConfig, LoraConfig, PeftConfig};
 
 use super::{Keep, OptimizerKind, RecipeFile, ScheduleKind};
 
@@ -76,6 +77,12 @@ pub struct Recipe {
     /// Encoder parameter groups that do not train; left out of the JSON when empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub freeze: Vec<String>,
+    /// LoRA updates train instead of the encoder; left out of the JSON when `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lora: Option<LoraConfig>,
+    /// Bottleneck adapters train instead of the encoder; left out of the JSON when `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adapter: Option<BottleneckConfig>,
 }
 
 impl Recipe {
@@ -114,6 +121,8 @@ impl Recipe {
             keep: Keep::Last,
             aux_lm_weight: 0.0,
             freeze: Vec::new(),
+            lora: None,
+            adapter: None,
         }
     }
 
@@ -158,6 +167,15 @@ impl Recipe {
         }
     }
 
+    /// The parameter-efficient modules the phase trains instead of the encoder (empty: the
+    /// encoder trains).
+    pub fn peft(&self) -> PeftConfig {
+        PeftConfig {
+            lora: self.lora.clone(),
+            adapter: self.adapter.clone(),
+        }
+    }
+
     /// Applies the values set in `file`.
     pub fn merged(&self, file: &RecipeFile) -> Recipe {
         let mut r = self.clone();
@@ -190,6 +208,12 @@ impl Recipe {
         }
         if let Some(groups) = &file.freeze {
             r.freeze = groups.clone();
+        }
+        if let Some(l) = &file.lora {
+            r.lora = Some(super::peft::lora_config(l));
+        }
+        if let Some(a) = &file.adapter {
+            r.adapter = Some(super::peft::adapter_config(a));
         }
         if let Some(v) = file.max_grad_norm {
             r.max_grad_norm = (v != 0.0).then_some(v);
@@ -268,6 +292,16 @@ impl Recipe {
                 "max_seq_len",
                 format!("must be at least {min_seq_len} (the special tokens of a pair)"),
             );
+        }
+        if let Some(l) = &self.lora
+            && let Err(m) = l.validate()
+        {
+            return err("lora", m);
+        }
+        if let Some(a) = &self.adapter
+            && let Err(m) = a.validate()
+        {
+            return err("adapter", m);
         }
         if !(self.aux_lm_weight.is_finite() && self.aux_lm_weight >= 0.0) {
             return err(

@@ -11,6 +11,7 @@ use burn::module::Module;
 use burn::nn::Dropout;
 use burn::tensor::Tensor;
 use stilts_data::encoding::PairMode;
+use stilts_models::peft::PeftConfig;
 use stilts_models::{Encoder, EncoderInput, EncoderOutput, SentenceEncoder};
 
 pub use build::build_initial;
@@ -102,9 +103,13 @@ impl TaskModel {
 
     /// Stops gradients for the encoder's parameter groups `groups` (see
     /// [`SentenceEncoder::freeze_params`]), and for no other: what an earlier phase froze trains
-    /// again unless it is named here.
-    pub fn freeze(self, groups: &[String]) -> std::result::Result<Self, String> {
+    /// again unless it is named here. With `peft` non-empty, only the modules it names train in
+    /// the encoder (and the layers' LayerNorms when its adapters say so); heads always train.
+    pub fn freeze(self, groups: &[String], peft: &PeftConfig) -> std::result::Result<Self, String> {
         let mut model = self.set_require_grad(true);
+        if !peft.is_empty() {
+            model.encoder = model.encoder.train_peft_only(peft);
+        }
         for g in groups {
             model.encoder = model.encoder.freeze_params(g)?;
         }
@@ -116,6 +121,69 @@ fn mean_aux(losses: Vec<Tensor<1>>) -> Option<Tensor<1>> {
     let n = losses.len();
     let sum = losses.into_iter().reduce(|a, b| a + b)?;
     Some(if n > 1 { sum.div_scalar(n as f64) } else { sum })
+}
+
+impl Carried {
+    /// The modules of `want` this model lacks: those it carries with the same configuration
+    /// stay (an intermediate phase's adapters train on in the target phase). A module carried
+    /// with another configuration is an error: the recipe key (`lora`, `adapter`) and why.
+    pub fn peft_to_add(
+        &self,
+        want: &PeftConfig,
+    ) -> std::result::Result<PeftConfig, (&'static str, String)> {
+        let have = &self.meta.peft;
+        let add = PeftConfig {
+            lora: lacking("lora", "LoRA", have.lora.as_ref(), want.lora.as_ref())?,
+            adapter: lacking(
+                "adapter",
+                "adapters",
+                have.adapter.as_ref(),
+                want.adapter.as_ref(),
+            )?,
+        };
+        Ok(add)
+    }
+
+    /// The model with the parameter-efficient modules `want` asks for that it lacks added
+    /// fresh (see [`Carried::peft_to_add`]).
+    pub fn with_peft(
+        mut self,
+        want: &PeftConfig,
+        device: &burn::tensor::Device,
+    ) -> std::result::Result<Carried, String> {
+        let add = self.peft_to_add(want).map_err(|(_, message)| message)?;
+        if add.is_empty() {
+            return Ok(self);
+        }
+        self.model.encoder = self.model.encoder.add_peft(&add, device)?;
+        self.meta.peft.lora = self.meta.peft.lora.or(add.lora);
+        self.meta.peft.adapter = self.meta.peft.adapter.or(add.adapter);
+        Ok(self)
+    }
+}
+
+/// `want` when the model lacks it; `None` when it is not wanted or already carried alike.
+fn lacking<T: Clone + PartialEq + serde::Serialize>(
+    key: &'static str,
+    what: &str,
+    have: Option<&T>,
+    want: Option<&T>,
+) -> std::result::Result<Option<T>, (&'static str, String)> {
+    let json = |v: &T| serde_json::to_string(v).unwrap_or_default();
+    match (have, want) {
+        (_, None) => Ok(None),
+        (None, Some(w)) => Ok(Some(w.clone())),
+        (Some(h), Some(w)) if h == w => Ok(None),
+        (Some(h), Some(w)) => Err((
+            key,
+            format!(
+                "the model already carries {what} configured as {}, and this phase asks for {}; \
+                 give the phase the same settings, or start from a model without them",
+                json(h),
+                json(w)
+            ),
+        )),
+    }
 }
 
 /// A model and its metadata.

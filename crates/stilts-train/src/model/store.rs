@@ -25,6 +25,7 @@ use stilts_io::files::TokenizerFiles;
 use stilts_io::fs::replace_dir;
 use stilts_models::EncoderConfig;
 use stilts_models::bert::BertConfig;
+use stilts_models::peft::PeftConfig;
 
 use super::{Carried, HeadInfo, TaskHead, TaskModel};
 use crate::error::{Result, TrainError};
@@ -50,6 +51,10 @@ pub struct ModelMeta {
     /// `export` use unless told otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_seq_len: Option<usize>,
+    /// The parameter-efficient modules the encoder carries (LoRA, adapters); left out when
+    /// there are none.
+    #[serde(default, skip_serializing_if = "PeftConfig::is_empty")]
+    pub peft: PeftConfig,
 }
 
 impl ModelMeta {
@@ -60,6 +65,7 @@ impl ModelMeta {
             encoder,
             heads,
             max_seq_len: None,
+            peft: PeftConfig::default(),
         }
     }
 
@@ -188,7 +194,10 @@ pub fn load_model(dir: &Path, device: &Device) -> Result<Carried> {
         message,
     })?;
     let (meta, layout) = read_meta(&dir.join(META_FILE))?;
-    let mut model = skeleton(&meta, device);
+    let mut model = skeleton(&meta, device).map_err(|message| TrainError::Checkpoint {
+        path: dir.join(META_FILE),
+        message,
+    })?;
     load_weights(&mut model, &dir.join(WEIGHTS_FILE), layout)?;
     Ok(Carried { model, meta })
 }
@@ -198,19 +207,26 @@ pub fn model_tokenizer(dir: &Path) -> Option<TokenizerFiles> {
     TokenizerFiles::find(dir)
 }
 
-/// A model of the shape `meta` describes, its weights freshly initialised (to be loaded over).
-pub fn skeleton(meta: &ModelMeta, device: &Device) -> TaskModel {
+/// A model of the shape `meta` describes, its weights freshly initialised (to be loaded over);
+/// an error when `meta` names modules its encoder cannot carry.
+pub fn skeleton(meta: &ModelMeta, device: &Device) -> std::result::Result<TaskModel, String> {
     let hidden = meta.encoder.hidden_size();
     let std = meta.encoder.initializer_range();
-    TaskModel {
-        encoder: meta.encoder.init(device),
+    let encoder = meta.encoder.init(device);
+    let encoder = if meta.peft.is_empty() {
+        encoder
+    } else {
+        encoder.add_peft(&meta.peft, device)?
+    };
+    Ok(TaskModel {
+        encoder,
         dropout: burn::nn::DropoutConfig::new(meta.encoder.classifier_dropout()).init(),
         heads: meta
             .heads
             .iter()
             .map(|h| TaskHead::new(h, hidden, std, device))
             .collect(),
-    }
+    })
 }
 
 /// Saves weights (with parameter ids) as burnpack.

@@ -1,0 +1,175 @@
+//! Parameter-efficient phases on the tiny random BERT: LoRA and adapters train alone (the
+//! encoder's weights stay, the heads train), carry from an intermediate phase to the target
+//! phase, save and load with the model, and resume exactly.
+
+mod common;
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use burn::tensor::Device;
+use stilts_models::Encoder;
+use stilts_models::bert::BertModel;
+use stilts_train::experiment::run_experiment;
+use stilts_train::model::store::weights_sha256;
+use stilts_train::model::{Carried, META_FILE, load_model};
+use stilts_train::observer::NoopObserver;
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn bert(carried: &Carried) -> &BertModel {
+    match &carried.model.encoder {
+        Encoder::Bert(m) => m,
+        _ => panic!("the tiny world's encoder is a BERT"),
+    }
+}
+
+/// Hashes of the encoder's own weights (no LoRA, no adapters), LayerNorms apart.
+fn base_hashes(m: &BertModel) -> (Vec<String>, Vec<String>) {
+    let mut weights = vec![weights_sha256(&m.embeddings), weights_sha256(&m.pooler)];
+    let mut norms = Vec::new();
+    for l in &m.encoder.layers {
+        let a = &l.attention.self_attention;
+        for linear in [
+            &a.query,
+            &a.key,
+            &a.value,
+            &l.attention.output.dense,
+            &l.intermediate.dense,
+            &l.output.dense,
+        ] {
+            weights.push(weights_sha256(linear));
+        }
+        norms.push(weights_sha256(&l.attention.output.layer_norm));
+        norms.push(weights_sha256(&l.output.layer_norm));
+    }
+    (weights, norms)
+}
+
+fn model(out: &Path, phase: &str) -> Carried {
+    load_model(&out.join(phase).join("seed-7/model"), &Device::flex()).unwrap()
+}
+
+#[test]
+fn lora_trains_only_its_updates_and_the_head_and_resumes_exactly() {
+    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let root = common::world(tmp.path(), 64, 16);
+    let phases = "[[phases]]\nname = \"full\"\ntasks = [\"RTE\"]\nrecipe = { epochs = 1 }\n\
+         [[phases]]\nname = \"lora\"\ntasks = [\"RTE\"]\n\
+         recipe = { epochs = 2, lr = 1e-2, lora = { r = 4, alpha = 8, target_modules = [\"query\", \"value\", \"output\"] } }\n";
+    let exp = common::resolve(&common::experiment_toml(&root, "out", phases)).unwrap();
+    run_experiment(&exp, &mut NoopObserver).unwrap();
+    let out = tmp.path().join("out");
+    let (full, lora) = (model(&out, "00-full"), model(&out, "01-lora"));
+    assert_eq!(
+        base_hashes(bert(&full)),
+        base_hashes(bert(&lora)),
+        "the encoder's weights and LayerNorms stay"
+    );
+    let layer = &bert(&lora).encoder.layers[1];
+    let b = layer.attention.self_attention.lora_query.as_ref().unwrap();
+    assert!(
+        b.b.weight.val().abs().max().into_scalar::<f32>() > 0.0,
+        "B trains from zero"
+    );
+    assert!(layer.output.lora_dense.is_some() && layer.attention.self_attention.lora_key.is_none());
+    let meta = std::fs::read_to_string(out.join("01-lora/seed-7/model").join(META_FILE)).unwrap();
+    assert!(
+        meta.contains("\"lora\"") && meta.contains("\"r\": 4"),
+        "{meta}"
+    );
+
+    // Killed mid-phase and run again: the same result as the uninterrupted run.
+    let killed = common::resolve(&common::experiment_toml(&root, "killed", phases)).unwrap();
+    let stopped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _ = run_experiment(&killed, &mut common::KillAt { at: 12, seen: 0 });
+    }));
+    assert!(stopped.is_err());
+    run_experiment(&killed, &mut NoopObserver).unwrap();
+    let result = |out: &Path| common::comparable(common::result(out, "01-lora/seed-7"));
+    assert_eq!(result(&killed.output_dir), result(&out));
+}
+
+#[test]
+fn adapters_carry_from_the_intermediate_to_the_target_phase() {
+    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let root = common::world(tmp.path(), 64, 16);
+    let nli3 = common::nli3(&root, 64, 16);
+    let adapter = "adapter = { reduction_factor = 4 }";
+    let text = common::experiment_toml(
+        &root,
+        "out",
+        &format!(
+            "[[phases]]\nname = \"inter\"\ntasks = [\"{}\"]\nrecipe = {{ epochs = 1, {adapter} }}\n\
+             [[phases]]\nname = \"target\"\ntasks = [\"RTE\"]\nrecipe = {{ epochs = 1, {adapter} }}\n",
+            nli3.display()
+        ),
+    );
+    let exp = common::resolve(&text).unwrap();
+    run_experiment(&exp, &mut NoopObserver).unwrap();
+    let out = tmp.path().join("out");
+    let (inter, target) = (model(&out, "00-inter"), model(&out, "01-target"));
+    let (inter_weights, inter_norms) = base_hashes(bert(&inter));
+    let (target_weights, target_norms) = base_hashes(bert(&target));
+    assert_eq!(inter_weights, target_weights, "the encoder stays frozen");
+    assert_ne!(inter_norms, target_norms, "the LayerNorms train (Houlsby)");
+    let adapter_of = |c: &Carried| {
+        weights_sha256(
+            bert(c).encoder.layers[0]
+                .attention
+                .output
+                .adapter
+                .as_ref()
+                .unwrap(),
+        )
+    };
+    assert_ne!(
+        adapter_of(&inter),
+        adapter_of(&target),
+        "the adapter trains on"
+    );
+    assert_eq!(target.meta.peft, inter.meta.peft);
+
+    // A phase asking for other adapters than the model carries is refused, naming both.
+    let text = common::experiment_toml(
+        &root,
+        "other",
+        &format!(
+            "[[phases]]\nname = \"a\"\ntasks = [\"RTE\"]\nrecipe = {{ epochs = 1, {adapter} }}\n\
+             [[phases]]\nname = \"b\"\ntasks = [\"RTE\"]\nrecipe = {{ epochs = 1, adapter = {{ preset = \"pfeiffer\" }} }}\n"
+        ),
+    );
+    let err = run_experiment(&common::resolve(&text).unwrap(), &mut NoopObserver)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("phases[1].recipe.adapter") && err.contains("already carries adapters"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_lora_and_adapter_tables_are_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = common::world(tmp.path(), 8, 8);
+    for (recipe, wanted) in [
+        ("lora = { rank = 4 }", "unknown field `rank`"),
+        (
+            "lora = { target_modules = [\"qkv\"] }",
+            "unknown variant `qkv`",
+        ),
+        ("adapter = { preset = \"lora\" }", "unknown variant `lora`"),
+        ("lora = { r = 0 }", "phases[0].recipe.lora"),
+        ("adapter = { placement = [] }", "phases[0].recipe.adapter"),
+    ] {
+        let text = common::experiment_toml(
+            &root,
+            "out",
+            &format!("[[phases]]\ntasks = [\"RTE\"]\nrecipe = {{ {recipe} }}\n"),
+        );
+        let err = common::resolve(&text).unwrap_err().to_string();
+        assert!(err.contains(wanted), "{recipe}: {err}");
+    }
+}
