@@ -2,9 +2,12 @@
 //! and `stilts eval` take, with the tokenizer saved beside it, and a model saved before the
 //! encoder seam (`stilts-train/tests/fixtures/model-v0`) still works with both.
 
-use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
+
+mod common;
+
+use common::rte_world as world;
 
 fn stilts(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_stilts"))
@@ -16,42 +19,6 @@ fn stilts(args: &[&str]) -> Output {
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-const WORDS: &[&str] = &["the", "cat", "dog", "sat", "on", "mat", "ran", "yes", "no"];
-
-/// vocab.txt, glue/RTE/{train,dev}.tsv (entailment iff the hypothesis says yes) and the same
-/// dev pairs as prediction records.
-fn world(root: &Path) -> PathBuf {
-    let mut vocab = String::from("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n");
-    for w in WORDS {
-        writeln!(vocab, "{w}").unwrap();
-    }
-    std::fs::write(root.join("vocab.txt"), vocab).unwrap();
-    let rte = root.join("glue/RTE");
-    std::fs::create_dir_all(&rte).unwrap();
-    let mut records = String::new();
-    for (name, n) in [("train", 64), ("dev", 16)] {
-        let mut tsv = String::from("index\tsentence1\tsentence2\tlabel\n");
-        for i in 0..n {
-            let a = format!(
-                "{} {} {}",
-                WORDS[i % 7],
-                WORDS[(i / 7) % 7],
-                WORDS[(i * 3) % 7]
-            );
-            let yes = (i * 7 + i / 3) % 2 == 0;
-            let b = format!("{} {}", WORDS[(i + 2) % 7], if yes { "yes" } else { "no" });
-            let label = if yes { "entailment" } else { "not_entailment" };
-            writeln!(tsv, "{i}\t{a}\t{b}\t{label}").unwrap();
-            if name == "dev" {
-                writeln!(records, r#"{{"text_a": "{a}", "text_b": "{b}"}}"#).unwrap();
-            }
-        }
-        std::fs::write(rte.join(format!("{name}.tsv")), tsv).unwrap();
-    }
-    std::fs::write(root.join("dev.jsonl"), records).unwrap();
-    root.join("dev.jsonl")
 }
 
 fn lines(out: &Output) -> Vec<serde_json::Value> {

@@ -37,6 +37,7 @@ use stilts_models::bert::{BertForSequenceClassification, CONFIG_FILE, LoadReport
 use stilts_models::{Encoder, EncoderConfig, EncoderKind, ModelError, SentenceEncoder};
 
 use crate::batching::collate_views;
+use crate::model::peft_file::{ADAPTER_META_FILE, attach_adapter};
 use crate::model::store::{META_FILE, check_max_seq_len};
 use crate::model::{Carried, HeadInfo, ModelMeta, TaskHead, TaskModel, load_model};
 
@@ -135,6 +136,9 @@ pub struct PredictOptions {
     pub special_tokens: bool,
     /// Also return the language-model logits at the summary position (GPT).
     pub lm_logits: bool,
+    /// A module directory (`<run>/adapter`: LoRA, adapters and heads saved on their own) to
+    /// attach to the model's encoder, which must be the base it was trained on.
+    pub adapter: Option<PathBuf>,
 }
 
 impl Default for PredictOptions {
@@ -147,6 +151,7 @@ impl Default for PredictOptions {
             hidden: false,
             special_tokens: true,
             lm_logits: false,
+            adapter: None,
         }
     }
 }
@@ -334,6 +339,52 @@ fn check_num_labels(want: Option<usize>, have: usize, file: &Path) -> Result<(),
 }
 
 /// The model of a directory, with the head to predict with and what its checkpoint lacked.
+/// The head `task` names, else the only one.
+fn pick_head(meta: &ModelMeta, task: Option<&str>, dir: &Path) -> Result<usize, PredictError> {
+    match task {
+        Some(task) => meta.head_for(task).map_err(PredictError::Options),
+        None if meta.heads.len() == 1 => Ok(0),
+        None => Err(PredictError::Options(format!(
+            "{} has {} heads: name one with --task ({})",
+            dir.display(),
+            meta.heads.len(),
+            meta.heads
+                .iter()
+                .map(|h| h.task.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
+
+/// The base model of `dir` with the module directory `adapter` attached.
+fn load_with_adapter(
+    dir: &Path,
+    adapter: &Path,
+    options: &PredictOptions,
+    device: &Device,
+) -> Result<(Carried, usize, LoadReport), PredictError> {
+    let base_options = PredictOptions {
+        task: None,
+        num_labels: None,
+        adapter: None,
+        ..options.clone()
+    };
+    let (base, _, _) = load_any(dir, &base_options, device)?;
+    let saved = |e| PredictError::Saved {
+        dir: adapter.to_path_buf(),
+        source: Box::new(e),
+    };
+    let carried = attach_adapter(base, adapter, device).map_err(saved)?;
+    let head = pick_head(&carried.meta, options.task.as_deref(), adapter)?;
+    check_num_labels(
+        options.num_labels,
+        carried.meta.heads[head].outputs(),
+        &adapter.join(ADAPTER_META_FILE),
+    )?;
+    Ok((carried, head, LoadReport::default()))
+}
+
 fn load_any(
     dir: &Path,
     options: &PredictOptions,
@@ -344,24 +395,7 @@ fn load_any(
             dir: dir.to_path_buf(),
             source: Box::new(e),
         })?;
-        let head = match &options.task {
-            Some(task) => carried.meta.head_for(task).map_err(PredictError::Options)?,
-            None if carried.meta.heads.len() == 1 => 0,
-            None => {
-                return Err(PredictError::Options(format!(
-                    "{} has {} heads: name one with --task ({})",
-                    dir.display(),
-                    carried.meta.heads.len(),
-                    carried
-                        .meta
-                        .heads
-                        .iter()
-                        .map(|h| h.task.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )));
-            }
-        };
+        let head = pick_head(&carried.meta, options.task.as_deref(), dir)?;
         let file = dir.join(META_FILE);
         check_num_labels(
             options.num_labels,
@@ -453,7 +487,10 @@ impl Predictor {
                 "num_labels must be positive".to_owned(),
             ));
         }
-        let (mut carried, head, report) = load_any(dir, options, device)?;
+        let (mut carried, head, report) = match &options.adapter {
+            Some(adapter) => load_with_adapter(dir, adapter, options, device)?,
+            None => load_any(dir, options, device)?,
+        };
         let max_seq_len = options
             .max_seq_len
             .or(carried.meta.max_seq_len)
@@ -486,6 +523,11 @@ impl Predictor {
     /// The loaded model and its metadata.
     pub fn model(&self) -> &Carried {
         &self.carried
+    }
+
+    /// The loaded model and its metadata, owned.
+    pub fn into_model(self) -> Carried {
+        self.carried
     }
 
     /// The device it runs on.

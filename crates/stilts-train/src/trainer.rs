@@ -19,6 +19,7 @@ use crate::config::{Keep, OptimizerKind, Phase};
 use crate::curves::{self, curve_interval};
 use crate::error::{Result, TrainError};
 use crate::eval::{named_predictions, predict, score_split, task_baselines};
+use crate::model::peft_file::{adapter_dir, save_adapter};
 use crate::model::store::weights_sha256;
 use crate::model::{Carried, ModelMeta, TaskModel, write_model_dir};
 use crate::observer::{Observer, StepEvent};
@@ -473,6 +474,9 @@ impl<'s, 'a> Trainer<'s, 'a> {
             }
         }
         write_model_dir(&carried, &model_dir(&spec.run_dir), spec.tokenizer_files)?;
+        if !recipe.peft().is_empty() {
+            save_adapter(&carried, &adapter_dir(&spec.run_dir))?;
+        }
         self.clock.flush(&mut self.state, false);
         let task_baselines = task_baselines(spec.data)?;
         let baseline =

@@ -11,9 +11,11 @@ use burn::tensor::Device;
 use stilts_models::Encoder;
 use stilts_models::bert::BertModel;
 use stilts_train::experiment::run_experiment;
+use stilts_train::model::peft_file::{ADAPTER_WEIGHTS_FILE, attach_adapter};
 use stilts_train::model::store::weights_sha256;
 use stilts_train::model::{Carried, META_FILE, load_model};
 use stilts_train::observer::NoopObserver;
+use stilts_train::predict::{PredictOptions, Predictor, read_jsonl};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -78,6 +80,51 @@ fn lora_trains_only_its_updates_and_the_head_and_resumes_exactly() {
     assert!(
         meta.contains("\"lora\"") && meta.contains("\"r\": 4"),
         "{meta}"
+    );
+
+    // The modules alone, attached to the base they trained on, predict as the whole model.
+    let adapter = out.join("01-lora/seed-7/adapter");
+    let size = |p: &Path| std::fs::metadata(p).unwrap().len();
+    assert!(
+        size(&adapter.join(ADAPTER_WEIGHTS_FILE)) * 4
+            < size(&out.join("01-lora/seed-7/model/model.bpk")),
+        "the module file holds the updates and the head only"
+    );
+    let input = tmp.path().join("input.jsonl");
+    std::fs::write(
+        &input,
+        "{\"text_a\": \"cats sing\", \"text_b\": \"dogs yes\"}\n{\"text_a\": \"a b c\", \"text_b\": \"no\"}\n",
+    )
+    .unwrap();
+    let records = read_jsonl(&input).unwrap();
+    let logits = |dir: &Path, adapter: Option<&Path>| {
+        let options = PredictOptions {
+            adapter: adapter.map(Path::to_path_buf),
+            ..PredictOptions::default()
+        };
+        let (p, _) = Predictor::load(dir, &options, &Device::flex()).unwrap();
+        p.predict(&records)
+            .unwrap()
+            .into_iter()
+            .map(|p| p.logits)
+            .collect::<Vec<_>>()
+    };
+    let full_dir = out.join("00-full/seed-7/model");
+    assert_eq!(
+        logits(&full_dir, Some(&adapter)),
+        logits(&out.join("01-lora/seed-7/model"), None)
+    );
+    // On another base, the modules are refused, naming both hashes.
+    let mut other = load_model(&full_dir, &Device::flex()).unwrap();
+    if let Encoder::Bert(m) = &mut other.model.encoder {
+        m.pooler.dense.weight = m.pooler.dense.weight.clone().map(|w| w.add_scalar(1e-3));
+    }
+    let err = attach_adapter(other, &adapter, &Device::flex())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("trained on base weights with SHA-256"),
+        "{err}"
     );
 
     // Killed mid-phase and run again: the same result as the uninterrupted run.

@@ -13,7 +13,11 @@ use stilts_train::export::{
     ExportOptions, PredictionSource, ValidateOptions, export_glue, submission_specs, validate_dir,
     write_atomic,
 };
+use stilts_train::io::files::TokenizerFiles;
+use stilts_train::model::peft_file::merge_lora;
+use stilts_train::model::write_model_dir;
 use stilts_train::models::device::DeviceChoice;
+use stilts_train::predict::{PredictOptions, Predictor};
 
 #[derive(Subcommand)]
 pub enum ExportCommand {
@@ -21,6 +25,23 @@ pub enum ExportCommand {
     Glue(GlueArgs),
     /// Check a directory of GLUE submission files (names, header, rows, indices, labels).
     Validate(ValidateArgs),
+    /// Write a model with its LoRA updates folded into the encoder's weights: the same
+    /// predictions without the extra matrix products (adapters stay).
+    Merged(MergedArgs),
+}
+
+#[derive(Args)]
+pub struct MergedArgs {
+    /// A stilts model directory (`<run>/model`), or with --adapter the base the modules were
+    /// trained on (a stilts or Hugging Face model directory).
+    #[arg(long)]
+    model: PathBuf,
+    /// A module directory (`<run>/adapter`) to attach to --model first.
+    #[arg(long)]
+    adapter: Option<PathBuf>,
+    /// The directory to write (a stilts model directory; replaced atomically).
+    #[arg(long)]
+    out: PathBuf,
 }
 
 #[derive(Args)]
@@ -76,7 +97,30 @@ pub fn run(command: ExportCommand) -> Result<()> {
     match command {
         ExportCommand::Glue(a) => glue(a),
         ExportCommand::Validate(a) => validate(a),
+        ExportCommand::Merged(a) => merged(a),
     }
+}
+
+fn merged(args: MergedArgs) -> Result<()> {
+    let options = PredictOptions {
+        adapter: args.adapter.clone(),
+        ..PredictOptions::default()
+    };
+    let device = DeviceChoice::Cpu.device()?;
+    let (predictor, _) = Predictor::load(&args.model, &options, &device)
+        .with_context(|| format!("loading the model in {}", args.model.display()))?;
+    let carried = predictor.into_model();
+    if carried.meta.peft.lora.is_none() {
+        bail!(
+            "{} carries no LoRA updates: there is nothing to merge",
+            args.model.display()
+        );
+    }
+    let merged = merge_lora(carried);
+    let tokenizer = TokenizerFiles::find(&args.model);
+    write_model_dir(&merged, &args.out, tokenizer.as_ref())?;
+    println!("{}", args.out.display());
+    Ok(())
 }
 
 fn glue(args: GlueArgs) -> Result<()> {

@@ -25,6 +25,11 @@ pub struct PredictArgs {
     /// JSON-lines input: objects with `text_a` and optional `text_b`.
     #[arg(long)]
     pub input: PathBuf,
+    /// A module directory (`<run>/adapter`: the LoRA updates, adapters and heads a
+    /// parameter-efficient run trained, saved on their own) to attach to --model's encoder,
+    /// which must be the base it was trained on (checked by hash).
+    #[arg(long)]
+    pub adapter: Option<PathBuf>,
     /// Also print `hidden`: the encoder's summary state (BERT: the last hidden state of
     /// `[CLS]`; GPT: the last layer's state at the extract token, or at the last token with
     /// --no-special-tokens).
@@ -54,7 +59,7 @@ pub struct PredictArgs {
     /// Print `{"words": [...], "layers": [...]}` per record from a released ELMo: for layer 0
     /// (tokens) and each biLSTM layer, one [forward; backward] vector per word, sentence
     /// boundaries removed.
-    #[arg(long, conflicts_with_all = ["hidden", "lm_logits", "no_special_tokens", "num_labels", "task", "max_seq_len"])]
+    #[arg(long, conflicts_with_all = ["hidden", "lm_logits", "no_special_tokens", "num_labels", "task", "max_seq_len", "adapter"])]
     pub layers: bool,
     /// With --layers: split each text at whitespace only (else punctuation is split off too).
     #[arg(long, requires = "layers")]
@@ -97,6 +102,7 @@ pub fn run(args: PredictArgs) -> Result<()> {
         hidden: args.hidden,
         special_tokens: !args.no_special_tokens,
         lm_logits: args.lm_logits,
+        adapter: args.adapter.clone(),
     };
     let (predictor, report) = Predictor::load(&dir, &options, &device)
         .with_context(|| format!("loading the model in {}", dir.display()))?;

@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 const WORDS: &[&str] = &[
@@ -32,6 +33,46 @@ pub fn mrpc_world(root: &Path) -> PathBuf {
             }
         }
         std::fs::write(dir.join(format!("{name}.tsv")), tsv).unwrap();
+    }
+    std::fs::write(root.join("dev.jsonl"), records).unwrap();
+    root.join("dev.jsonl")
+}
+
+const RTE_WORDS: &[&str] = &["the", "cat", "dog", "sat", "on", "mat", "ran", "yes", "no"];
+
+/// vocab.txt, glue/RTE/{train,dev}.tsv (entailment iff the hypothesis says yes) and the same
+/// dev pairs as prediction records.
+pub fn rte_world(root: &Path) -> PathBuf {
+    let mut vocab = String::from("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n");
+    for w in RTE_WORDS {
+        writeln!(vocab, "{w}").unwrap();
+    }
+    std::fs::write(root.join("vocab.txt"), vocab).unwrap();
+    let rte = root.join("glue/RTE");
+    std::fs::create_dir_all(&rte).unwrap();
+    let mut records = String::new();
+    for (name, n) in [("train", 64), ("dev", 16)] {
+        let mut tsv = String::from("index\tsentence1\tsentence2\tlabel\n");
+        for i in 0..n {
+            let a = format!(
+                "{} {} {}",
+                RTE_WORDS[i % 7],
+                RTE_WORDS[(i / 7) % 7],
+                RTE_WORDS[(i * 3) % 7]
+            );
+            let yes = (i * 7 + i / 3) % 2 == 0;
+            let b = format!(
+                "{} {}",
+                RTE_WORDS[(i + 2) % 7],
+                if yes { "yes" } else { "no" }
+            );
+            let label = if yes { "entailment" } else { "not_entailment" };
+            writeln!(tsv, "{i}\t{a}\t{b}\t{label}").unwrap();
+            if name == "dev" {
+                writeln!(records, r#"{{"text_a": "{a}", "text_b": "{b}"}}"#).unwrap();
+            }
+        }
+        std::fs::write(rte.join(format!("{name}.tsv")), tsv).unwrap();
     }
     std::fs::write(root.join("dev.jsonl"), records).unwrap();
     root.join("dev.jsonl")

@@ -5,6 +5,7 @@
 
 pub mod build;
 pub mod heads;
+pub mod peft_file;
 pub mod store;
 
 use burn::module::Module;

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::store::{BurnpackStore, ModuleSnapshot};
 use burn::tensor::Device;
-use burn::tensor::Tensor;
+use burn::tensor::{Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use stilts_io::files::TokenizerFiles;
@@ -270,19 +270,57 @@ pub fn load_weights(model: &mut TaskModel, path: &Path, layout: Layout) -> Resul
 /// SHA-256 over every float parameter's shape and little-endian `f32` values, in module order:
 /// equal for equal weights whatever the parameter ids or file layout.
 pub fn weights_sha256<M: Module>(model: &M) -> String {
-    struct Hasher(Sha256);
-    impl ModuleVisitor for Hasher {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            let t = param.val();
-            for d in t.dims() {
-                self.0.update((d as u64).to_le_bytes());
+    weights_sha256_where(model, |_| true)
+}
+
+/// [`weights_sha256`] over the parameters whose path (`encoder.Bert.embeddings...`, as burn's
+/// stores name them) `keep` accepts.
+pub fn weights_sha256_where<M: Module>(model: &M, keep: impl Fn(&str) -> bool) -> String {
+    let mut h = Sha256::new();
+    visit_params(model, |path, param| {
+        if keep(path) {
+            let t = param();
+            for d in t.shape().iter() {
+                h.update((*d as u64).to_le_bytes());
             }
-            for v in t.into_data().iter::<f32>() {
-                self.0.update(v.to_le_bytes());
+            for v in t.iter::<f32>() {
+                h.update(v.to_le_bytes());
             }
         }
+    });
+    format!("{:x}", h.finalize())
+}
+
+/// The paths of the float parameters that `keep` accepts, in module order.
+pub fn param_paths<M: Module>(model: &M, keep: impl Fn(&str) -> bool) -> Vec<String> {
+    let mut paths = Vec::new();
+    visit_params(model, |path, _| {
+        if keep(path) {
+            paths.push(path.to_owned());
+        }
+    });
+    paths
+}
+
+/// Calls `f` with each float parameter's path and a function giving its value.
+fn visit_params<M: Module>(model: &M, f: impl FnMut(&str, &dyn Fn() -> TensorData)) {
+    struct Paths<F> {
+        path: Vec<String>,
+        f: F,
     }
-    let mut h = Hasher(Sha256::new());
-    model.visit(&mut h);
-    format!("{:x}", h.0.finalize())
+    impl<F: FnMut(&str, &dyn Fn() -> TensorData)> ModuleVisitor for Paths<F> {
+        fn enter_module(&mut self, name: &str, _container_type: &str) {
+            self.path.push(name.to_owned());
+        }
+        fn exit_module(&mut self, _name: &str, _container_type: &str) {
+            self.path.pop();
+        }
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            (self.f)(&self.path.join("."), &|| param.val().into_data());
+        }
+    }
+    model.visit(&mut Paths {
+        path: Vec::new(),
+        f,
+    });
 }
