@@ -22,6 +22,9 @@ Cases (tiny-bert's encoder, its padded RTE batch, eval mode, each output file ~1
   LoRA matrix (peft's names).
 - lora-all/: all six projections, r 2, alpha 6, use_rslora; expected.safetensors also holds
   the outputs of peft's merge_and_unload.
+- fusion/: adapters' dynamic AdapterFusion over two seq_bn adapters named "0" and "1"
+  (reduction factor 8), the adapters' and the fusion's weights drawn at random
+  (adapter.safetensors), trained: the fusion layers (gradients in expected.safetensors).
 - houlsby/, pfeiffer/: adapters' double_seq_bn (swish, after attention and feed-forward) and
   seq_bn (ReLU, after feed-forward), reduction factor 8; weights scaled up so that the adapters
   matter. adapter.safetensors (the adapters' tensors under their model names),
@@ -124,12 +127,46 @@ def adapter_case(name: str, config: str) -> None:
     print(name, sorted(trained)[:2])
 
 
+def fusion_case() -> None:
+    import adapters
+    from adapters.composition import Fuse
+
+    torch.manual_seed(0)
+    model = base_model()
+    adapters.init(model)
+    for name in ("0", "1"):
+        model.add_adapter(name, config=adapters.AdapterConfig.load("seq_bn", reduction_factor=8))
+    model.add_adapter_fusion(Fuse("0", "1"), "dynamic")
+    model.train_adapter_fusion(Fuse("0", "1"))
+    gen = torch.Generator().manual_seed(3)
+    trained = {}
+    held = {}
+    for key, p in model.named_parameters():
+        if ".adapters." in key or "adapter_fusion_layer" in key:
+            with torch.no_grad():
+                noise = torch.randn(p.shape, generator=gen)
+                p.copy_(p + noise * (0.05 if ".value." in key else 0.15))
+            held[key] = p
+            if p.requires_grad:
+                trained[key] = p
+    assert trained and all("adapter_fusion_layer" in k for k in trained), sorted(trained)
+    model.eval()
+    tensors = forward_and_grads(model, trained)
+    out = OUT / "fusion"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    save_file({k: p.detach().contiguous() for k, p in held.items()}, out / "adapter.safetensors")
+    save_file(tensors, out / "expected.safetensors")
+    print("fusion", sorted(trained)[:3])
+
+
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     lora_case("lora-qv", r=4, lora_alpha=8)
     lora_case("lora-all", r=2, lora_alpha=6, use_rslora=True, target_modules=ALL_SIX)
     adapter_case("houlsby", "double_seq_bn")
     adapter_case("pfeiffer", "seq_bn")
+    fusion_case()
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ use serde::{Deserialize, Serialize};
 pub use stilts_data::encoding::PairMode;
 
 use crate::SchemaError;
-use crate::peft::{AdapterFile, LoraFile};
+use crate::peft::{AdapterFile, FusionFile, LoraFile};
 
 /// The experiment TOML document.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -192,6 +192,9 @@ pub struct RecipeFile {
     /// Train bottleneck adapters instead of the encoder ([`crate::peft::AdapterFile`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub adapter: Option<AdapterFile>,
+    /// Train an AdapterFusion over adapters trained before ([`crate::peft::FusionFile`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fusion: Option<FusionFile>,
 }
 
 /// Which epoch's model a run ends with (and reports, predicts with and passes on).
@@ -410,7 +413,8 @@ impl RecipeFile {
             aux_lm_weight,
             freeze,
             lora,
-            adapter
+            adapter,
+            fusion
         )
     }
 }

@@ -116,3 +116,31 @@ pub enum AdapterInitName {
     /// The up-projection zero.
     Mam,
 }
+
+/// `fusion = { adapters = ["runs/mnli/.../adapter", "runs/qqp/.../adapter"] }`: AdapterFusion
+/// (Pfeiffer et al. 2021) over adapters trained before, each a module directory written by a
+/// run with `adapter` (and `train_layer_norms = false`) on the same base encoder; the fusion
+/// layers and the heads train, the adapters stay frozen.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FusionFile {
+    /// The module directories (`<run>/adapter`) of the adapters to fuse, at least two.
+    pub adapters: Vec<String>,
+    /// `dynamic` (default: query, key and a value projection started at the identity) or
+    /// `static` (no value projection), as `adapters` names them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<FusionKind>,
+    /// Dropout on the fusion's attention scores (default 0.1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dropout: Option<f64>,
+}
+
+/// The fusion layer's form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FusionKind {
+    /// With a value projection.
+    Dynamic,
+    /// Without one.
+    Static,
+}

@@ -21,9 +21,11 @@ use sha2::{Digest, Sha256};
 use stilts_data::encoding::{InputEncoder, Tokenizer};
 use stilts_data::rng::derive_seed;
 use stilts_io::files::TokenizerFiles;
+use stilts_models::peft::PeftConfig;
 
 use crate::config::{Experiment, ModelSource, Phase};
 use crate::error::{Result, TrainError};
+use crate::model::peft_file::{fusion_of, load_fused};
 use crate::model::store::check_max_seq_len;
 use crate::model::{Carried, apply_head_policy, build_initial};
 use crate::observer::Observer;
@@ -139,7 +141,7 @@ pub fn run_experiment(exp: &Experiment, observer: &mut dyn Observer) -> Result<E
     ]);
     let mut summaries = Vec::new();
     for (index, phase) in exp.phases.iter().enumerate() {
-        check_phase(exp, index, phase, &carried)?;
+        let modules = check_phase(exp, index, phase, &carried)?;
         let tokenizer = base_tokenizer
             .clone()
             .with_max_seq_len(phase.recipe.max_seq_len)?;
@@ -165,12 +167,7 @@ pub fn run_experiment(exp: &Experiment, observer: &mut dyn Observer) -> Result<E
             device.seed(derive_seed(seed, &["head".into(), index.into()]));
             let tasks: Vec<_> = data.iter().map(|d| (&d.task, d.train.pair)).collect();
             let start = apply_head_policy(&phase.name, &phase.head, &carried, &tasks, &device)?;
-            let start = start
-                .with_peft(&phase.recipe.peft(), &device)
-                .map_err(|message| TrainError::Head {
-                    phase: phase.name.clone(),
-                    message,
-                })?;
+            let start = with_modules(start, &modules, phase, &device)?;
             let run_dir = dir.join(format!("seed-{seed}"));
             let spec = RunSpec {
                 phase,
@@ -219,18 +216,50 @@ pub fn run_experiment(exp: &Experiment, observer: &mut dyn Observer) -> Result<E
     Ok(summary)
 }
 
+/// The start of a run with the phase's parameter-efficient modules: those the model lacks
+/// added, a fusion's adapters read from their module directories.
+fn with_modules(
+    start: Carried,
+    modules: &PeftConfig,
+    phase: &Phase,
+    device: &burn::tensor::Device,
+) -> Result<Carried> {
+    let fuse = start.meta.peft.fusion.is_none() && modules.fusion.is_some();
+    let start = start
+        .with_peft(modules, device)
+        .map_err(|message| TrainError::Head {
+            phase: phase.name.clone(),
+            message,
+        })?;
+    match (&phase.recipe.fusion, fuse) {
+        (Some(fusion), true) => load_fused(start, fusion),
+        _ => Ok(start),
+    }
+}
+
 /// What can only be checked once the model is built: `max_seq_len` against its positions, the
-/// frozen groups against its parameter groups.
-fn check_phase(exp: &Experiment, index: usize, phase: &Phase, carried: &Carried) -> Result<()> {
+/// frozen groups against its parameter groups, the modules against those the model carries.
+/// Returns the modules the phase trains.
+fn check_phase(
+    exp: &Experiment,
+    index: usize,
+    phase: &Phase,
+    carried: &Carried,
+) -> Result<PeftConfig> {
     let key = |k: &str| format!("phases[{index}].recipe.{k}");
     check_max_seq_len(&carried.meta.encoder, phase.recipe.max_seq_len)
         .map_err(|m| TrainError::config(&exp.source, key("max_seq_len"), m))?;
-    let peft = phase.recipe.peft();
+    let mut peft = phase.recipe.peft();
+    if let Some(f) = &phase.recipe.fusion {
+        peft.fusion = Some(
+            fusion_of(f).map_err(|m| TrainError::config(&exp.source, key("fusion.adapters"), m))?,
+        );
+    }
     if !peft.is_empty() && carried.meta.encoder.kind() != stilts_models::EncoderKind::Bert {
-        let which = if peft.lora.is_some() {
-            "lora"
-        } else {
-            "adapter"
+        let which = match (&peft.lora, &peft.adapter) {
+            (Some(_), _) => "lora",
+            (None, Some(_)) => "adapter",
+            (None, None) => "fusion",
         };
         return Err(TrainError::config(
             &exp.source,
@@ -258,7 +287,7 @@ fn check_phase(exp: &Experiment, index: usize, phase: &Phase, carried: &Carried)
             ));
         }
     }
-    Ok(())
+    Ok(peft)
 }
 
 fn model_source_identity(source: &ModelSource) -> String {

@@ -12,10 +12,11 @@ use burn::tensor::Device;
 use stilts_data::encoding::Tokenizer;
 use stilts_data::rng::derive_seed;
 use stilts_models::loss::sequence_loss;
+use stilts_models::peft::PeftConfig;
 
 use crate::batching::{PlannedBatch, collate_views, plan_epoch};
 use crate::checkpoint::{self, TrainState};
-use crate::config::{Keep, OptimizerKind, Phase};
+use crate::config::{Keep, OptimizerKind, Phase, Recipe};
 use crate::curves::{self, curve_interval};
 use crate::error::{Result, TrainError};
 use crate::eval::{named_predictions, predict, score_split, task_baselines};
@@ -172,7 +173,7 @@ impl<'s, 'a> Trainer<'s, 'a> {
             ),
         };
         let mut model = model
-            .freeze(&recipe.freeze, &recipe.peft())
+            .freeze(&recipe.freeze, &trained_modules(recipe, &meta))
             .map_err(|message| TrainError::Head {
                 phase: spec.phase.name.clone(),
                 message: format!("freeze: {message}"),
@@ -474,7 +475,7 @@ impl<'s, 'a> Trainer<'s, 'a> {
             }
         }
         write_model_dir(&carried, &model_dir(&spec.run_dir), spec.tokenizer_files)?;
-        if !recipe.peft().is_empty() {
+        if !trained_modules(recipe, &carried.meta).is_empty() {
             save_adapter(&carried, &adapter_dir(&spec.run_dir))?;
         }
         self.clock.flush(&mut self.state, false);
@@ -518,4 +519,14 @@ impl<'s, 'a> Trainer<'s, 'a> {
         observer.run_end(&result);
         Ok((result, carried))
     }
+}
+
+/// The parameter-efficient modules a phase trains (empty: the encoder trains): the recipe's
+/// LoRA and adapters, and the fusion the model carries when the recipe asks for one.
+fn trained_modules(recipe: &Recipe, meta: &ModelMeta) -> PeftConfig {
+    let mut which = recipe.peft();
+    if recipe.fusion.is_some() {
+        which.fusion = meta.peft.fusion.clone();
+    }
+    which
 }

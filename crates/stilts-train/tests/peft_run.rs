@@ -9,7 +9,7 @@ use std::sync::Mutex;
 
 use burn::tensor::Device;
 use stilts_models::Encoder;
-use stilts_models::bert::BertModel;
+use stilts_models::bert::{BertModel, BertOutput};
 use stilts_train::experiment::run_experiment;
 use stilts_train::model::peft_file::{ADAPTER_WEIGHTS_FILE, attach_adapter};
 use stilts_train::model::store::weights_sha256;
@@ -46,6 +46,11 @@ fn base_hashes(m: &BertModel) -> (Vec<String>, Vec<String>) {
         norms.push(weights_sha256(&l.output.layer_norm));
     }
     (weights, norms)
+}
+
+/// The last layer's feed-forward output block.
+fn out(c: &Carried) -> &BertOutput {
+    &bert(c).encoder.layers[1].output
 }
 
 fn model(out: &Path, phase: &str) -> Carried {
@@ -219,4 +224,120 @@ fn bad_lora_and_adapter_tables_are_named() {
         let err = common::resolve(&text).unwrap_err().to_string();
         assert!(err.contains(wanted), "{recipe}: {err}");
     }
+}
+
+#[test]
+fn a_fusion_mixes_adapters_trained_before_and_trains_alone() {
+    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let root = common::world(tmp.path(), 64, 16);
+    let nli3 = common::nli3(&root, 64, 16);
+    // The base every run starts from: the random encoder, saved by a run that trains only a
+    // head (so that the base is a file, as a pretrained encoder is).
+    let text = common::experiment_toml(
+        &root,
+        "plain",
+        "[[phases]]\nname = \"p\"\ntasks = [\"RTE\"]\nrecipe = { epochs = 1, freeze = [\"all\"] }\n",
+    );
+    run_experiment(&common::resolve(&text).unwrap(), &mut NoopObserver).unwrap();
+    let base_dir = root.join("plain/00-p/seed-7/model");
+    let from_base = |out: &str, phases: &str| {
+        let text = common::experiment_toml(&root, out, phases);
+        let start = text.lines().find(|l| l.starts_with("random = ")).unwrap();
+        let text = text.replace(start, &format!("checkpoint = \"{}\"", base_dir.display()));
+        run_experiment(&common::resolve(&text).unwrap(), &mut NoopObserver)
+    };
+    let adapter = "adapter = { reduction_factor = 4, train_layer_norms = false }";
+    for (out, task) in [
+        ("rte-adapter", "RTE".to_owned()),
+        ("nli-adapter", nli3.display().to_string()),
+    ] {
+        from_base(
+            out,
+            &format!(
+                "[[phases]]\nname = \"a\"\ntasks = [\"{task}\"]\nrecipe = {{ epochs = 1, {adapter} }}\n"
+            ),
+        )
+        .unwrap();
+    }
+    let module = |out: &str| root.join(out).join("00-a/seed-7/adapter");
+    let fusion = |dirs: &[&str]| {
+        let list: Vec<String> = dirs
+            .iter()
+            .map(|d| format!("\"{}\"", module(d).display()))
+            .collect();
+        format!("fusion = {{ adapters = [{}] }}", list.join(", "))
+    };
+    from_base(
+        "fused",
+        &format!(
+            "[[phases]]\nname = \"f\"\ntasks = [\"RTE\"]\nrecipe = {{ epochs = 2, lr = 1e-2, {} }}\n",
+            fusion(&["rte-adapter", "nli-adapter"])
+        ),
+    )
+    .unwrap();
+    let fused = model(&root.join("fused"), "00-f");
+    let rte = model(&root.join("rte-adapter"), "00-a");
+    let nli = model(&root.join("nli-adapter"), "00-a");
+    assert_eq!(
+        base_hashes(bert(&fused)),
+        base_hashes(bert(&rte)),
+        "the encoder and its LayerNorms stay"
+    );
+    for (i, source) in [&rte, &nli].into_iter().enumerate() {
+        assert_eq!(
+            weights_sha256(&out(&fused).fused[i]),
+            weights_sha256(out(source).adapter.as_ref().unwrap()),
+            "fused adapter {i} is its source, frozen"
+        );
+    }
+    let fusion_layer = out(&fused).fusion.as_ref().unwrap();
+    let fresh = stilts_models::peft::FusionConfig::new(2).init(32, &Device::flex());
+    assert_ne!(
+        weights_sha256(fusion_layer.query.as_ref().unwrap()),
+        weights_sha256(fresh.query.as_ref().unwrap()),
+        "the fusion trains"
+    );
+    // Its modules alone, on the base, predict as the whole model.
+    let input = tmp.path().join("input.jsonl");
+    std::fs::write(
+        &input,
+        "{\"text_a\": \"cats sing\", \"text_b\": \"dogs yes\"}\n",
+    )
+    .unwrap();
+    let records = read_jsonl(&input).unwrap();
+    let logits = |dir: &Path, adapter: Option<std::path::PathBuf>| {
+        let options = PredictOptions {
+            adapter,
+            ..PredictOptions::default()
+        };
+        let (p, _) = Predictor::load(dir, &options, &Device::flex()).unwrap();
+        p.predict(&records).unwrap()[0].logits.clone()
+    };
+    let fused_dir = root.join("fused/00-f/seed-7");
+    assert_eq!(
+        logits(&base_dir, Some(fused_dir.join("adapter"))),
+        logits(&fused_dir.join("model"), None)
+    );
+
+    // Adapters that trained the LayerNorms cannot be fused; the error names the fix.
+    from_base(
+        "ln",
+        "[[phases]]\nname = \"a\"\ntasks = [\"RTE\"]\nrecipe = { epochs = 1, adapter = { reduction_factor = 4 } }\n",
+    )
+    .unwrap();
+    let err = from_base(
+        "bad",
+        &format!(
+            "[[phases]]\ntasks = [\"RTE\"]\nrecipe = {{ {} }}\n",
+            fusion(&["rte-adapter", "ln"])
+        ),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("phases[0].recipe.fusion.adapters")
+            && err.contains("train_layer_norms = false"),
+        "{err}"
+    );
 }

@@ -158,7 +158,9 @@ pub(crate) fn load_hf_weights<M: Module>(
 /// [`BertModel`](super::BertModel)), as `(key pattern, path)`: LoRA as `peft` saves it
 /// (`adapter_model.safetensors`: `base_model.model.` then the module, `lora_A`/`lora_B`, with
 /// or without the adapter name `default`), and bottleneck adapters as `adapters` names them
-/// (`attention.output.adapters.<name>.adapter_down.0`, `output.adapters.<name>.adapter_up`).
+/// (`attention.output.adapters.<name>.adapter_down.0`, `output.adapters.<name>.adapter_up`;
+/// adapters named by a number are the fused ones, in that order, and
+/// `adapter_fusion_layer.<names>` is the fusion).
 pub const BERT_PEFT_KEY_MAP: &[(&str, &str)] = &[
     (
         r"^(?:base_model\.model\.)?(?:bert\.)?encoder\.layer\.(\d+)\.attention\.self\.(query|key|value)\.lora_A(?:\.default)?\.weight$",
@@ -175,6 +177,18 @@ pub const BERT_PEFT_KEY_MAP: &[(&str, &str)] = &[
     (
         r"^(?:base_model\.model\.)?(?:bert\.)?encoder\.layer\.(\d+)\.(attention\.output|intermediate|output)\.dense\.lora_B(?:\.default)?\.weight$",
         "encoder.layers.${1}.${2}.lora_dense.b.weight",
+    ),
+    (
+        r"^(?:bert\.)?encoder\.layer\.(\d+)\.(attention\.output|output)\.adapters\.(\d+)\.adapter_down\.0\.(weight|bias)$",
+        "encoder.layers.${1}.${2}.fused.${3}.down.${4}",
+    ),
+    (
+        r"^(?:bert\.)?encoder\.layer\.(\d+)\.(attention\.output|output)\.adapters\.(\d+)\.adapter_up\.(weight|bias)$",
+        "encoder.layers.${1}.${2}.fused.${3}.up.${4}",
+    ),
+    (
+        r"^(?:bert\.)?encoder\.layer\.(\d+)\.(attention\.output|output)\.adapter_fusion_layer\.[^.]+\.(query|key|value)\.(weight|bias)$",
+        "encoder.layers.${1}.${2}.fusion.${3}.${4}",
     ),
     (
         r"^(?:bert\.)?encoder\.layer\.(\d+)\.(attention\.output|output)\.adapters\.[^.]+\.adapter_down\.0\.(weight|bias)$",
@@ -209,7 +223,9 @@ pub fn map_peft_key(key: &str) -> Option<String> {
 /// Whether a module path of [`BertModel`](super::BertModel) belongs to a parameter-efficient
 /// module.
 pub fn is_peft_path(path: &str) -> bool {
-    path.contains(".lora_") || path.contains(".adapter.")
+    [".lora_", ".adapter.", ".fused.", ".fusion."]
+        .iter()
+        .any(|m| path.contains(m))
 }
 
 /// Loads the weights of parameter-efficient modules (a `peft` `adapter_model.safetensors`, or
@@ -225,7 +241,11 @@ pub(crate) fn load_peft_weights<M: Module>(
         path,
         &KeyRouting {
             map: &map_peft_key,
-            ignored: &|key| !key.contains("lora_") && !key.contains(".adapters."),
+            ignored: &|key| {
+                !key.contains("lora_")
+                    && !key.contains(".adapters.")
+                    && !key.contains("adapter_fusion_layer")
+            },
             route: &Some,
             may_be_fresh: &|path, _| !is_peft_path(path),
         },

@@ -8,7 +8,7 @@ use burn::tensor::{Device, Int, Tensor};
 
 use super::config::{BertClassifierConfig, BertConfig};
 use crate::loss::{Labels, sequence_loss};
-use crate::peft::{Bottleneck, Lora, lora};
+use crate::peft::{Bottleneck, Fusion, Lora, fusion, lora};
 
 /// The three id tensors a BERT forward pass reads.
 #[derive(Debug, Clone)]
@@ -70,6 +70,8 @@ struct OutputBlock<'a> {
     dense: &'a Linear,
     lora: Option<&'a Lora>,
     adapter: Option<&'a Bottleneck>,
+    fused: &'a [Bottleneck],
+    fusion: Option<&'a Fusion>,
     dropout: &'a Dropout,
     layer_norm: &'a LayerNorm,
 }
@@ -84,9 +86,12 @@ impl OutputBlock<'_> {
         let projected = self
             .dropout
             .forward(lora::forward(self.dense, self.lora, hidden)); // [batch, seq, hidden]
-        match self.adapter {
-            None => self.layer_norm.forward(projected + residual),
-            Some(a) => a.forward_block(projected, residual, self.layer_norm),
+        match (self.adapter, self.fusion) {
+            (Some(a), _) => a.forward_block(projected, residual, self.layer_norm),
+            (None, Some(f)) => {
+                fusion::forward_fused(self.fused, f, projected, residual, self.layer_norm)
+            }
+            (None, None) => self.layer_norm.forward(projected + residual),
         }
     }
 }
@@ -255,6 +260,10 @@ pub struct BertSelfOutput {
     pub lora_dense: Option<Lora>,
     /// A bottleneck adapter between `dense` and `layer_norm` (`adapters`' `adapters.<name>`).
     pub adapter: Option<Bottleneck>,
+    /// Frozen adapters mixed by `fusion` (`adapters`' `Fuse`), in their place.
+    pub fused: Vec<Bottleneck>,
+    /// AdapterFusion over `fused` (`adapters`' `adapter_fusion_layer.<names>`).
+    pub fusion: Option<Fusion>,
 }
 
 impl BertSelfOutput {
@@ -267,6 +276,8 @@ impl BertSelfOutput {
             dropout: DropoutConfig::new(config.hidden_dropout_prob).init(),
             lora_dense: None,
             adapter: None,
+            fused: Vec::new(),
+            fusion: None,
         }
     }
 
@@ -282,6 +293,8 @@ impl BertSelfOutput {
             dense: &self.dense,
             lora: self.lora_dense.as_ref(),
             adapter: self.adapter.as_ref(),
+            fused: &self.fused,
+            fusion: self.fusion.as_ref(),
             dropout: &self.dropout,
             layer_norm: &self.layer_norm,
         }
@@ -370,6 +383,10 @@ pub struct BertOutput {
     pub lora_dense: Option<Lora>,
     /// A bottleneck adapter between `dense` and `layer_norm` (`adapters`' `adapters.<name>`).
     pub adapter: Option<Bottleneck>,
+    /// Frozen adapters mixed by `fusion` (`adapters`' `Fuse`), in their place.
+    pub fused: Vec<Bottleneck>,
+    /// AdapterFusion over `fused` (`adapters`' `adapter_fusion_layer.<names>`).
+    pub fusion: Option<Fusion>,
 }
 
 impl BertOutput {
@@ -386,6 +403,8 @@ impl BertOutput {
             dropout: DropoutConfig::new(config.hidden_dropout_prob).init(),
             lora_dense: None,
             adapter: None,
+            fused: Vec::new(),
+            fusion: None,
         }
     }
 
@@ -401,6 +420,8 @@ impl BertOutput {
             dense: &self.dense,
             lora: self.lora_dense.as_ref(),
             adapter: self.adapter.as_ref(),
+            fused: &self.fused,
+            fusion: self.fusion.as_ref(),
             dropout: &self.dropout,
             layer_norm: &self.layer_norm,
         }

@@ -9,7 +9,7 @@ use burn::tensor::Device;
 use super::hf::{LoadReport, load_peft_weights};
 use super::model::{BertLayer, BertModel};
 use crate::ModelError;
-use crate::peft::{Lora, LoraTarget, PeftConfig, lora};
+use crate::peft::{Bottleneck, Fusion, Lora, LoraTarget, PeftConfig, lora};
 
 impl BertModel {
     /// The encoder with fresh modules as `config` asks for, in every layer: LoRA updates of
@@ -35,6 +35,20 @@ impl BertModel {
             if let Some(a) = &config.adapter {
                 layer.attention.output.adapter = a.mh_adapter.then(|| a.init(hidden, device));
                 layer.output.adapter = a.output_adapter.then(|| a.init(hidden, device));
+            }
+            if let Some(f) = &config.fusion {
+                let fused = |on: bool| -> (Vec<Bottleneck>, Option<Fusion>) {
+                    if !on {
+                        return (Vec::new(), None);
+                    }
+                    let adapters = (0..f.fusion.adapters)
+                        .map(|_| f.adapter.init(hidden, device))
+                        .collect();
+                    (adapters, Some(f.fusion.init(hidden, device)))
+                };
+                let output = &mut layer.attention.output;
+                (output.fused, output.fusion) = fused(f.adapter.mh_adapter);
+                (layer.output.fused, layer.output.fusion) = fused(f.adapter.output_adapter);
             }
         }
         self
@@ -109,6 +123,11 @@ fn thaw_peft(mut layer: BertLayer, which: &PeftConfig) -> BertLayer {
             .adapter
             .take()
             .map(|a| a.set_require_grad(true));
+    }
+    if which.fusion.is_some() {
+        let output = &mut layer.attention.output;
+        output.fusion = output.fusion.take().map(|f| f.set_require_grad(true));
+        layer.output.fusion = layer.output.fusion.take().map(|f| f.set_require_grad(true));
     }
     if which.trains_layer_norms() {
         layer.attention.output.layer_norm =

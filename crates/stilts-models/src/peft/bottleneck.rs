@@ -190,18 +190,55 @@ impl Bottleneck {
         input: Tensor<3>,
         layer_norm: &LayerNorm,
     ) -> Tensor<3> {
-        let before = if self.original_ln_before {
-            layer_norm.forward(projected.clone() + input.clone())
+        let (hidden, skip) = self.pre(projected, input.clone(), layer_norm);
+        self.post(self.up(hidden) + skip, input, layer_norm)
+    }
+
+    /// `adapters`' `pre_forward`: the adapter's input (after the block's LayerNorm when
+    /// `original_ln_before`) and its skip connection.
+    ///
+    /// # Shapes
+    ///
+    /// - projected, input: `[batch, seq, hidden]`
+    /// - output: `([batch, seq, hidden], [batch, seq, hidden])`
+    pub fn pre(
+        &self,
+        projected: Tensor<3>,
+        input: Tensor<3>,
+        layer_norm: &LayerNorm,
+    ) -> (Tensor<3>, Tensor<3>) {
+        let hidden = if self.original_ln_before {
+            layer_norm.forward(projected.clone() + input)
         } else {
             projected.clone()
-        }; // [batch, seq, hidden]
+        };
         let skip = if self.residual_before_ln {
             projected
         } else {
-            before.clone()
+            hidden.clone()
         };
-        let down = self.activation.apply(self.down.forward(before)); // [batch, seq, width]
-        let adapted = self.up.forward(down).mul_scalar(self.scaling) + skip;
+        (hidden, skip)
+    }
+
+    /// The bottleneck: `scaling * up(activation(down(x)))`.
+    ///
+    /// # Shapes
+    ///
+    /// - x: `[batch, seq, hidden]`
+    /// - output: `[batch, seq, hidden]`
+    pub fn up(&self, x: Tensor<3>) -> Tensor<3> {
+        let down = self.activation.apply(self.down.forward(x)); // [batch, seq, width]
+        self.up.forward(down).mul_scalar(self.scaling)
+    }
+
+    /// `adapters`' `post_forward`: the block's residual and LayerNorm when
+    /// `original_ln_after`.
+    ///
+    /// # Shapes
+    ///
+    /// - adapted, input: `[batch, seq, hidden]`
+    /// - output: `[batch, seq, hidden]`
+    pub fn post(&self, adapted: Tensor<3>, input: Tensor<3>, layer_norm: &LayerNorm) -> Tensor<3> {
         if self.original_ln_after {
             layer_norm.forward(adapted + input)
         } else {

@@ -5,11 +5,13 @@
 //! which are present and is saved with the model so that its skeleton can be rebuilt.
 
 pub mod bottleneck;
+pub mod fusion;
 pub mod lora;
 
 use serde::{Deserialize, Serialize};
 
 pub use bottleneck::{AdapterActivation, AdapterInit, Bottleneck, BottleneckConfig};
+pub use fusion::{Fusion, FusionConfig};
 pub use lora::{Lora, LoraConfig, LoraTarget};
 
 /// The parameter-efficient modules an encoder carries.
@@ -22,12 +24,25 @@ pub struct PeftConfig {
     /// Bottleneck adapters in every layer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adapter: Option<BottleneckConfig>,
+    /// Several frozen adapters in every layer, mixed by AdapterFusion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fusion: Option<FusedAdapters>,
+}
+
+/// The adapters a fusion mixes (all of one configuration) and the fusion layers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FusedAdapters {
+    /// The configuration every fused adapter has.
+    pub adapter: BottleneckConfig,
+    /// The fusion layers.
+    pub fusion: FusionConfig,
 }
 
 impl PeftConfig {
     /// Whether no module is asked for.
     pub fn is_empty(&self) -> bool {
-        self.lora.is_none() && self.adapter.is_none()
+        self.lora.is_none() && self.adapter.is_none() && self.fusion.is_none()
     }
 
     /// Checks every value is in range.
@@ -38,11 +53,18 @@ impl PeftConfig {
         if let Some(a) = &self.adapter {
             a.validate()?;
         }
+        if let Some(f) = &self.fusion {
+            if self.adapter.is_some() {
+                return Err("adapters and a fusion of adapters cannot share a model".into());
+            }
+            f.adapter.validate()?;
+            f.fusion.validate()?;
+        }
         Ok(())
     }
 
     /// Whether the encoder's LayerNorms train beside the modules (the adapters' recipe,
-    /// Houlsby et al.; LoRA leaves them frozen, as `peft` does).
+    /// Houlsby et al.; LoRA and fusion leave them frozen, as `peft` and `adapters` do).
     pub fn trains_layer_norms(&self) -> bool {
         self.adapter.as_ref().is_some_and(|a| a.train_layer_norms)
     }

@@ -7,6 +7,7 @@ use stilts_models::EncoderKind;
 use stilts_models::peft::{BottleneckConfig, LoraConfig, PeftConfig};
 
 use super::{Keep, OptimizerKind, RecipeFile, ScheduleKind};
+pub use stilts_schema::peft::FusionKind;
 
 fn is_zero(v: &f64) -> bool {
     *v == 0.0
@@ -83,6 +84,22 @@ pub struct Recipe {
     /// Bottleneck adapters train instead of the encoder; left out of the JSON when `None`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adapter: Option<BottleneckConfig>,
+    /// An AdapterFusion over adapters trained before trains instead of the encoder; left out
+    /// of the JSON when `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fusion: Option<FusionRecipe>,
+}
+
+/// The recipe's `fusion` table: the module directories of the adapters to fuse (paths
+/// expanded) and the fusion layer's form.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FusionRecipe {
+    /// The module directories, in fusion order.
+    pub adapters: Vec<String>,
+    /// With a value projection (`dynamic`) or without (`static`).
+    pub kind: FusionKind,
+    /// Dropout on the fusion's attention scores.
+    pub dropout: f64,
 }
 
 impl Recipe {
@@ -123,6 +140,7 @@ impl Recipe {
             freeze: Vec::new(),
             lora: None,
             adapter: None,
+            fusion: None,
         }
     }
 
@@ -167,12 +185,13 @@ impl Recipe {
         }
     }
 
-    /// The parameter-efficient modules the phase trains instead of the encoder (empty: the
-    /// encoder trains).
+    /// The LoRA and adapters the phase trains instead of the encoder (a fusion's adapters
+    /// are read from their directories at the phase's start: [`Recipe::fusion`]).
     pub fn peft(&self) -> PeftConfig {
         PeftConfig {
             lora: self.lora.clone(),
             adapter: self.adapter.clone(),
+            fusion: None,
         }
     }
 
@@ -214,6 +233,13 @@ impl Recipe {
         }
         if let Some(a) = &file.adapter {
             r.adapter = Some(super::peft::adapter_config(a));
+        }
+        if let Some(f) = &file.fusion {
+            r.fusion = Some(FusionRecipe {
+                adapters: f.adapters.clone(),
+                kind: f.kind.unwrap_or(FusionKind::Dynamic),
+                dropout: f.dropout.unwrap_or(0.1),
+            });
         }
         if let Some(v) = file.max_grad_norm {
             r.max_grad_norm = (v != 0.0).then_some(v);
@@ -302,6 +328,26 @@ impl Recipe {
             && let Err(m) = a.validate()
         {
             return err("adapter", m);
+        }
+        if let Some(f) = &self.fusion {
+            if f.adapters.len() < 2 {
+                return err(
+                    "fusion.adapters",
+                    format!("fuses at least 2 adapters, got {}", f.adapters.len()),
+                );
+            }
+            if self.adapter.is_some() {
+                return err(
+                    "fusion",
+                    "a phase trains adapters or a fusion of adapters, not both".into(),
+                );
+            }
+            if !(0.0..1.0).contains(&f.dropout) {
+                return err(
+                    "fusion.dropout",
+                    format!("must be in [0, 1), got {}", f.dropout),
+                );
+            }
         }
         if !(self.aux_lm_weight.is_finite() && self.aux_lm_weight >= 0.0) {
             return err(

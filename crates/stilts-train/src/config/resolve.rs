@@ -261,7 +261,13 @@ fn resolve_phase(
             (0..n).map(|i| seed + i).collect()
         }
     };
-    let recipe = base.merged(&p.recipe);
+    let mut recipe = base.merged(&p.recipe);
+    if let Some(f) = &mut recipe.fusion {
+        for (j, dir) in f.adapters.iter_mut().enumerate() {
+            let k = key(&format!("recipe.fusion.adapters[{j}]"));
+            *dir = expand(origin, &k, dir)?.to_string_lossy().into_owned();
+        }
+    }
     recipe
         .validate(&key("recipe"), min_seq_len)
         .map_err(|(k, m)| TrainError::config(origin, k, m))?;

@@ -141,6 +141,12 @@ impl Carried {
                 have.adapter.as_ref(),
                 want.adapter.as_ref(),
             )?,
+            fusion: lacking(
+                "fusion",
+                "a fusion of adapters",
+                have.fusion.as_ref(),
+                want.fusion.as_ref(),
+            )?,
         };
         Ok(add)
     }
@@ -159,6 +165,7 @@ impl Carried {
         self.model.encoder = self.model.encoder.add_peft(&add, device)?;
         self.meta.peft.lora = self.meta.peft.lora.or(add.lora);
         self.meta.peft.adapter = self.meta.peft.adapter.or(add.adapter);
+        self.meta.peft.fusion = self.meta.peft.fusion.or(add.fusion);
         Ok(self)
     }
 }

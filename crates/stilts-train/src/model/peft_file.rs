@@ -14,16 +14,17 @@
 
 use std::path::{Path, PathBuf};
 
-use burn::store::{ModuleSnapshot, SafetensorsStore};
+use burn::store::{KeyRemapper, ModuleSnapshot, SafetensorsStore};
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 use stilts_io::fs::replace_dir;
 use stilts_models::EncoderConfig;
 use stilts_models::bert::is_peft_path;
-use stilts_models::peft::PeftConfig;
+use stilts_models::peft::{BottleneckConfig, FusedAdapters, FusionConfig, PeftConfig};
 
 use super::store::{param_paths, weights_sha256_where};
 use super::{Carried, HeadInfo, TaskHead};
+use crate::config::recipe::{FusionKind, FusionRecipe};
 use crate::error::{Result, TrainError};
 use crate::results::write_json;
 
@@ -218,4 +219,96 @@ fn same_architecture(a: &EncoderConfig, b: &EncoderConfig) -> bool {
         v
     };
     strip(a) == strip(b)
+}
+
+/// The fusion a recipe's `fusion` table asks for, its adapters' configuration read from their
+/// module directories: each must hold adapters alone (no LoRA, no fusion), trained with the
+/// encoder's LayerNorms frozen, all of one configuration. The error names the directory.
+pub fn fusion_of(recipe: &FusionRecipe) -> std::result::Result<FusedAdapters, String> {
+    let mut adapter: Option<BottleneckConfig> = None;
+    for dir in &recipe.adapters {
+        let meta = read_adapter_meta(Path::new(dir)).map_err(|e| format!("{dir}: {e}"))?;
+        let this = match (&meta.peft.adapter, &meta.peft.lora, &meta.peft.fusion) {
+            (Some(a), None, None) => a.clone(),
+            _ => {
+                return Err(format!(
+                    "{dir} holds {}, not adapters alone",
+                    serde_json::to_string(&meta.peft).unwrap_or_default()
+                ));
+            }
+        };
+        if this.train_layer_norms {
+            return Err(format!(
+                "{dir}: its adapters trained the encoder's LayerNorms, so they cannot share one \
+                 encoder with others; train them with adapter.train_layer_norms = false"
+            ));
+        }
+        match &adapter {
+            Some(first) if *first != this => {
+                return Err(format!(
+                    "{dir}: its adapters are configured as {}, the first directory's as {}; \
+                     fused adapters share one configuration",
+                    serde_json::to_string(&this).unwrap_or_default(),
+                    serde_json::to_string(first).unwrap_or_default()
+                ));
+            }
+            _ => adapter = Some(this),
+        }
+    }
+    let adapter = adapter.ok_or("fusion.adapters is empty")?;
+    let fusion = FusionConfig::new(recipe.adapters.len())
+        .with_value(recipe.kind == FusionKind::Dynamic)
+        .with_dropout(recipe.dropout);
+    Ok(FusedAdapters { adapter, fusion })
+}
+
+/// Fills the fused adapters of `carried` (freshly added for `recipe`) with the weights of
+/// their module directories, each checked to belong to this base encoder.
+pub fn load_fused(mut carried: Carried, recipe: &FusionRecipe) -> Result<Carried> {
+    for (i, dir) in recipe.adapters.iter().enumerate() {
+        let dir = Path::new(dir);
+        let meta = read_adapter_meta(dir)?;
+        let have = base_weights_sha256(&carried, &meta.peft);
+        if have != meta.base_weights_sha256 {
+            return Err(TrainError::Checkpoint {
+                path: dir.to_path_buf(),
+                message: format!(
+                    "the adapters were trained on base weights with SHA-256 {}, and this phase's \
+                     encoder has {have}: fuse adapters trained on the encoder the phase starts from",
+                    meta.base_weights_sha256
+                ),
+            });
+        }
+        let path = dir.join(ADAPTER_WEIGHTS_FILE);
+        let slot = format!(".fused.{i}.");
+        let expected = param_paths(&carried.model, |p| p.contains(&slot));
+        let mut store = SafetensorsStore::from_file(&path)
+            .with_regex(slot.replace('.', r"\."))
+            .remap(
+                KeyRemapper::new()
+                    .add_pattern(r"\.adapter\.", slot.as_str())
+                    .map_err(|e| TrainError::store("read the adapters of", &path, e))?,
+            )
+            .allow_partial(true);
+        let result = carried
+            .model
+            .load_from(&mut store)
+            .map_err(|e| TrainError::store("load the adapters from", &path, e))?;
+        if result.applied.len() != expected.len() || !result.errors.is_empty() {
+            return Err(TrainError::Checkpoint {
+                path,
+                message: format!(
+                    "filled {} of the {} tensors of fused adapter {i} (errors {:?})",
+                    result.applied.len(),
+                    expected.len(),
+                    result
+                        .errors
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                ),
+            });
+        }
+    }
+    Ok(carried)
 }
