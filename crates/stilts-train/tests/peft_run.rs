@@ -135,9 +135,18 @@ fn lora_trains_only_its_updates_and_the_head_and_resumes_exactly() {
     // Killed mid-phase and run again: the same result as the uninterrupted run.
     let killed = common::resolve(&common::experiment_toml(&root, "killed", phases)).unwrap();
     let stopped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let _ = run_experiment(&killed, &mut common::KillAt { at: 12, seen: 0 });
+        let _ = run_experiment(&killed, &mut common::KillAt { at: 20, seen: 0 });
     }));
     assert!(stopped.is_err());
+    // The optimizer keeps state for what trains only: the updates and the head. (Adam's two
+    // moments of the whole model would take twice the weights' bytes; here ~3,000 values.)
+    let checkpoint = killed.output_dir.join("01-lora/seed-7/checkpoint");
+    let optimizer = size(&checkpoint.join("optimizer.bpk"));
+    let weights = size(&checkpoint.join("model.bpk"));
+    assert!(
+        optimizer * 4 < weights,
+        "optimizer state {optimizer} bytes, weights {weights} bytes"
+    );
     run_experiment(&killed, &mut NoopObserver).unwrap();
     let result = |out: &Path| common::comparable(common::result(out, "01-lora/seed-7"));
     assert_eq!(result(&killed.output_dir), result(&out));
