@@ -5,19 +5,9 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn stilts(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_stilts"))
-        .args(args)
-        .env("STILTS_LOG", "warn")
-        .output()
-        .expect("run stilts")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use common::{stilts, text};
 
 /// Each record's logits.
 fn logits(out: &Output) -> Vec<Vec<f64>> {

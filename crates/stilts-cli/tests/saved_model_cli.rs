@@ -3,23 +3,11 @@
 //! encoder seam (`stilts-train/tests/fixtures/model-v0`) still works with both.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 mod common;
 
-use common::rte_world as world;
-
-fn stilts(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_stilts"))
-        .args(args)
-        .env("STILTS_LOG", "warn")
-        .output()
-        .expect("run stilts")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use common::{rte_world as world, stilts, text};
 
 fn lines(out: &Output) -> Vec<serde_json::Value> {
     assert!(out.status.success(), "{}", text(&out.stderr));

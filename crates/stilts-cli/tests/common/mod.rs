@@ -4,6 +4,7 @@
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
 const WORDS: &[&str] = &[
     "the", "cat", "dog", "sat", "on", "mat", "ran", "far", "big", "red",
@@ -76,4 +77,18 @@ pub fn rte_world(root: &Path) -> PathBuf {
     }
     std::fs::write(root.join("dev.jsonl"), records).unwrap();
     root.join("dev.jsonl")
+}
+
+/// Runs the `stilts` binary (logging at `warn`).
+pub fn stilts(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_stilts"))
+        .args(args)
+        .env("STILTS_LOG", "warn")
+        .output()
+        .expect("run stilts")
+}
+
+/// Bytes of a process's output as text.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
 }
