@@ -22,7 +22,7 @@ use crate::error::{Result, TrainError};
 use crate::eval::{named_predictions, predict, score_split, task_baselines};
 use crate::model::peft_file::{adapter_dir, save_adapter};
 use crate::model::store::weights_sha256;
-use crate::model::{Carried, ModelMeta, TaskModel, write_model_dir};
+use crate::model::{Carried, ModelMeta, TaskModel, param_counts, write_model_dir};
 use crate::observer::{Observer, StepEvent};
 use crate::optim::{build_optimizer, clip_global_norm, scalar};
 use crate::prepare::TaskData;
@@ -183,6 +183,13 @@ impl<'s, 'a> Trainer<'s, 'a> {
         if let Some(p) = recipe.dropout {
             model.set_dropout(p);
         }
+        let (trainable, total) = param_counts(&model);
+        tracing::info!(
+            phase = %spec.phase.name,
+            seed = spec.seed,
+            "trainable parameters: {trainable} of {total} ({:.2}%)",
+            100.0 * trainable as f64 / total.max(1) as f64
+        );
         Ok(Trainer {
             spec,
             ad,

@@ -7,13 +7,14 @@ mod common;
 use std::path::Path;
 use std::sync::Mutex;
 
+use burn::module::Module;
 use burn::tensor::Device;
 use stilts_models::Encoder;
 use stilts_models::bert::{BertModel, BertOutput};
 use stilts_train::experiment::run_experiment;
 use stilts_train::model::peft_file::{ADAPTER_WEIGHTS_FILE, attach_adapter};
 use stilts_train::model::store::weights_sha256;
-use stilts_train::model::{Carried, META_FILE, load_model};
+use stilts_train::model::{Carried, META_FILE, load_model, param_counts};
 use stilts_train::observer::NoopObserver;
 use stilts_train::predict::{PredictOptions, Predictor, read_jsonl};
 
@@ -81,6 +82,17 @@ fn lora_trains_only_its_updates_and_the_head_and_resumes_exactly() {
         "B trains from zero"
     );
     assert!(layer.output.lora_dense.is_some() && layer.attention.self_attention.lora_key.is_none());
+    // What trains: per layer query and value (2 x (32x4 + 4x32)) and output (64x4 + 4x32),
+    // and the head (32x2 + 2); everything else is frozen.
+    let trained = lora
+        .model
+        .clone()
+        .freeze(&[], &lora.meta.peft)
+        .unwrap()
+        .fork(&Device::flex().autodiff())
+        .train();
+    let (trainable, total) = param_counts(&trained);
+    assert_eq!(trainable, 2 * (2 * 256 + 384) + 66, "of {total}");
     let meta = std::fs::read_to_string(out.join("01-lora/seed-7/model").join(META_FILE)).unwrap();
     assert!(
         meta.contains("\"lora\"") && meta.contains("\"r\": 4"),

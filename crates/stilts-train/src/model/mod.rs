@@ -118,6 +118,24 @@ impl TaskModel {
     }
 }
 
+/// How many parameter values train and how many there are (`peft`'s
+/// `print_trainable_parameters`).
+pub fn param_counts<M: Module>(model: &M) -> (usize, usize) {
+    struct Counts(usize, usize);
+    impl burn::module::ModuleVisitor for Counts {
+        fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
+            let n = param.lazy_shape().num_elements();
+            self.1 += n;
+            if param.val().is_require_grad() {
+                self.0 += n;
+            }
+        }
+    }
+    let mut counts = Counts(0, 0);
+    model.visit(&mut counts);
+    (counts.0, counts.1)
+}
+
 fn mean_aux(losses: Vec<Tensor<1>>) -> Option<Tensor<1>> {
     let n = losses.len();
     let sum = losses.into_iter().reduce(|a, b| a + b)?;
