@@ -83,6 +83,40 @@ recipe = {{ lr = 1e-2, lora = {{ r = 2, alpha = 4, target_modules = ["query", "v
     let want = predict(&tuned, None, &records);
     assert_eq!(predict(&base, Some(&adapter), &records), want);
 
+    // `eval` reads them the same way: the run's score.
+    let glue = tmp.path().join("glue");
+    let eval = |extra: &[&str]| {
+        let mut args = vec![
+            "eval",
+            "--task",
+            "RTE",
+            "--glue-dir",
+            glue.to_str().unwrap(),
+            "--json",
+        ];
+        args.extend(extra);
+        let o = stilts(&args);
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()["score"].clone()
+    };
+    let result: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(tmp.path().join("out/01-lora/seed-3/result.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        eval(&["--model", tuned.to_str().unwrap()]),
+        result["dev_score"]
+    );
+    assert_eq!(
+        eval(&[
+            "--model",
+            base.to_str().unwrap(),
+            "--adapter",
+            adapter.to_str().unwrap()
+        ]),
+        result["dev_score"]
+    );
+
     // Merged, from the model or from its base and modules: the same logits, no LoRA left.
     for (name, model, modules) in [
         ("merged", &tuned, None),

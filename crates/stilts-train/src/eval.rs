@@ -174,6 +174,34 @@ impl SavedModel {
         })
     }
 
+    /// A base model (a stilts or Hugging Face model directory) with a module directory
+    /// (`<run>/adapter`) attached, read as `stilts predict --adapter` reads them.
+    pub fn with_adapter(
+        dir: &std::path::Path,
+        adapter: &std::path::Path,
+        max_seq_len: Option<usize>,
+        device: &Device,
+    ) -> Result<SavedModel> {
+        let options = crate::predict::PredictOptions {
+            adapter: Some(adapter.to_path_buf()),
+            max_seq_len,
+            ..crate::predict::PredictOptions::default()
+        };
+        let (predictor, _) =
+            crate::predict::Predictor::load(dir, &options, device).map_err(|e| {
+                TrainError::Checkpoint {
+                    path: adapter.to_path_buf(),
+                    message: e.to_string(),
+                }
+            })?;
+        let (carried, tokenizer) = predictor.into_parts();
+        Ok(SavedModel {
+            carried,
+            tokenizer,
+            device: device.clone(),
+        })
+    }
+
     /// The head for `task` (trained on it, else the only head), checked to predict the task's
     /// labels.
     pub fn head_for(&self, task: &Task) -> Result<usize> {

@@ -530,6 +530,11 @@ impl Predictor {
         self.carried
     }
 
+    /// The loaded model and the tokenizer (with this predictor's `max_seq_len`), owned.
+    pub fn into_parts(self) -> (Carried, Tokenizer) {
+        (self.carried, self.tokenizer)
+    }
+
     /// The device it runs on.
     pub fn device(&self) -> &Device {
         &self.device

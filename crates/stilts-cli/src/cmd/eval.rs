@@ -10,9 +10,14 @@ use stilts_train::eval::{SavedModel, score_split};
 
 #[derive(Args)]
 pub struct EvalArgs {
-    /// A stilts model directory (`<run>/model`, or the run directory).
+    /// A stilts model directory (`<run>/model`, or the run directory); with --adapter, the
+    /// base the modules were trained on (a stilts or Hugging Face model directory).
     #[arg(long)]
     model: PathBuf,
+    /// A module directory (`<run>/adapter`: LoRA, adapters and heads saved on their own) to
+    /// attach to --model first.
+    #[arg(long, conflicts_with = "tokenizer")]
+    adapter: Option<PathBuf>,
     /// The task: a built-in name or a task file.
     #[arg(long)]
     task: String,
@@ -42,14 +47,18 @@ pub struct EvalArgs {
 }
 
 pub fn run(args: EvalArgs) -> Result<()> {
-    let model = SavedModel::open(
-        &args.model,
-        args.tokenizer.as_deref(),
-        args.max_seq_len,
-        &stilts_train::config::DeviceKind::parse(&args.device)
-            .map_err(|m| anyhow::anyhow!("--device {}: {m}", args.device))?
-            .device()?,
-    )?;
+    let device = stilts_train::config::DeviceKind::parse(&args.device)
+        .map_err(|m| anyhow::anyhow!("--device {}: {m}", args.device))?
+        .device()?;
+    let model = match &args.adapter {
+        Some(adapter) => SavedModel::with_adapter(&args.model, adapter, args.max_seq_len, &device)?,
+        None => SavedModel::open(
+            &args.model,
+            args.tokenizer.as_deref(),
+            args.max_seq_len,
+            &device,
+        )?,
+    };
     // The task is found as an experiment's would be, so paths and errors match `run`.
     let data = DataFile {
         glue_dir: args.glue_dir.clone(),
