@@ -362,3 +362,37 @@ fn a_fusion_mixes_adapters_trained_before_and_trains_alone() {
         "{err}"
     );
 }
+
+#[test]
+fn lora_learns_what_the_head_alone_cannot() {
+    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let root = common::world(tmp.path(), 160, 40);
+    let mut best = Vec::new();
+    for (name, recipe) in [
+        (
+            "lora",
+            "lora = { r = 8, alpha = 16, target_modules = [\"query\", \"value\", \"intermediate\", \"output\"] }",
+        ),
+        ("head", "freeze = [\"all\"]"),
+    ] {
+        let text = common::experiment_toml(
+            &root,
+            name,
+            &format!(
+                "[[phases]]\ntasks = [\"RTE\"]\nrecipe = {{ epochs = 6, lr = 1e-2, {recipe} }}\n"
+            ),
+        );
+        let summary = run_experiment(&common::resolve(&text).unwrap(), &mut NoopObserver).unwrap();
+        best.push(summary.phases[0].best_dev_score);
+    }
+    // The answer is in the hypothesis word (yes/no): the frozen random encoder's [CLS] does not
+    // carry it (the head alone stays at the majority class), the updates to its attention
+    // learn to route it there.
+    assert!(
+        best[0] > 0.9 && best[1] < 0.6,
+        "LoRA {}, head alone {}",
+        best[0],
+        best[1]
+    );
+}
