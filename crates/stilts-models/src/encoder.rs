@@ -381,6 +381,18 @@ impl Encoder {
         }
     }
 
+    /// The encoder with the parameter group `group` training (beside parameter-efficient
+    /// modules: `peft`'s `modules_to_save`). BERT only, as the modules are.
+    pub fn train_group(self, group: &str) -> Result<Encoder, String> {
+        match self {
+            Encoder::Bert(m) => m.set_group_grad(group, true).map(Encoder::Bert),
+            other => Err(format!(
+                "modules_to_save is implemented for BERT, not for the {} encoder",
+                other.kind()
+            )),
+        }
+    }
+
     /// The encoder with its LoRA updates folded into the weights (adapters stay).
     pub fn merge_lora(self) -> Encoder {
         match self {

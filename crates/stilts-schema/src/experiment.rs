@@ -195,6 +195,10 @@ pub struct RecipeFile {
     /// Train an AdapterFusion over adapters trained before ([`crate::peft::FusionFile`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fusion: Option<FusionFile>,
+    /// With `lora`, `adapter` or `fusion`: encoder parameter groups that train beside the
+    /// modules (`peft`'s `modules_to_save`; BERT: `pooler`, `embeddings`, `layer.N`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub modules_to_save: Option<Vec<String>>,
 }
 
 /// Which epoch's model a run ends with (and reports, predicts with and passes on).
@@ -414,7 +418,8 @@ impl RecipeFile {
             freeze,
             lora,
             adapter,
-            fusion
+            fusion,
+            modules_to_save
         )
     }
 }

@@ -274,11 +274,17 @@ fn check_phase(
         .peft_to_add(&peft)
         .map_err(|(k, m)| TrainError::config(&exp.source, key(k), m))?;
     let groups = carried.meta.encoder.param_groups();
-    for g in &phase.recipe.freeze {
+    for (k, g) in phase.recipe.freeze.iter().map(|g| ("freeze", g)).chain(
+        phase
+            .recipe
+            .modules_to_save
+            .iter()
+            .map(|g| ("modules_to_save", g)),
+    ) {
         if g != "all" && !groups.contains(g) {
             return Err(TrainError::config(
                 &exp.source,
-                key("freeze"),
+                key(k),
                 format!(
                     "the {} encoder has no parameter group `{g}` (groups: all, {})",
                     exp.encoder,

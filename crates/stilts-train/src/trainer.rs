@@ -173,7 +173,11 @@ impl<'s, 'a> Trainer<'s, 'a> {
             ),
         };
         let mut model = model
-            .freeze(&recipe.freeze, &trained_modules(recipe, &meta))
+            .freeze(
+                &recipe.freeze,
+                &trained_modules(recipe, &meta),
+                &recipe.modules_to_save,
+            )
             .map_err(|message| TrainError::Head {
                 phase: spec.phase.name.clone(),
                 message: format!("freeze: {message}"),
@@ -483,7 +487,11 @@ impl<'s, 'a> Trainer<'s, 'a> {
         }
         write_model_dir(&carried, &model_dir(&spec.run_dir), spec.tokenizer_files)?;
         if !trained_modules(recipe, &carried.meta).is_empty() {
-            save_adapter(&carried, &adapter_dir(&spec.run_dir))?;
+            save_adapter(
+                &carried,
+                &adapter_dir(&spec.run_dir),
+                &recipe.modules_to_save,
+            )?;
         }
         self.clock.flush(&mut self.state, false);
         let task_baselines = task_baselines(spec.data)?;

@@ -87,7 +87,7 @@ fn lora_trains_only_its_updates_and_the_head_and_resumes_exactly() {
     let trained = lora
         .model
         .clone()
-        .freeze(&[], &lora.meta.peft)
+        .freeze(&[], &lora.meta.peft, &[])
         .unwrap()
         .fork(&Device::flex().autodiff())
         .train();
@@ -236,6 +236,10 @@ fn bad_lora_and_adapter_tables_are_named() {
         ("adapter = { preset = \"lora\" }", "unknown variant `lora`"),
         ("lora = { r = 0 }", "phases[0].recipe.lora"),
         ("adapter = { placement = [] }", "phases[0].recipe.adapter"),
+        (
+            "modules_to_save = [\"pooler\"]",
+            "names groups that train beside LoRA",
+        ),
     ] {
         let text = common::experiment_toml(
             &root,
@@ -395,4 +399,55 @@ fn lora_learns_what_the_head_alone_cannot() {
         best[0],
         best[1]
     );
+}
+
+#[test]
+fn modules_to_save_train_beside_lora_and_travel_with_it() {
+    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let root = common::world(tmp.path(), 64, 16);
+    let phases = "[[phases]]\nname = \"full\"\ntasks = [\"RTE\"]\nrecipe = { epochs = 1 }\n\
+         [[phases]]\nname = \"lora\"\ntasks = [\"RTE\"]\n\
+         recipe = { lr = 1e-2, lora = { r = 2 }, modules_to_save = [\"pooler\"] }\n";
+    let exp = common::resolve(&common::experiment_toml(&root, "out", phases)).unwrap();
+    run_experiment(&exp, &mut NoopObserver).unwrap();
+    let out = root.join("out");
+    let (full, lora) = (model(&out, "00-full"), model(&out, "01-lora"));
+    let (mut before, _) = base_hashes(bert(&full));
+    let (mut after, _) = base_hashes(bert(&lora));
+    assert_ne!(before.remove(1), after.remove(1), "the pooler trains");
+    assert_eq!(before, after, "the rest of the encoder stays");
+    // The module directory holds the pooler, and attached to the base gives the model.
+    let input = tmp.path().join("input.jsonl");
+    std::fs::write(
+        &input,
+        "{\"text_a\": \"cats sing\", \"text_b\": \"dogs yes\"}\n",
+    )
+    .unwrap();
+    let records = read_jsonl(&input).unwrap();
+    let logits = |dir: &Path, adapter: Option<std::path::PathBuf>| {
+        let options = PredictOptions {
+            adapter,
+            ..PredictOptions::default()
+        };
+        let (p, _) = Predictor::load(dir, &options, &Device::flex()).unwrap();
+        p.predict(&records).unwrap()[0].logits.clone()
+    };
+    assert_eq!(
+        logits(
+            &out.join("00-full/seed-7/model"),
+            Some(out.join("01-lora/seed-7/adapter"))
+        ),
+        logits(&out.join("01-lora/seed-7/model"), None)
+    );
+    // An unknown group is refused by key before training.
+    let text = common::experiment_toml(
+        &root,
+        "bad",
+        "[[phases]]\ntasks = [\"RTE\"]\nrecipe = { lora = {}, modules_to_save = [\"head\"] }\n",
+    );
+    let err = run_experiment(&common::resolve(&text).unwrap(), &mut NoopObserver)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("phases[0].recipe.modules_to_save"), "{err}");
 }

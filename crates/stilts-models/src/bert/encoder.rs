@@ -49,18 +49,30 @@ impl SentenceEncoder for BertModel {
         param_groups(self.encoder.layers.len())
     }
 
-    fn freeze_params(mut self, group: &str) -> Result<Self, String> {
+    fn freeze_params(self, group: &str) -> Result<Self, String> {
+        self.set_group_grad(group, false)
+    }
+}
+
+impl BertModel {
+    /// Sets whether a parameter group (see [`SentenceEncoder::param_groups`], or `all`)
+    /// trains; an unknown name is an error listing the groups.
+    pub fn set_group_grad(mut self, group: &str, require_grad: bool) -> Result<Self, String> {
         let layer = group
             .strip_prefix("layer.")
             .and_then(|i| i.parse::<usize>().ok())
             .filter(|i| *i < self.encoder.layers.len());
         match (group, layer) {
-            ("all", _) => return Ok(self.no_grad()),
-            ("embeddings", _) => self.embeddings = self.embeddings.no_grad(),
-            ("pooler", _) => self.pooler = self.pooler.no_grad(),
+            ("all", _) => return Ok(self.set_require_grad(require_grad)),
+            ("embeddings", _) => {
+                self.embeddings = self.embeddings.set_require_grad(require_grad);
+            }
+            ("pooler", _) => self.pooler = self.pooler.set_require_grad(require_grad),
             (_, Some(i)) => {
                 let l = self.encoder.layers.remove(i);
-                self.encoder.layers.insert(i, l.no_grad());
+                self.encoder
+                    .layers
+                    .insert(i, l.set_require_grad(require_grad));
             }
             _ => {
                 return Err(format!(
@@ -70,6 +82,15 @@ impl SentenceEncoder for BertModel {
             }
         }
         Ok(self)
+    }
+}
+
+/// Whether a parameter path of a model holding a BERT (`...embeddings.*`, `...layers.N.*`,
+/// `...pooler.*`) belongs to the parameter group `group`.
+pub fn in_param_group(path: &str, group: &str) -> bool {
+    match group.strip_prefix("layer.") {
+        Some(i) => path.contains(&format!(".layers.{i}.")),
+        None => path.contains(&format!(".{group}.")) || path.starts_with(&format!("{group}.")),
     }
 }
 

@@ -11,7 +11,7 @@ mod peft;
 pub use crate::loss::Labels;
 pub use checkpoint::{CONFIG_FILE, WEIGHTS_FILE};
 pub use config::{BertClassifierConfig, BertConfig};
-pub use encoder::param_groups;
+pub use encoder::{in_param_group, param_groups};
 pub use hf::{
     BERT_IGNORED_KEYS, BERT_KEY_MAP, BERT_PEFT_KEY_MAP, LoadReport, is_peft_path, map_hf_key,
     map_peft_key, weights_file,

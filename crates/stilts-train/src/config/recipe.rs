@@ -88,6 +88,10 @@ pub struct Recipe {
     /// of the JSON when `None`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fusion: Option<FusionRecipe>,
+    /// Encoder parameter groups that train beside the modules; left out of the JSON when
+    /// empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub modules_to_save: Vec<String>,
 }
 
 /// The recipe's `fusion` table: the module directories of the adapters to fuse (paths
@@ -141,6 +145,7 @@ impl Recipe {
             lora: None,
             adapter: None,
             fusion: None,
+            modules_to_save: Vec::new(),
         }
     }
 
@@ -233,6 +238,9 @@ impl Recipe {
         }
         if let Some(a) = &file.adapter {
             r.adapter = Some(super::peft::adapter_config(a));
+        }
+        if let Some(groups) = &file.modules_to_save {
+            r.modules_to_save = groups.clone();
         }
         if let Some(f) = &file.fusion {
             r.fusion = Some(FusionRecipe {
@@ -348,6 +356,16 @@ impl Recipe {
                     format!("must be in [0, 1), got {}", f.dropout),
                 );
             }
+        }
+        if !self.modules_to_save.is_empty()
+            && self.lora.is_none()
+            && self.adapter.is_none()
+            && self.fusion.is_none()
+        {
+            return err(
+                "modules_to_save",
+                "names groups that train beside LoRA, adapters or a fusion, and the phase has none (without them the whole encoder trains)".into(),
+            );
         }
         if !(self.aux_lm_weight.is_finite() && self.aux_lm_weight >= 0.0) {
             return err(

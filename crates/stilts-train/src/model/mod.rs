@@ -105,11 +105,20 @@ impl TaskModel {
     /// Stops gradients for the encoder's parameter groups `groups` (see
     /// [`SentenceEncoder::freeze_params`]), and for no other: what an earlier phase froze trains
     /// again unless it is named here. With `peft` non-empty, only the modules it names train in
-    /// the encoder (and the layers' LayerNorms when its adapters say so); heads always train.
-    pub fn freeze(self, groups: &[String], peft: &PeftConfig) -> std::result::Result<Self, String> {
+    /// the encoder (and the layers' LayerNorms when its adapters say so), with the encoder
+    /// groups `modules_to_save`; heads always train.
+    pub fn freeze(
+        self,
+        groups: &[String],
+        peft: &PeftConfig,
+        modules_to_save: &[String],
+    ) -> std::result::Result<Self, String> {
         let mut model = self.set_require_grad(true);
         if !peft.is_empty() {
             model.encoder = model.encoder.train_peft_only(peft);
+            for g in modules_to_save {
+                model.encoder = model.encoder.train_group(g)?;
+            }
         }
         for g in groups {
             model.encoder = model.encoder.freeze_params(g)?;

@@ -19,7 +19,7 @@ use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 use stilts_io::fs::replace_dir;
 use stilts_models::EncoderConfig;
-use stilts_models::bert::is_peft_path;
+use stilts_models::bert::{in_param_group, is_peft_path};
 use stilts_models::peft::{BottleneckConfig, FusedAdapters, FusionConfig, PeftConfig};
 
 use super::store::{param_paths, weights_sha256_where};
@@ -53,6 +53,9 @@ pub struct AdapterMeta {
     pub base_weights_sha256: String,
     /// The modules.
     pub peft: PeftConfig,
+    /// Encoder parameter groups that trained beside the modules (held in the file too).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub modules_to_save: Vec<String>,
     /// One entry per head, in head order.
     pub heads: Vec<HeadInfo>,
     /// The longest input the run trained with.
@@ -60,38 +63,41 @@ pub struct AdapterMeta {
     pub max_seq_len: Option<usize>,
 }
 
-/// Whether a parameter path of a [`super::TaskModel`] trains with `peft` (and so is saved in
-/// the module file): the modules, the layers' LayerNorms when the adapters train them, and the
-/// heads.
-pub fn is_module_param(path: &str, peft: &PeftConfig) -> bool {
+/// Whether a parameter path of a [`super::TaskModel`] trains with `peft` and the encoder
+/// groups `groups` (and so is saved in the module file): the modules, the layers' LayerNorms
+/// when the adapters train them, the groups, and the heads.
+pub fn is_module_param(path: &str, peft: &PeftConfig, groups: &[String]) -> bool {
     path.starts_with("heads.")
         || is_peft_path(path)
         || (peft.trains_layer_norms() && path.contains("layers.") && path.contains("layer_norm"))
+        || groups.iter().any(|g| in_param_group(path, g))
 }
 
-/// SHA-256 of the encoder's parameters that a module file of `peft` does not hold: equal for
-/// the base encoder and for the encoder after a phase that trained only those modules.
-pub fn base_weights_sha256(carried: &Carried, peft: &PeftConfig) -> String {
+/// SHA-256 of the encoder's parameters that a module file of `peft` and `groups` does not
+/// hold: equal for the base encoder and for the encoder after a phase that trained only those.
+pub fn base_weights_sha256(carried: &Carried, peft: &PeftConfig, groups: &[String]) -> String {
     weights_sha256_where(&carried.model, |path| {
-        path.starts_with("encoder.") && !is_module_param(path, peft)
+        path.starts_with("encoder.") && !is_module_param(path, peft, groups)
     })
 }
 
-/// Writes the modules of a model trained with them into `dir` atomically.
-pub fn save_adapter(carried: &Carried, dir: &Path) -> Result<()> {
+/// Writes the modules of a model trained with them (and the encoder groups `groups` that
+/// trained beside them) into `dir` atomically.
+pub fn save_adapter(carried: &Carried, dir: &Path, groups: &[String]) -> Result<()> {
     let peft = &carried.meta.peft;
     let meta = AdapterMeta {
         format_version: ADAPTER_FORMAT_VERSION,
         encoder: carried.meta.encoder.clone(),
-        base_weights_sha256: base_weights_sha256(carried, peft),
+        base_weights_sha256: base_weights_sha256(carried, peft, groups),
         peft: peft.clone(),
+        modules_to_save: groups.to_vec(),
         heads: carried.meta.heads.clone(),
         max_seq_len: carried.meta.max_seq_len,
     };
     replace_dir(dir, |tmp| {
         write_json(&tmp.join(ADAPTER_META_FILE), &meta)?;
         let path = tmp.join(ADAPTER_WEIGHTS_FILE);
-        let held = param_paths(&carried.model, |p| is_module_param(p, peft));
+        let held = param_paths(&carried.model, |p| is_module_param(p, peft, groups));
         let mut store = SafetensorsStore::from_file(&path)
             .with_full_paths(held)
             .overwrite(true);
@@ -154,7 +160,7 @@ pub fn attach_adapter(base: Carried, dir: &Path, device: &Device) -> Result<Carr
                 .into(),
         ));
     }
-    let have = base_weights_sha256(&base, &meta.peft);
+    let have = base_weights_sha256(&base, &meta.peft, &meta.modules_to_save);
     if have != meta.base_weights_sha256 {
         return Err(refuse(format!(
             "the modules were trained on base weights with SHA-256 {}, and this base's are {have}: \
@@ -182,7 +188,7 @@ pub fn attach_adapter(base: Carried, dir: &Path, device: &Device) -> Result<Carr
         .missing
         .iter()
         .map(|m| &m.0)
-        .filter(|p| is_module_param(p, &meta.peft))
+        .filter(|p| is_module_param(p, &meta.peft, &meta.modules_to_save))
         .collect();
     if !missing.is_empty() || !result.errors.is_empty() || !result.unused.is_empty() {
         return Err(refuse(format!(
@@ -237,6 +243,13 @@ pub fn fusion_of(recipe: &FusionRecipe) -> std::result::Result<FusedAdapters, St
                 ));
             }
         };
+        if !meta.modules_to_save.is_empty() {
+            return Err(format!(
+                "{dir}: its run also trained the encoder's {}, so its adapters cannot share one \
+                 encoder with others; train them without modules_to_save",
+                meta.modules_to_save.join(", ")
+            ));
+        }
         if this.train_layer_norms {
             return Err(format!(
                 "{dir}: its adapters trained the encoder's LayerNorms, so they cannot share one \
@@ -268,7 +281,7 @@ pub fn load_fused(mut carried: Carried, recipe: &FusionRecipe) -> Result<Carried
     for (i, dir) in recipe.adapters.iter().enumerate() {
         let dir = Path::new(dir);
         let meta = read_adapter_meta(dir)?;
-        let have = base_weights_sha256(&carried, &meta.peft);
+        let have = base_weights_sha256(&carried, &meta.peft, &[]);
         if have != meta.base_weights_sha256 {
             return Err(TrainError::Checkpoint {
                 path: dir.to_path_buf(),
