@@ -529,7 +529,22 @@ fn grid_through_slurm_survives_a_killed_controller_and_a_node_down() {
         running(s).iter().all(|(id, _)| !hit.contains(id))
     });
     eprintln!("with the node DOWN, running: {:?}", running(&after));
+    let stopped: BTreeSet<String> = hit
+        .iter()
+        .filter(|id| !running(&after).iter().any(|(r, _)| r == *id))
+        .cloned()
+        .collect();
     drop(resume);
+    // The controller is killed once the resumed node has started the stopped runs again (their
+    // workers wrote a second attempt): a kill while Slurm is still launching them leaves jobs
+    // that squeue reports as running with no process behind them until Slurm's own timeouts
+    // notice, minutes later on a loaded machine, which is Slurm's recovery, not the driver's.
+    let relaunched = wait_until(&driver, 120, |s| {
+        stopped
+            .iter()
+            .all(|id| running(s).iter().any(|(r, _)| r == id) && attempts(&plan.run_dir(id)) >= 2)
+    });
+    eprintln!("resumed node, running: {:?}", running(&relaunched));
 
     eprintln!("killing slurmctld with SIGKILL");
     ctld(&cluster, &["kill"]);
