@@ -16,7 +16,7 @@ use stilts_train::model::peft_file::{ADAPTER_WEIGHTS_FILE, attach_adapter};
 use stilts_train::model::store::weights_sha256;
 use stilts_train::model::{Carried, META_FILE, load_model, param_counts};
 use stilts_train::observer::NoopObserver;
-use stilts_train::predict::{PredictOptions, Predictor, read_jsonl};
+use stilts_train::predict::{PredictOptions, PredictRecord, Predictor};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -52,6 +52,25 @@ fn base_hashes(m: &BertModel) -> (Vec<String>, Vec<String>) {
 /// The last layer's feed-forward output block.
 fn out(c: &Carried) -> &BertOutput {
     &bert(c).encoder.layers[1].output
+}
+
+/// The logits of two fixed pairs from a model directory, with a module directory attached
+/// when one is given.
+fn logits(dir: &Path, adapter: Option<&Path>) -> Vec<Vec<f32>> {
+    let records = [("cats sing", "dogs yes"), ("a b c", "no")].map(|(a, b)| PredictRecord {
+        text_a: a.into(),
+        text_b: Some(b.into()),
+    });
+    let options = PredictOptions {
+        adapter: adapter.map(Path::to_path_buf),
+        ..PredictOptions::default()
+    };
+    let (p, _) = Predictor::load(dir, &options, &Device::flex()).unwrap();
+    p.predict(&records)
+        .unwrap()
+        .into_iter()
+        .map(|p| p.logits)
+        .collect()
 }
 
 fn model(out: &Path, phase: &str) -> Carried {
@@ -107,25 +126,6 @@ fn lora_trains_only_its_updates_and_the_head_and_resumes_exactly() {
             < size(&out.join("01-lora/seed-7/model/model.bpk")),
         "the module file holds the updates and the head only"
     );
-    let input = tmp.path().join("input.jsonl");
-    std::fs::write(
-        &input,
-        "{\"text_a\": \"cats sing\", \"text_b\": \"dogs yes\"}\n{\"text_a\": \"a b c\", \"text_b\": \"no\"}\n",
-    )
-    .unwrap();
-    let records = read_jsonl(&input).unwrap();
-    let logits = |dir: &Path, adapter: Option<&Path>| {
-        let options = PredictOptions {
-            adapter: adapter.map(Path::to_path_buf),
-            ..PredictOptions::default()
-        };
-        let (p, _) = Predictor::load(dir, &options, &Device::flex()).unwrap();
-        p.predict(&records)
-            .unwrap()
-            .into_iter()
-            .map(|p| p.logits)
-            .collect::<Vec<_>>()
-    };
     let full_dir = out.join("00-full/seed-7/model");
     assert_eq!(
         logits(&full_dir, Some(&adapter)),
@@ -316,32 +316,19 @@ fn a_fusion_mixes_adapters_trained_before_and_trains_alone() {
             "fused adapter {i} is its source, frozen"
         );
     }
+    // The value projection starts at a fixed matrix (the identity, 1e-6 off the diagonal):
+    // that it moved shows the fusion trained.
     let fusion_layer = out(&fused).fusion.as_ref().unwrap();
-    let fresh = stilts_models::peft::FusionConfig::new(2).init(32, &Device::flex());
+    let start = stilts_models::peft::FusionConfig::new(2).init(32, &Device::flex());
     assert_ne!(
-        weights_sha256(fusion_layer.query.as_ref().unwrap()),
-        weights_sha256(fresh.query.as_ref().unwrap()),
+        weights_sha256(fusion_layer.value.as_ref().unwrap()),
+        weights_sha256(start.value.as_ref().unwrap()),
         "the fusion trains"
     );
     // Its modules alone, on the base, predict as the whole model.
-    let input = tmp.path().join("input.jsonl");
-    std::fs::write(
-        &input,
-        "{\"text_a\": \"cats sing\", \"text_b\": \"dogs yes\"}\n",
-    )
-    .unwrap();
-    let records = read_jsonl(&input).unwrap();
-    let logits = |dir: &Path, adapter: Option<std::path::PathBuf>| {
-        let options = PredictOptions {
-            adapter,
-            ..PredictOptions::default()
-        };
-        let (p, _) = Predictor::load(dir, &options, &Device::flex()).unwrap();
-        p.predict(&records).unwrap()[0].logits.clone()
-    };
     let fused_dir = root.join("fused/00-f/seed-7");
     assert_eq!(
-        logits(&base_dir, Some(fused_dir.join("adapter"))),
+        logits(&base_dir, Some(&fused_dir.join("adapter"))),
         logits(&fused_dir.join("model"), None)
     );
 
@@ -418,25 +405,10 @@ fn modules_to_save_train_beside_lora_and_travel_with_it() {
     assert_ne!(before.remove(1), after.remove(1), "the pooler trains");
     assert_eq!(before, after, "the rest of the encoder stays");
     // The module directory holds the pooler, and attached to the base gives the model.
-    let input = tmp.path().join("input.jsonl");
-    std::fs::write(
-        &input,
-        "{\"text_a\": \"cats sing\", \"text_b\": \"dogs yes\"}\n",
-    )
-    .unwrap();
-    let records = read_jsonl(&input).unwrap();
-    let logits = |dir: &Path, adapter: Option<std::path::PathBuf>| {
-        let options = PredictOptions {
-            adapter,
-            ..PredictOptions::default()
-        };
-        let (p, _) = Predictor::load(dir, &options, &Device::flex()).unwrap();
-        p.predict(&records).unwrap()[0].logits.clone()
-    };
     assert_eq!(
         logits(
             &out.join("00-full/seed-7/model"),
-            Some(out.join("01-lora/seed-7/adapter"))
+            Some(&out.join("01-lora/seed-7/adapter"))
         ),
         logits(&out.join("01-lora/seed-7/model"), None)
     );
