@@ -32,6 +32,7 @@ Cases (tiny-bert's encoder, its padded RTE batch, eval mode, each output file ~1
   expected.safetensors as above.
 """
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -94,6 +95,12 @@ def lora_case(name: str, **config) -> None:
     shutil.rmtree(out, ignore_errors=True)
     model.save_pretrained(out)
     (out / "README.md").unlink()  # peft's model card template
+    # peft writes target_modules from a set, in any order: sorted, the file is reproducible.
+    config_file = out / "adapter_config.json"
+    config = json.loads(config_file.read_text())
+    if isinstance(config.get("target_modules"), list):
+        config["target_modules"] = sorted(config["target_modules"])
+    config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
     merged = model.merge_and_unload()
     with torch.no_grad():
         m = merged(**inputs())
