@@ -363,12 +363,10 @@ impl Encoder {
     /// for. BERT carries them; GPT and ELMo do not yet (an error saying so).
     pub fn add_peft(self, config: &PeftConfig, device: &Device) -> Result<Encoder, String> {
         config.validate()?;
+        crate::peft::supported_by(self.kind())?;
         match self {
             Encoder::Bert(m) => Ok(Encoder::Bert(m.add_peft(config, device))),
-            other => Err(format!(
-                "LoRA and adapters are implemented for BERT; the {} encoder does not take them yet",
-                other.kind()
-            )),
+            other => Ok(other),
         }
     }
 
@@ -384,12 +382,10 @@ impl Encoder {
     /// The encoder with the parameter group `group` training (beside parameter-efficient
     /// modules: `peft`'s `modules_to_save`). BERT only, as the modules are.
     pub fn train_group(self, group: &str) -> Result<Encoder, String> {
+        crate::peft::supported_by(self.kind())?;
         match self {
             Encoder::Bert(m) => m.set_group_grad(group, true).map(Encoder::Bert),
-            other => Err(format!(
-                "modules_to_save is implemented for BERT, not for the {} encoder",
-                other.kind()
-            )),
+            other => Ok(other),
         }
     }
 

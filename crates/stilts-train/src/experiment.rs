@@ -167,7 +167,7 @@ pub fn run_experiment(exp: &Experiment, observer: &mut dyn Observer) -> Result<E
             device.seed(derive_seed(seed, &["head".into(), index.into()]));
             let tasks: Vec<_> = data.iter().map(|d| (&d.task, d.train.pair)).collect();
             let start = apply_head_policy(&phase.name, &phase.head, &carried, &tasks, &device)?;
-            let start = with_modules(start, &modules, phase, &device)?;
+            let start = with_modules(start, &modules, exp, index, &device)?;
             let run_dir = dir.join(format!("seed-{seed}"));
             let spec = RunSpec {
                 phase,
@@ -221,17 +221,15 @@ pub fn run_experiment(exp: &Experiment, observer: &mut dyn Observer) -> Result<E
 fn with_modules(
     start: Carried,
     modules: &PeftConfig,
-    phase: &Phase,
+    exp: &Experiment,
+    index: usize,
     device: &burn::tensor::Device,
 ) -> Result<Carried> {
     let fuse = start.meta.peft.fusion.is_none() && modules.fusion.is_some();
     let start = start
         .with_peft(modules, device)
-        .map_err(|message| TrainError::Head {
-            phase: phase.name.clone(),
-            message,
-        })?;
-    match (&phase.recipe.fusion, fuse) {
+        .map_err(|m| TrainError::config(&exp.source, format!("phases[{index}].recipe"), m))?;
+    match (&exp.phases[index].recipe.fusion, fuse) {
         (Some(fusion), true) => load_fused(start, fusion),
         _ => Ok(start),
     }
@@ -255,20 +253,15 @@ fn check_phase(
             fusion_of(f).map_err(|m| TrainError::config(&exp.source, key("fusion.adapters"), m))?,
         );
     }
-    if !peft.is_empty() && carried.meta.encoder.kind() != stilts_models::EncoderKind::Bert {
+    if !peft.is_empty()
+        && let Err(m) = stilts_models::peft::supported_by(carried.meta.encoder.kind())
+    {
         let which = match (&peft.lora, &peft.adapter) {
             (Some(_), _) => "lora",
             (None, Some(_)) => "adapter",
             (None, None) => "fusion",
         };
-        return Err(TrainError::config(
-            &exp.source,
-            key(which),
-            format!(
-                "LoRA and adapters are implemented for BERT; the {} encoder does not take them yet",
-                exp.encoder
-            ),
-        ));
+        return Err(TrainError::config(&exp.source, key(which), m));
     }
     carried
         .peft_to_add(&peft)

@@ -22,3 +22,4 @@ pub use model::{
     BertSelfAttention, BertSelfOutput,
 };
 pub use optim::{AdamWGroupsConfig, BertAdam, BertAdamGroupsConfig, NO_DECAY_PATTERN};
+pub use peft::beside_base;

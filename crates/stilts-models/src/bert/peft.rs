@@ -6,7 +6,8 @@ use std::path::Path;
 use burn::module::Module;
 use burn::tensor::Device;
 
-use super::hf::{LoadReport, load_peft_weights};
+use super::encoder::in_param_group;
+use super::hf::{LoadReport, is_peft_path, load_peft_weights};
 use super::model::{BertLayer, BertModel};
 use crate::ModelError;
 use crate::peft::{Bottleneck, Fusion, Lora, LoraTarget, PeftConfig, lora};
@@ -135,4 +136,14 @@ fn thaw_peft(mut layer: BertLayer, which: &PeftConfig) -> BertLayer {
         layer.output.layer_norm = layer.output.layer_norm.set_require_grad(true);
     }
     layer
+}
+
+/// Whether a parameter path of a model holding a BERT that carries the modules of `peft` and
+/// trained the parameter groups `groups` beside them is no longer the base encoder's: every
+/// module (fused adapters included, though frozen), the layers' LayerNorms when the adapters
+/// train them, and the groups. What a module file holds, and what its base hash leaves out.
+pub fn beside_base(path: &str, peft: &PeftConfig, groups: &[String]) -> bool {
+    is_peft_path(path)
+        || (peft.trains_layer_norms() && path.contains(".layers.") && path.contains(".layer_norm."))
+        || groups.iter().any(|g| in_param_group(path, g))
 }

@@ -10,6 +10,8 @@ pub mod lora;
 
 use serde::{Deserialize, Serialize};
 
+use crate::EncoderKind;
+
 pub use bottleneck::{AdapterActivation, AdapterInit, Bottleneck, BottleneckConfig};
 pub use fusion::{Fusion, FusionConfig};
 pub use lora::{Lora, LoraConfig, LoraTarget};
@@ -67,5 +69,16 @@ impl PeftConfig {
     /// Houlsby et al.; LoRA and fusion leave them frozen, as `peft` and `adapters` do).
     pub fn trains_layer_norms(&self) -> bool {
         self.adapter.as_ref().is_some_and(|a| a.train_layer_norms)
+    }
+}
+
+/// Whether an encoder family carries the modules: BERT does; GPT and ELMo not yet (the error
+/// says so).
+pub fn supported_by(kind: EncoderKind) -> Result<(), String> {
+    match kind {
+        EncoderKind::Bert => Ok(()),
+        other => Err(format!(
+            "LoRA and adapters are implemented for BERT; the {other} encoder does not take them yet"
+        )),
     }
 }

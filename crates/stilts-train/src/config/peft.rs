@@ -2,12 +2,14 @@
 //! configurations: absent keys take `stilts_models::peft`'s defaults.
 
 use stilts_models::peft::{
-    AdapterActivation, AdapterInit, BottleneckConfig, LoraConfig, LoraTarget,
+    AdapterActivation, AdapterInit, BottleneckConfig, FusionConfig, LoraConfig, LoraTarget,
 };
 use stilts_schema::peft::{
-    AdapterFile, AdapterInitName, AdapterNonLinearity, AdapterPlacement, AdapterPreset, LoraFile,
-    LoraTargetName,
+    AdapterFile, AdapterInitName, AdapterNonLinearity, AdapterPlacement, AdapterPreset, FusionFile,
+    FusionKind, LoraFile, LoraTargetName,
 };
+
+use super::recipe::FusionRecipe;
 
 /// LoRA as a `lora` table sets it.
 pub fn lora_config(file: &LoraFile) -> LoraConfig {
@@ -72,4 +74,21 @@ pub fn adapter_config(file: &AdapterFile) -> BottleneckConfig {
         c.train_layer_norms = v;
     }
     c
+}
+
+/// A fusion as a `fusion` table sets it: `adapters`' dynamic fusion (or static), one input per
+/// module directory.
+pub fn fusion_recipe(file: &FusionFile) -> FusionRecipe {
+    let n = file.adapters.len();
+    let mut fusion = match file.kind.unwrap_or(FusionKind::Dynamic) {
+        FusionKind::Dynamic => FusionConfig::new(n),
+        FusionKind::Static => FusionConfig::fixed(n),
+    };
+    if let Some(v) = file.dropout {
+        fusion.dropout = v;
+    }
+    FusionRecipe {
+        adapters: file.adapters.clone(),
+        fusion,
+    }
 }

@@ -4,10 +4,9 @@
 use serde::{Deserialize, Serialize};
 use stilts_data::tokenize::DEFAULT_MAX_SEQ_LEN;
 use stilts_models::EncoderKind;
-use stilts_models::peft::{BottleneckConfig, LoraConfig, PeftConfig};
+use stilts_models::peft::{BottleneckConfig, FusionConfig, LoraConfig, PeftConfig};
 
 use super::{Keep, OptimizerKind, RecipeFile, ScheduleKind};
-pub use stilts_schema::peft::FusionKind;
 
 fn is_zero(v: &f64) -> bool {
     *v == 0.0
@@ -95,15 +94,13 @@ pub struct Recipe {
 }
 
 /// The recipe's `fusion` table: the module directories of the adapters to fuse (paths
-/// expanded) and the fusion layer's form.
+/// expanded) and the fusion layers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FusionRecipe {
     /// The module directories, in fusion order.
     pub adapters: Vec<String>,
-    /// With a value projection (`dynamic`) or without (`static`).
-    pub kind: FusionKind,
-    /// Dropout on the fusion's attention scores.
-    pub dropout: f64,
+    /// The fusion layers (one input per directory).
+    pub fusion: FusionConfig,
 }
 
 impl Recipe {
@@ -243,11 +240,7 @@ impl Recipe {
             r.modules_to_save = groups.clone();
         }
         if let Some(f) = &file.fusion {
-            r.fusion = Some(FusionRecipe {
-                adapters: f.adapters.clone(),
-                kind: f.kind.unwrap_or(FusionKind::Dynamic),
-                dropout: f.dropout.unwrap_or(0.1),
-            });
+            r.fusion = Some(super::peft::fusion_recipe(f));
         }
         if let Some(v) = file.max_grad_norm {
             r.max_grad_norm = (v != 0.0).then_some(v);
@@ -338,22 +331,13 @@ impl Recipe {
             return err("adapter", m);
         }
         if let Some(f) = &self.fusion {
-            if f.adapters.len() < 2 {
-                return err(
-                    "fusion.adapters",
-                    format!("fuses at least 2 adapters, got {}", f.adapters.len()),
-                );
+            if let Err(m) = f.fusion.validate() {
+                return err("fusion", m);
             }
             if self.adapter.is_some() {
                 return err(
                     "fusion",
                     "a phase trains adapters or a fusion of adapters, not both".into(),
-                );
-            }
-            if !(0.0..1.0).contains(&f.dropout) {
-                return err(
-                    "fusion.dropout",
-                    format!("must be in [0, 1), got {}", f.dropout),
                 );
             }
         }

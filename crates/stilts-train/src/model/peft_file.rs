@@ -19,12 +19,12 @@ use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 use stilts_io::fs::replace_dir;
 use stilts_models::EncoderConfig;
-use stilts_models::bert::{in_param_group, is_peft_path};
-use stilts_models::peft::{BottleneckConfig, FusedAdapters, FusionConfig, PeftConfig};
+use stilts_models::bert::beside_base;
+use stilts_models::peft::{BottleneckConfig, FusedAdapters, PeftConfig};
 
 use super::store::{param_paths, weights_sha256_where};
 use super::{Carried, HeadInfo, TaskHead};
-use crate::config::recipe::{FusionKind, FusionRecipe};
+use crate::config::recipe::FusionRecipe;
 use crate::error::{Result, TrainError};
 use crate::results::write_json;
 
@@ -67,10 +67,7 @@ pub struct AdapterMeta {
 /// groups `groups` (and so is saved in the module file): the modules, the layers' LayerNorms
 /// when the adapters train them, the groups, and the heads.
 pub fn is_module_param(path: &str, peft: &PeftConfig, groups: &[String]) -> bool {
-    path.starts_with("heads.")
-        || is_peft_path(path)
-        || (peft.trains_layer_norms() && path.contains("layers.") && path.contains("layer_norm"))
-        || groups.iter().any(|g| in_param_group(path, g))
+    path.starts_with("heads.") || beside_base(path, peft, groups)
 }
 
 /// SHA-256 of the encoder's parameters that a module file of `peft` and `groups` does not
@@ -192,14 +189,10 @@ pub fn attach_adapter(base: Carried, dir: &Path, device: &Device) -> Result<Carr
         .collect();
     if !missing.is_empty() || !result.errors.is_empty() || !result.unused.is_empty() {
         return Err(refuse(format!(
-            "{} does not match its metadata: missing {missing:?}, unused {:?}, errors {:?}",
-            ADAPTER_WEIGHTS_FILE,
+            "{ADAPTER_WEIGHTS_FILE} does not match its metadata: missing {missing:?}, unused {:?}, \
+             errors {:?}",
             result.unused,
-            result
-                .errors
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
+            messages(&result.errors)
         )));
     }
     Ok(carried)
@@ -269,20 +262,23 @@ pub fn fusion_of(recipe: &FusionRecipe) -> std::result::Result<FusedAdapters, St
         }
     }
     let adapter = adapter.ok_or("fusion.adapters is empty")?;
-    let fusion = FusionConfig::new(recipe.adapters.len())
-        .with_value(recipe.kind == FusionKind::Dynamic)
-        .with_dropout(recipe.dropout);
-    Ok(FusedAdapters { adapter, fusion })
+    Ok(FusedAdapters {
+        adapter,
+        fusion: recipe.fusion.clone(),
+    })
 }
 
 /// Fills the fused adapters of `carried` (freshly added for `recipe`) with the weights of
 /// their module directories, each checked to belong to this base encoder.
 pub fn load_fused(mut carried: Carried, recipe: &FusionRecipe) -> Result<Carried> {
+    // Every directory holds adapters alone, of one configuration, without encoder groups
+    // ([`fusion_of`]): one hash of the base serves them all.
+    let mut have: Option<String> = None;
     for (i, dir) in recipe.adapters.iter().enumerate() {
         let dir = Path::new(dir);
         let meta = read_adapter_meta(dir)?;
-        let have = base_weights_sha256(&carried, &meta.peft, &[]);
-        if have != meta.base_weights_sha256 {
+        let have = have.get_or_insert_with(|| base_weights_sha256(&carried, &meta.peft, &[]));
+        if *have != meta.base_weights_sha256 {
             return Err(TrainError::Checkpoint {
                 path: dir.to_path_buf(),
                 message: format!(
@@ -314,14 +310,15 @@ pub fn load_fused(mut carried: Carried, recipe: &FusionRecipe) -> Result<Carried
                     "filled {} of the {} tensors of fused adapter {i} (errors {:?})",
                     result.applied.len(),
                     expected.len(),
-                    result
-                        .errors
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
+                    messages(&result.errors)
                 ),
             });
         }
     }
     Ok(carried)
+}
+
+/// A store's errors as messages.
+fn messages(errors: &[impl ToString]) -> Vec<String> {
+    errors.iter().map(ToString::to_string).collect()
 }
