@@ -76,6 +76,7 @@ pub mod encoder;
 mod error;
 pub mod gpt;
 pub mod hf;
+pub mod kernels;
 pub mod loss;
 pub mod peft;
 pub mod pickle_guard;

@@ -21,5 +21,5 @@ pub use model::{
     BertIntermediate, BertLayer, BertModel, BertModelOutput, BertOutput, BertPooler,
     BertSelfAttention, BertSelfOutput,
 };
-pub use optim::{AdamWGroupsConfig, BertAdam, BertAdamGroupsConfig, NO_DECAY_PATTERN};
+pub use optim::{AdamWGroupsConfig, BertAdam, BertAdamGroupsConfig, FusedAdamW, NO_DECAY_PATTERN};
 pub use peft::beside_base;

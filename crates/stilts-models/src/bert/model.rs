@@ -3,10 +3,10 @@ use burn::nn::{
     Dropout, DropoutConfig, Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig,
     Linear, LinearConfig,
 };
-use burn::tensor::activation::{gelu, softmax};
 use burn::tensor::{Device, Int, Tensor};
 
 use super::config::{BertClassifierConfig, BertConfig};
+use crate::kernels::{self, Norm};
 use crate::loss::{Labels, sequence_loss};
 use crate::peft::{Bottleneck, Fusion, Lora, fusion, lora};
 
@@ -73,7 +73,7 @@ struct OutputBlock<'a> {
     fused: &'a [Bottleneck],
     fusion: Option<&'a Fusion>,
     dropout: &'a Dropout,
-    layer_norm: &'a LayerNorm,
+    layer_norm: Norm<'a>,
 }
 
 impl OutputBlock<'_> {
@@ -83,9 +83,8 @@ impl OutputBlock<'_> {
     /// - residual: `[batch, seq, hidden]`
     /// - output: `[batch, seq, hidden]`
     fn forward(&self, hidden: Tensor<3>, residual: Tensor<3>) -> Tensor<3> {
-        let projected = self
-            .dropout
-            .forward(lora::forward(self.dense, self.lora, hidden)); // [batch, seq, hidden]
+        let projected =
+            kernels::dropout(self.dropout, lora::forward(self.dense, self.lora, hidden)); // [batch, seq, hidden]
         match (self.adapter, self.fusion) {
             (Some(a), _) => a.forward_block(projected, residual, self.layer_norm),
             (None, Some(f)) => {
@@ -114,6 +113,8 @@ pub struct BertEmbeddings {
     pub token_type_embeddings: Embedding,
     /// Hugging Face's `LayerNorm`.
     pub layer_norm: LayerNorm,
+    /// Its epsilon (`layer_norm_eps`).
+    pub layer_norm_eps: f64,
     /// Hidden dropout.
     pub dropout: Dropout,
 }
@@ -131,6 +132,7 @@ impl BertEmbeddings {
             position_embeddings: table(config.max_position_embeddings),
             token_type_embeddings: table(config.type_vocab_size),
             layer_norm: layer_norm(config, device),
+            layer_norm_eps: config.layer_norm_eps,
             dropout: DropoutConfig::new(config.hidden_dropout_prob).init(),
         }
     }
@@ -162,7 +164,11 @@ impl BertEmbeddings {
             .narrow(0, 0, seq) // [seq, hidden]
             .unsqueeze::<3>(); // [1, seq, hidden]
         let embeddings = words + types + positions; // [batch, seq, hidden]
-        self.dropout.forward(self.layer_norm.forward(embeddings))
+        let norm = Norm {
+            module: &self.layer_norm,
+            epsilon: self.layer_norm_eps,
+        };
+        kernels::dropout(&self.dropout, norm.forward(embeddings))
     }
 }
 
@@ -238,7 +244,7 @@ impl BertSelfAttention {
             .matmul(key.swap_dims(2, 3)) // [batch, heads, seq, seq]
             .div_scalar((head_size as f64).sqrt());
         let scores = scores + mask_bias; // [batch, heads, seq, seq]
-        let probs = self.dropout.forward(softmax(scores, 3)); // [batch, heads, seq, seq]
+        let probs = kernels::dropout(&self.dropout, kernels::softmax_last(scores)); // [batch, heads, seq, seq]
         probs
             .matmul(value) // [batch, heads, seq, head_size]
             .swap_dims(1, 2) // [batch, seq, heads, head_size]
@@ -254,6 +260,8 @@ pub struct BertSelfOutput {
     pub dense: Linear,
     /// Hugging Face's `LayerNorm`.
     pub layer_norm: LayerNorm,
+    /// Its epsilon (`layer_norm_eps`).
+    pub layer_norm_eps: f64,
     /// Hidden dropout.
     pub dropout: Dropout,
     /// LoRA update of `dense`.
@@ -273,6 +281,7 @@ impl BertSelfOutput {
         Self {
             dense: dense(h, h, config.initializer_range, device),
             layer_norm: layer_norm(config, device),
+            layer_norm_eps: config.layer_norm_eps,
             dropout: DropoutConfig::new(config.hidden_dropout_prob).init(),
             lora_dense: None,
             adapter: None,
@@ -296,7 +305,10 @@ impl BertSelfOutput {
             fused: &self.fused,
             fusion: self.fusion.as_ref(),
             dropout: &self.dropout,
-            layer_norm: &self.layer_norm,
+            layer_norm: Norm {
+                module: &self.layer_norm,
+                epsilon: self.layer_norm_eps,
+            },
         }
         .forward(hidden, residual)
     }
@@ -365,7 +377,7 @@ impl BertIntermediate {
     /// - hidden: `[batch, seq, hidden]`
     /// - output: `[batch, seq, intermediate]`
     pub fn forward(&self, hidden: Tensor<3>) -> Tensor<3> {
-        gelu(lora::forward(&self.dense, self.lora_dense.as_ref(), hidden))
+        kernels::gelu(lora::forward(&self.dense, self.lora_dense.as_ref(), hidden))
     }
 }
 
@@ -377,6 +389,8 @@ pub struct BertOutput {
     pub dense: Linear,
     /// Hugging Face's `LayerNorm`.
     pub layer_norm: LayerNorm,
+    /// Its epsilon (`layer_norm_eps`).
+    pub layer_norm_eps: f64,
     /// Hidden dropout.
     pub dropout: Dropout,
     /// LoRA update of `dense`.
@@ -400,6 +414,7 @@ impl BertOutput {
                 device,
             ),
             layer_norm: layer_norm(config, device),
+            layer_norm_eps: config.layer_norm_eps,
             dropout: DropoutConfig::new(config.hidden_dropout_prob).init(),
             lora_dense: None,
             adapter: None,
@@ -423,7 +438,10 @@ impl BertOutput {
             fused: &self.fused,
             fusion: self.fusion.as_ref(),
             dropout: &self.dropout,
-            layer_norm: &self.layer_norm,
+            layer_norm: Norm {
+                module: &self.layer_norm,
+                epsilon: self.layer_norm_eps,
+            },
         }
         .forward(hidden, residual)
     }
@@ -658,7 +676,8 @@ impl BertForSequenceClassification {
     /// - output: `[batch, num_labels]`
     pub fn forward(&self, input: BertInput) -> Tensor<2> {
         let pooled = self.bert.forward(input).pooled_output; // [batch, hidden]
-        self.classifier.forward(self.dropout.forward(pooled)) // [batch, num_labels]
+        self.classifier
+            .forward(kernels::dropout(&self.dropout, pooled)) // [batch, num_labels]
     }
 
     /// Mean loss over the batch ([`sequence_loss`]): cross-entropy for [`Labels::Classes`],

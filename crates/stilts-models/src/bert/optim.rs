@@ -1,8 +1,12 @@
 use burn::config::Config;
 use burn::module::ParamGroup;
 use burn::optim::grad_clipping::GradientClipping;
-use burn::optim::{AdamWConfig, AdaptiveMomentumState, LearningRate, ModuleOptimizer, Optimizer};
+use burn::optim::{
+    AdamW, AdamWConfig, AdamWState, AdaptiveMomentumState, LearningRate, ModuleOptimizer, Optimizer,
+};
 use burn::tensor::{Device, Tensor};
+
+use crate::kernels::{self, cpu::AdamWStep};
 
 /// Parameters exempt from weight decay in Hugging Face's fine-tuning recipe (and in Radford et
 /// al.'s, which decays matrices only): every bias and every LayerNorm weight, burn's `gamma` and
@@ -30,17 +34,81 @@ pub struct AdamWGroupsConfig {
 impl AdamWGroupsConfig {
     /// Builds the optimizer for any module; step it with `optimizer.step(lr, module, grads)`.
     pub fn init(&self) -> ModuleOptimizer {
-        let adamw = AdamWConfig::new()
-            .with_beta_1(self.beta_1)
-            .with_beta_2(self.beta_2)
-            .with_epsilon(self.epsilon);
+        let group = |weight_decay: f32| {
+            let config = AdamWConfig::new()
+                .with_beta_1(self.beta_1)
+                .with_beta_2(self.beta_2)
+                .with_epsilon(self.epsilon)
+                .with_weight_decay(weight_decay);
+            FusedAdamW {
+                beta_1: self.beta_1,
+                beta_2: self.beta_2,
+                epsilon: self.epsilon,
+                weight_decay,
+                burn: config.build(),
+            }
+        };
         let no_decay =
             ParamGroup::from_regex(NO_DECAY_PATTERN).expect("NO_DECAY_PATTERN is a valid regex");
-        adamw
-            .clone()
-            .with_weight_decay(self.weight_decay)
-            .init()
-            .with_group(no_decay, adamw.with_weight_decay(0.0).build(), None)
+        ModuleOptimizer::from(group(self.weight_decay)).with_group(no_decay, group(0.0), None)
+    }
+}
+
+/// burn's `AdamW` (decoupled weight decay, bias correction), its step one fused pass over each
+/// parameter on flex ([`kernels::adamw`], the same operations in the same order) and burn's own
+/// elsewhere. Its state is burn's `AdamWState`, so checkpoints read either way.
+#[derive(Clone)]
+pub struct FusedAdamW {
+    beta_1: f32,
+    beta_2: f32,
+    epsilon: f32,
+    weight_decay: f32,
+    burn: AdamW,
+}
+
+impl Optimizer for FusedAdamW {
+    type State<const D: usize> = AdamWState<D>;
+
+    fn step<const D: usize>(
+        &self,
+        lr: LearningRate,
+        tensor: Tensor<D>,
+        grad: Tensor<D>,
+        state: Option<Self::State<D>>,
+    ) -> (Tensor<D>, Option<Self::State<D>>) {
+        if !kernels::applies(&tensor) || !kernels::applies(&grad) {
+            return self.burn.step(lr, tensor, grad, state);
+        }
+        let (time, moment_1, moment_2) = match state {
+            Some(s) => (
+                s.momentum.time + 1,
+                s.momentum.moment_1,
+                s.momentum.moment_2,
+            ),
+            None => (1, tensor.zeros_like(), tensor.zeros_like()),
+        };
+        let decay_rate = lr * f64::from(self.weight_decay);
+        let step = AdamWStep {
+            lr: lr as f32,
+            beta_1: self.beta_1,
+            beta_2: self.beta_2,
+            epsilon: self.epsilon,
+            decay: if decay_rate == 0.0 {
+                1.0
+            } else {
+                (1.0 - decay_rate) as f32
+            },
+            correction_1: 1.0 - self.beta_1.powi(time as i32),
+            correction_2: 1.0 - self.beta_2.powi(time as i32),
+            first: time == 1,
+        };
+        let (updated, m, v) = kernels::adamw(tensor, grad, moment_1, moment_2, &step);
+        let momentum = AdaptiveMomentumState::new(time, m, v);
+        (updated, Some(AdamWState { momentum }))
+    }
+
+    fn to_device<const D: usize>(state: Self::State<D>, device: &Device) -> Self::State<D> {
+        AdamW::to_device(state, device)
     }
 }
 

@@ -11,6 +11,7 @@ use super::bilm::{ElmoBiLm, remove_sentence_boundaries};
 use super::config::{ElmoConfig, MAX_CHARACTERS_PER_TOKEN};
 use super::mix::ScalarMix;
 use crate::encoder::{EncoderInput, EncoderOutput, SentenceEncoder};
+use crate::kernels;
 
 /// ELMo as a sentence encoder.
 #[derive(Module, Debug)]
@@ -78,7 +79,7 @@ impl SentenceEncoder for ElmoEncoder {
     /// - output.tokens: `[batch, words, 2 projection]`
     fn encode(&self, input: EncoderInput) -> EncoderOutput {
         let (words, mask) = self.words(&input);
-        let words = self.dropout.forward(words);
+        let words = kernels::dropout(&self.dropout, words);
         let [batch, seq, _] = words.dims();
         let width = self.pool_projection.weight.dims()[1];
         let pooled = if seq == 0 {

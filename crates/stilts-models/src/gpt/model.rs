@@ -2,10 +2,11 @@ use burn::module::{Module, Param};
 use burn::nn::{
     Dropout, DropoutConfig, Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig,
 };
-use burn::tensor::activation::{gelu, gelu_approximate, log_softmax, relu, silu, softmax};
+use burn::tensor::activation::{gelu_approximate, log_softmax, relu, silu};
 use burn::tensor::{Device, Int, Tensor};
 
 use super::config::{GptActivation, GptConfig};
+use crate::kernels;
 
 fn normal(std: f64) -> Initializer {
     Initializer::Normal { mean: 0.0, std }
@@ -105,12 +106,12 @@ impl Attention {
             .div_scalar((head_size as f64).sqrt());
         let outside = causal.clone().neg().add_scalar(1.0).mul_scalar(-1e4); // [1, 1, seq, seq]
         let scores = scores * causal + outside + mask_bias; // [batch, heads, seq, seq]
-        let probs = self.attn_dropout.forward(softmax(scores, 3));
+        let probs = kernels::dropout(&self.attn_dropout, kernels::softmax_last(scores));
         let attended = probs
             .matmul(value) // [batch, heads, seq, head_size]
             .swap_dims(1, 2) // [batch, seq, heads, head_size]
             .reshape([batch, seq, width]);
-        self.resid_dropout.forward(self.c_proj.forward(attended))
+        kernels::dropout(&self.resid_dropout, self.c_proj.forward(attended))
     }
 }
 
@@ -150,11 +151,11 @@ impl Mlp {
         let inner = self.c_fc.forward(hidden); // [batch, seq, 4 n_embd]
         let inner = match self.afn {
             GptActivation::GeluTanh => gelu_approximate(inner),
-            GptActivation::GeluErf => gelu(inner),
+            GptActivation::GeluErf => kernels::gelu(inner),
             GptActivation::Relu => relu(inner),
             GptActivation::Silu => silu(inner),
         };
-        self.dropout.forward(self.c_proj.forward(inner))
+        kernels::dropout(&self.dropout, self.c_proj.forward(inner))
     }
 }
 
@@ -292,7 +293,7 @@ impl GptModel {
             .narrow(0, 0, seq) // [seq, n_embd]
             .unsqueeze::<3>(); // [1, seq, n_embd]
         let tokens = self.tokens_embed.forward(input_ids); // [batch, seq, n_embd]
-        let hidden = self.drop.forward(tokens + positions);
+        let hidden = kernels::dropout(&self.drop, tokens + positions);
         let causal = Tensor::<2>::ones([seq, seq], &device)
             .tril(0)
             .reshape([1, 1, seq, seq]); // [1, 1, seq, seq]

@@ -6,10 +6,12 @@
 
 use burn::config::Config;
 use burn::module::Module;
-use burn::nn::{Initializer, LayerNorm, Linear, LinearConfig};
-use burn::tensor::activation::{gelu, relu, silu};
+use burn::nn::{Initializer, Linear, LinearConfig};
+use burn::tensor::activation::{relu, silu};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
+
+use crate::kernels::{self, Norm};
 
 /// The bottleneck's non-linearity (`adapters`' `non_linearity`, through transformers'
 /// `get_activation`).
@@ -31,7 +33,7 @@ impl AdapterActivation {
         match self {
             AdapterActivation::Relu => relu(x),
             AdapterActivation::Swish => silu(x),
-            AdapterActivation::Gelu => gelu(x),
+            AdapterActivation::Gelu => kernels::gelu(x),
             AdapterActivation::Tanh => x.tanh(),
         }
     }
@@ -188,7 +190,7 @@ impl Bottleneck {
         &self,
         projected: Tensor<3>,
         input: Tensor<3>,
-        layer_norm: &LayerNorm,
+        layer_norm: Norm<'_>,
     ) -> Tensor<3> {
         let (hidden, skip) = self.pre(projected, input.clone(), layer_norm);
         self.post(self.up(hidden) + skip, input, layer_norm)
@@ -205,7 +207,7 @@ impl Bottleneck {
         &self,
         projected: Tensor<3>,
         input: Tensor<3>,
-        layer_norm: &LayerNorm,
+        layer_norm: Norm<'_>,
     ) -> (Tensor<3>, Tensor<3>) {
         let hidden = if self.original_ln_before {
             layer_norm.forward(projected.clone() + input)
@@ -238,7 +240,7 @@ impl Bottleneck {
     ///
     /// - adapted, input: `[batch, seq, hidden]`
     /// - output: `[batch, seq, hidden]`
-    pub fn post(&self, adapted: Tensor<3>, input: Tensor<3>, layer_norm: &LayerNorm) -> Tensor<3> {
+    pub fn post(&self, adapted: Tensor<3>, input: Tensor<3>, layer_norm: Norm<'_>) -> Tensor<3> {
         if self.original_ln_after {
             layer_norm.forward(adapted + input)
         } else {

@@ -5,11 +5,12 @@
 
 use burn::config::Config;
 use burn::module::{Module, Param};
-use burn::nn::{Dropout, DropoutConfig, Initializer, LayerNorm, Linear, LinearConfig};
+use burn::nn::{Dropout, DropoutConfig, Initializer, Linear, LinearConfig};
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor};
 
 use super::Bottleneck;
+use crate::kernels::{self, Norm};
 
 /// Hyper-parameters of a fusion layer; the defaults are `adapters`' `dynamic` fusion.
 // adapters/configuration/adapter_fusion_config.py: AdapterFusionConfig, DynamicAdapterFusionConfig
@@ -143,7 +144,7 @@ impl Fusion {
         let scores = query
             .unsqueeze_dim::<4>(2) // [batch, seq, 1, hidden]
             .matmul(keys.swap_dims(2, 3)); // [batch, seq, 1, adapters]
-        let probs = softmax(self.dropout.forward(scores), 3);
+        let probs = softmax(kernels::dropout(&self.dropout, scores), 3);
         let mixed = probs.matmul(values).reshape([batch, seq, hidden]); // [batch, seq, hidden]
         let mixed = match (&self.value, self.value_before_softmax) {
             (Some(v), false) => v.forward(mixed),
@@ -174,7 +175,7 @@ pub fn forward_fused(
     fusion: &Fusion,
     projected: Tensor<3>,
     input: Tensor<3>,
-    layer_norm: &LayerNorm,
+    layer_norm: Norm<'_>,
 ) -> Tensor<3> {
     let last = adapters.last().expect("fusion over at least one adapter");
     let (hidden, skip) = last.pre(projected, input.clone(), layer_norm);

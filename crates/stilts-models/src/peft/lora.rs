@@ -9,6 +9,8 @@ use burn::nn::{Dropout, DropoutConfig, Initializer, Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use crate::kernels;
+
 /// A projection of a BERT layer LoRA can adapt. `peft`'s `target_modules` for each: `query`,
 /// `key`, `value`, `attention.output.dense`, `intermediate.dense` and the layer's last
 /// `output.dense`.
@@ -156,8 +158,8 @@ impl Lora {
     /// - x: `[batch, seq, d_input]`
     /// - output: `[batch, seq, d_output]`
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let down = self.a.forward(self.dropout.forward(x)); // [batch, seq, r]
-        self.b.forward(down).mul_scalar(self.scaling)
+        let down = kernels::linear(&self.a, kernels::dropout(&self.dropout, x)); // [batch, seq, r]
+        kernels::linear(&self.b, down).mul_scalar(self.scaling)
     }
 
     /// The update as a weight matrix in burn's layout, `scaling * A B`.
@@ -182,8 +184,8 @@ impl Lora {
 /// - output: `[batch, seq, d_output]`
 pub fn forward(base: &Linear, lora: Option<&Lora>, x: Tensor<3>) -> Tensor<3> {
     match lora {
-        None => base.forward(x),
-        Some(l) => base.forward(x.clone()) + l.forward(x),
+        None => kernels::linear(base, x),
+        Some(l) => kernels::linear(base, x.clone()) + l.forward(x),
     }
 }
 

@@ -85,9 +85,10 @@ impl TaskModel {
             (_, [o, ..]) => o.pooled.clone(),
             (_, []) => unreachable!("at least one view is asserted above"),
         };
-        let logits = head
-            .classifier
-            .forward(self.dropout.forward(features.clone())); // [batch, outputs]
+        let logits = head.classifier.forward(stilts_models::kernels::dropout(
+            &self.dropout,
+            features.clone(),
+        )); // [batch, outputs]
         TaskOutput {
             logits,
             aux_loss: aux,
