@@ -15,6 +15,9 @@ use clap::{Parser, Subcommand};
     about = "Supplementary Training on Intermediate Labeled-data Tasks"
 )]
 struct Cli {
+    /// CPU threads for training and inference (default: $STILTS_THREADS, else one per core).
+    #[arg(long, global = true, value_name = "N")]
+    threads: Option<usize>,
     #[command(subcommand)]
     command: Command,
 }
@@ -55,6 +58,11 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    stilts_train::models::device::keep_freed_memory();
+    if let Err(e) = stilts_train::models::device::init_threads(cli.threads) {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
     let result = match cli.command {
         Command::Data(c) => cmd::data::run(c),
         Command::Run(a) => cmd::run::run(a),

@@ -67,3 +67,41 @@ fn env_reports_build_caches_and_variables() {
         "{text}"
     );
 }
+
+/// The thread count is one setting: `--threads`, else `STILTS_THREADS`, else rayon's default;
+/// a bad one is an error naming where it came from.
+#[test]
+fn threads_come_from_the_flag_then_the_variable() {
+    let threads = |args: &[&str], var: Option<&str>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_stilts"));
+        cmd.args(args)
+            .arg("env")
+            .arg("--json")
+            .env("RAYON_NUM_THREADS", "2");
+        match var {
+            Some(v) => cmd.env("STILTS_THREADS", v),
+            None => cmd.env_remove("STILTS_THREADS"),
+        };
+        let out = cmd.output().unwrap();
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+        }
+        let env: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        Ok(env["threads"].as_u64().unwrap())
+    };
+    assert_eq!(
+        threads(&[], None),
+        Ok(2),
+        "rayon's own variable when neither is set"
+    );
+    assert_eq!(threads(&[], Some("3")), Ok(3));
+    assert_eq!(
+        threads(&["--threads", "1"], Some("3")),
+        Ok(1),
+        "the flag wins"
+    );
+    let err = threads(&[], Some("many")).unwrap_err();
+    assert!(err.contains("STILTS_THREADS=\"many\""), "{err}");
+    let err = threads(&["--threads", "0"], None).unwrap_err();
+    assert!(err.contains("at least 1"), "{err}");
+}

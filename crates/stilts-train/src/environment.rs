@@ -24,6 +24,9 @@ pub struct Environment {
     pub features: Vec<Feature>,
     /// The CPU.
     pub cpu: Cpu,
+    /// CPU threads in use (`--threads`, else `STILTS_THREADS`, else `RAYON_NUM_THREADS`, else
+    /// one per core).
+    pub threads: usize,
     /// `RAYON_NUM_THREADS` as set (burn-flex's thread pool reads it).
     pub rayon_num_threads: Option<String>,
     /// Caches and data roots.
@@ -190,6 +193,7 @@ pub fn collect(version: &str, commit: &str) -> Environment {
             .map(|(name, compiled)| Feature { name, compiled })
             .collect(),
         cpu: cpu(),
+        threads: stilts_models::device::threads(),
         rayon_num_threads: std::env::var("RAYON_NUM_THREADS").ok(),
         locations: vec![
             location("hf_hub_cache", hub),

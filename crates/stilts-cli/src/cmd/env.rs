@@ -59,7 +59,11 @@ fn render(env: &Environment) -> String {
     );
     let _ = writeln!(
         out,
-        "threads: RAYON_NUM_THREADS {}",
+        "threads: {} in use (--threads, STILTS_THREADS {}, RAYON_NUM_THREADS {})",
+        env.threads,
+        std::env::var(stilts_train::models::device::THREADS_ENV)
+            .as_deref()
+            .unwrap_or("unset"),
         env.rayon_num_threads
             .as_deref()
             .unwrap_or("unset (one per core)")
