@@ -120,6 +120,7 @@ fn row(
             }),
             wall_s: 1.0,
             examples_per_s: 10.0,
+            epoch_times: Vec::new(),
             result_file,
         }),
     }
@@ -645,6 +646,7 @@ fn result_file(path: &Path, dev: &Path, sha: &str, ids: &[String], pred: &[usize
         examples_per_s: 0.0,
         resumed: false,
         loss_curve: Vec::new(),
+        epoch_times: Vec::new(),
     };
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(path, serde_json::to_string(&doc).unwrap()).unwrap();

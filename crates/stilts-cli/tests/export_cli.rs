@@ -41,6 +41,7 @@ fn run_result(test_predictions: Vec<SplitPredictions>) -> RunResult {
         examples_per_s: 0.0,
         resumed: false,
         loss_curve: Vec::new(),
+        epoch_times: Vec::new(),
     }
 }
 

@@ -147,6 +147,27 @@ pub struct RunResult {
     /// written before it was recorded.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub loss_curve: Vec<LossPoint>,
+    /// Each epoch's training time and rate (kept apart from `history`, which a resumed run
+    /// reproduces exactly; times differ from run to run). Empty in results written before it
+    /// was recorded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub epoch_times: Vec<EpochTime>,
+}
+
+/// The time one epoch spent in training steps (evaluation excluded), summed over every process
+/// that worked on it, and the training examples it processed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochTime {
+    /// 1-based.
+    pub epoch: usize,
+    /// Seconds in training steps.
+    pub train_s: f64,
+    /// Training examples processed.
+    pub examples: u64,
+    /// `examples / train_s` (Hugging Face's Trainer calls it `train_samples_per_second`).
+    pub examples_per_s: f64,
+    /// CPU threads of the process that finished the epoch (`--threads`, `STILTS_THREADS`).
+    pub threads: usize,
 }
 
 /// The index of the first highest score; NaN never wins. `None` when every score is NaN.

@@ -26,7 +26,7 @@ use crate::model::store::{load_weights, read_meta, save_weights};
 use crate::model::{
     Carried, META_FILE as MODEL_META_FILE, ModelMeta, TaskModel, load_model, save_model, skeleton,
 };
-use crate::results::{EpochRecord, LossPoint};
+use crate::results::{EpochRecord, EpochTime, LossPoint};
 
 const STATE_FILE: &str = "state.json";
 const META_FILE: &str = "meta.json";
@@ -69,6 +69,15 @@ pub struct TrainState {
     /// point.
     #[serde(default)]
     pub loss_window: (f64, f64, u64),
+    /// Seconds of training steps in the current epoch so far.
+    #[serde(default)]
+    pub epoch_train_s: f64,
+    /// Training examples of the current epoch so far.
+    #[serde(default)]
+    pub epoch_examples: u64,
+    /// The finished epochs' times.
+    #[serde(default)]
+    pub epoch_times: Vec<EpochTime>,
 }
 
 impl TrainState {
@@ -89,6 +98,9 @@ impl TrainState {
             wall_s: 0.0,
             train_s: 0.0,
             loss_curve: Vec::new(),
+            epoch_train_s: 0.0,
+            epoch_examples: 0,
+            epoch_times: Vec::new(),
             loss_window: (0.0, 0.0, 0),
         }
     }

@@ -27,8 +27,8 @@ use crate::observer::{Observer, StepEvent};
 use crate::optim::{build_optimizer, clip_global_norm, scalar};
 use crate::prepare::TaskData;
 use crate::results::{
-    EpochRecord, LossPoint, RunResult, first_best, is_degenerate, model_dir, result_file,
-    write_json,
+    EpochRecord, EpochTime, LossPoint, RunResult, first_best, is_degenerate, model_dir,
+    result_file, write_json,
 };
 use crate::schedule::{LinearWarmupDecay, early_stop, rate_scale};
 
@@ -97,6 +97,7 @@ impl Clock {
         state.wall_s += dt;
         if training {
             state.train_s += dt;
+            state.epoch_train_s += dt;
         }
         self.0 = Instant::now();
     }
@@ -250,6 +251,7 @@ impl<'s, 'a> Trainer<'s, 'a> {
         for g in self.state.group_in_epoch..groups.len() {
             let (step_loss, aux_loss, examples) = self.step(groups[g])?;
             self.state.examples_seen += examples as u64;
+            self.state.epoch_examples += examples as u64;
             self.state.epoch_loss_sum += f64::from(step_loss);
             if let Some(aux) = aux_loss {
                 self.state.epoch_aux_loss_sum += f64::from(aux);
@@ -402,8 +404,18 @@ impl<'s, 'a> Trainer<'s, 'a> {
             dev,
             dev_score,
         };
-        tracing::info!(phase = %spec.phase.name, seed = spec.seed, epoch = epoch + 1, train_loss = record.train_loss, dev_score, "epoch done");
+        let time = EpochTime {
+            epoch: epoch + 1,
+            train_s: self.state.epoch_train_s,
+            examples: self.state.epoch_examples,
+            examples_per_s: self.state.epoch_examples as f64 / self.state.epoch_train_s.max(1e-9),
+            threads: stilts_models::device::threads(),
+        };
+        tracing::info!(phase = %spec.phase.name, seed = spec.seed, epoch = epoch + 1, train_loss = record.train_loss, dev_score, train_s = time.train_s, examples_per_s = time.examples_per_s, "epoch done");
         self.state.history.push(record.clone());
+        self.state.epoch_times.push(time);
+        self.state.epoch_train_s = 0.0;
+        self.state.epoch_examples = 0;
         if recipe.keep == Keep::BestEpoch
             && first_best(self.state.history.iter().map(|r| r.dev_score)) == Some(epoch)
         {
@@ -527,6 +539,7 @@ impl<'s, 'a> Trainer<'s, 'a> {
             examples_per_s: state.examples_seen as f64 / state.train_s.max(1e-9),
             resumed: self.resumed,
             loss_curve: state.loss_curve.clone(),
+            epoch_times: state.epoch_times.clone(),
         };
         write_json(&result_file(&spec.run_dir), &result)?;
         checkpoint::remove(&checkpoint::dir(&spec.run_dir))?;

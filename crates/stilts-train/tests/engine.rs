@@ -48,6 +48,20 @@ fn single_phase_learns_and_writes_outputs() {
     assert_eq!(result.test_predictions[0].ids.len(), 60);
     assert_eq!(result.steps, 8 * 30);
     assert!(!result.degenerate && result.baseline < 0.6);
+    // Each epoch's training time and rate; together they are the run's.
+    let times = &result.epoch_times;
+    assert_eq!(
+        times.iter().map(|t| t.epoch).collect::<Vec<_>>(),
+        (1..=8).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        times.iter().map(|t| t.examples).sum::<u64>(),
+        result.train_examples_seen
+    );
+    for t in times {
+        assert!(t.train_s > 0.0 && t.train_s < result.wall_s, "{t:?}");
+        assert!((t.examples_per_s - t.examples as f64 / t.train_s).abs() < 1e-6 * t.examples_per_s);
+    }
     // 240 steps: a point every 2 steps, each the mean of its window; the windows' losses
     // average to each epoch's mean loss.
     let curve = &result.loss_curve;

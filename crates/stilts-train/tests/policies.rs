@@ -220,6 +220,7 @@ fn result(seed: u64, dev: f64, baseline: f64) -> RunResult {
         examples_per_s: 0.0,
         resumed: false,
         loss_curve: Vec::new(),
+        epoch_times: Vec::new(),
     }
 }
 
@@ -270,6 +271,9 @@ fn checkpoint_survives_a_crash_between_renames() {
         train_s: 1.0,
         loss_curve: Vec::new(),
         loss_window: (0.0, 0.0, 0),
+        epoch_train_s: 0.0,
+        epoch_examples: 0,
+        epoch_times: Vec::new(),
     };
     checkpoint::save(&dir, &carried.model, &carried.meta, &optimizer, &state).unwrap();
     let mut later = state.clone();

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, params};
 use serde::{Deserialize, Serialize};
-use stilts_schema::results::{ExperimentSummary, RunResult, is_degenerate};
+use stilts_schema::results::{EpochTime, ExperimentSummary, RunResult, is_degenerate};
 
 use super::plan::{Plan, RunKind, RunMeta, RunNode};
 use super::{GridError, Regime};
@@ -29,6 +29,9 @@ pub struct Outcome {
     pub train_examples: Option<usize>,
     pub wall_s: f64,
     pub examples_per_s: f64,
+    /// Each epoch's training time and examples/s (empty for results written before them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub epoch_times: Vec<EpochTime>,
     /// The run's `result.json` (dev and test predictions).
     pub result_file: PathBuf,
 }
@@ -326,6 +329,7 @@ pub fn read_outcome(node: &RunNode, run_dir: &Path) -> Result<Option<Outcome>, G
         train_examples,
         wall_s: result.wall_s,
         examples_per_s: result.examples_per_s,
+        epoch_times: result.epoch_times.clone(),
         result_file,
     }))
 }
@@ -401,6 +405,7 @@ mod tests {
             examples_per_s: 1.0,
             resumed: false,
             loss_curve: Vec::new(),
+            epoch_times: Vec::new(),
         };
         let summary = ExperimentSummary {
             name: "g-0123456789abcdef".into(),

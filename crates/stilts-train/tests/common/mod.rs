@@ -164,7 +164,7 @@ pub fn result(out: &Path, dir: &str) -> serde_json::Value {
 /// The result without what differs between an uninterrupted and a resumed run.
 pub fn comparable(mut v: serde_json::Value) -> serde_json::Value {
     let o = v.as_object_mut().unwrap();
-    for k in ["wall_s", "examples_per_s", "resumed"] {
+    for k in ["wall_s", "examples_per_s", "resumed", "epoch_times"] {
         o.remove(k);
     }
     v
