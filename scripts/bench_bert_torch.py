@@ -15,23 +15,22 @@ Make the venv once (CPU wheels are enough):
     python3 -m venv .venv/ref
     .venv/ref/bin/pip install torch transformers
 
-Run alone:   .venv/ref/bin/python scripts/bench_bert_torch.py --out torch.json
-The xtask runs it with $STILTS_TORCH_PYTHON, else python3 on PATH.
+One measurement per process, as `cargo xtask bench bert` runs it (with $STILTS_TORCH_PYTHON,
+else python3 on PATH), interleaved with the stilts side:
+
+    .venv/ref/bin/python scripts/bench_bert_torch.py --child train --shape minilm --iters 5
 """
 
 import argparse
 import json
 import math
-import os
 import resource
-import subprocess
-import sys
 import time
 
 SEQ, BATCH, VOCAB, GEMM_N = 128, 8, 30522, 2048
 SHAPES = {
-    "base": dict(layers=12, hidden=768, heads=12, intermediate=3072, infer_iters=3, train_iters=2),
-    "minilm": dict(layers=6, hidden=384, heads=12, intermediate=1536, infer_iters=10, train_iters=5),
+    "base": dict(layers=12, hidden=768, heads=12, intermediate=3072),
+    "minilm": dict(layers=6, hidden=384, heads=12, intermediate=1536),
 }
 
 
@@ -206,62 +205,27 @@ def child_train(torch, s, iters):
     }
 
 
-def run_child(what, shape, threads, scale):
-    out = subprocess.run(
-        [sys.executable, __file__, "--child", what, shape, "--threads", str(threads), "--iters-scale", str(scale)],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--threads", type=int, default=int(os.environ.get("STILTS_BENCH_THREADS", "2")))
-    ap.add_argument("--shapes", default="base,minilm")
-    ap.add_argument("--iters-scale", type=float, default=1.0)
-    ap.add_argument("--out", help="write the JSON here (default: stdout)")
-    ap.add_argument("--child", nargs=2, metavar=("WHAT", "SHAPE"), help=argparse.SUPPRESS)
+    ap.add_argument("--child", required=True, choices=["gemm", "infer", "train"])
+    ap.add_argument("--shape", default="-", help="base or minilm (not read by gemm)")
+    ap.add_argument("--iters", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
-
-    if args.child:
-        import torch
-
-        torch.set_num_threads(args.threads)
-        torch.set_num_interop_threads(1)
-        what, shape = args.child
-        iters = lambda n: max(1, round(n * args.iters_scale))
-        if what == "gemm":
-            result = child_gemm(torch)
-        elif what == "infer":
-            result = child_infer(torch, SHAPES[shape], iters(SHAPES[shape]["infer_iters"]))
-        else:
-            result = child_train(torch, SHAPES[shape], iters(SHAPES[shape]["train_iters"]))
-        print(json.dumps(result))
-        return
 
     import torch
     import transformers
 
-    result = {
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "threads": args.threads,
-        "gemm": run_child("gemm", "-", args.threads, 1.0),
-    }
-    for shape in args.shapes.split(","):
-        result[shape] = {}
-        for what in ("infer", "train"):
-            print(f"torch: {what} {shape}", file=sys.stderr)
-            result[shape][what] = run_child(what, shape, args.threads, args.iters_scale)
-    text = json.dumps(result, indent=1)
-    if args.out:
-        with open(args.out + ".tmp", "w") as f:
-            f.write(text)
-        os.replace(args.out + ".tmp", args.out)
+    torch.set_num_threads(args.threads)
+    torch.set_num_interop_threads(1)
+    if args.child == "gemm":
+        result = child_gemm(torch)
+    elif args.child == "infer":
+        result = child_infer(torch, SHAPES[args.shape], args.iters)
     else:
-        print(text)
+        result = child_train(torch, SHAPES[args.shape], args.iters)
+    result["versions"] = {"torch": torch.__version__, "transformers": transformers.__version__}
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

@@ -21,4 +21,5 @@ pub const ELMO: Family = Family {
         ("cpu", "CPU grid (2x256 cells, 64 proj, 256 filters)", 5, 3),
     ],
     input: "32 sentences of 20 words, 50 characters a word",
+    gemm: false,
 };

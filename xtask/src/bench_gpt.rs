@@ -19,4 +19,5 @@ pub const GPT: Family = Family {
         ("small", "small (4x256, vocab 40481)", 10, 5),
     ],
     input: "seq 128, batch 8",
+    gemm: false,
 };

@@ -24,15 +24,17 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Run a benchmark suite beside its Python anchor, measured in the same run: `data` (anchor:
-    /// `$STILTS_PYTHON`, else `python3`, with transformers), `bert` or `gpt` (anchor:
-    /// `$STILTS_TORCH_PYTHON`, else `python3`, with torch and transformers). Without an anchor
-    /// that imports, the suite measures stilts alone and says why.
+    /// `$STILTS_PYTHON`, else `python3`, with transformers), `bert`, `gpt` or `elmo` (anchor:
+    /// `$STILTS_TORCH_PYTHON`, else `python3`, with torch and transformers; the two sides
+    /// interleaved, other load measured). Without an anchor that imports, the suite measures
+    /// stilts alone and says why.
     Bench {
-        /// Which suite: `data` (load + tokenize throughput), `bert` or `gpt` (train step and
-        /// inference).
+        /// Which suite: `data` (load + tokenize throughput), `bert`, `gpt` or `elmo` (train step
+        /// and inference).
         suite: String,
-        /// Extra arguments passed to criterion after `--`.
-        #[arg(trailing_var_arg = true)]
+        /// Arguments of the suite: `data` passes them to criterion; the others take
+        /// `--shapes a,b`, `--rounds N`, `--iters-scale F` and (bert) `--unfused`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         rest: Vec<String>,
     },
     /// Build and test stilts-models with each optional backend (wgpu, cuda, tch) in
@@ -82,7 +84,7 @@ fn root() -> PathBuf {
 fn bench(suite: &str, rest: &[String]) -> Result<()> {
     match suite {
         "data" => bench_data::run(&root(), rest),
-        "bert" => bench_bert::run(&root(), rest),
+        "bert" => bench_ab::run(&bench_bert::BERT, &root(), rest),
         "gpt" => bench_ab::run(&bench_gpt::GPT, &root(), rest),
         "elmo" => bench_ab::run(&bench_elmo::ELMO, &root(), rest),
         other => bail!("unknown benchmark suite `{other}`; known: data, bert, gpt, elmo"),

@@ -10,28 +10,25 @@
 //! - `train`: forward + cross-entropy + backward + AdamW (weight decay groups), examples/s,
 //!   split into forward / backward / optimizer.
 //!
-//! Children use `STILTS_BENCH_THREADS` rayon threads (default 2). When
-//! `STILTS_BENCH_TORCH_JSON` names the JSON written by `scripts/bench_bert_torch.py`, the tables
-//! put PyTorch beside us; with `STILTS_BENCH_OUT` the Markdown tables are also written there.
-//!
-//! Arguments: `--shapes base,minilm` (default both), `--iters N` (scales the iteration counts).
+//! `--child <what> <shape> <iters>` runs one and prints its JSON line; `cargo xtask bench bert`
+//! runs them against `scripts/bench_bert_torch.py`, interleaved ([`common::bench_main`]).
+//! Threads: `RAYON_NUM_THREADS`. `STILTS_FUSED_KERNELS=0` measures burn's unfused GELU,
+//! softmax and LayerNorm instead of `stilts_models::kernels`.
 
 mod common;
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::process::Command;
 use std::time::Instant;
 
 use burn::optim::GradientsParams;
-use burn::tensor::activation::{gelu, softmax};
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
-use common::{median, peak_rss_mib, random_ids, sync};
+use common::{bench_main, median, peak_rss_mib, random_ids, sync};
 use serde_json::{Value, json};
 use stilts_models::bert::{
     AdamWGroupsConfig, BertClassifierConfig, BertConfig, BertForSequenceClassification, BertInput,
     Labels,
 };
+use stilts_models::kernels::{self, Norm};
 
 const SEQ: usize = 128;
 const BATCH: usize = 8;
@@ -45,9 +42,6 @@ struct Shape {
     hidden: usize,
     heads: usize,
     intermediate: usize,
-    /// Timed iterations of inference and training (after one warm-up).
-    infer_iters: usize,
-    train_iters: usize,
 }
 
 const SHAPES: [Shape; 2] = [
@@ -57,8 +51,6 @@ const SHAPES: [Shape; 2] = [
         hidden: 768,
         heads: 12,
         intermediate: 3072,
-        infer_iters: 3,
-        train_iters: 2,
     },
     Shape {
         name: "minilm",
@@ -66,8 +58,6 @@ const SHAPES: [Shape; 2] = [
         hidden: 384,
         heads: 12,
         intermediate: 1536,
-        infer_iters: 10,
-        train_iters: 5,
     },
 ];
 
@@ -96,13 +86,6 @@ impl Shape {
         let attention = 2.0 * 2.0 * BATCH as f64 * (SEQ * SEQ) as f64 * h * l;
         let head = 2.0 * BATCH as f64 * (h * h + 2.0 * h);
         dense + attention + head
-    }
-
-    fn label(&self) -> String {
-        format!(
-            "{} ({}x{}, seq {SEQ}, batch {BATCH})",
-            self.name, self.layers, self.hidden
-        )
     }
 }
 
@@ -168,9 +151,9 @@ fn instrumented_forward(
         let heads = sa.num_heads;
         let head_size = width / heads;
         let (q, k, v) = ops.time("Q/K/V projections", || {
-            let q = sa.query.forward(hidden.clone());
-            let k = sa.key.forward(hidden.clone());
-            let v = sa.value.forward(hidden.clone());
+            let q = kernels::linear(&sa.query, hidden.clone());
+            let k = kernels::linear(&sa.key, hidden.clone());
+            let v = kernels::linear(&sa.value, hidden.clone());
             sync(&v);
             (q, k, v)
         });
@@ -184,7 +167,7 @@ fn instrumented_forward(
             s
         });
         let probs = ops.time("softmax", || {
-            let p = softmax(scores, 3);
+            let p = kernels::softmax_last(scores);
             sync(&p);
             p
         });
@@ -197,36 +180,41 @@ fn instrumented_forward(
             c
         });
         let projected = ops.time("attention output dense", || {
-            let o = layer.attention.output.dense.forward(context);
+            let o = kernels::linear(&layer.attention.output.dense, context);
             sync(&o);
             o
         });
         let attended = ops.time("residual + LayerNorm", || {
-            let a = layer
-                .attention
-                .output
-                .layer_norm
-                .forward(projected + hidden.clone());
+            let out = &layer.attention.output;
+            let norm = Norm {
+                module: &out.layer_norm,
+                epsilon: out.layer_norm_eps,
+            };
+            let a = norm.forward(projected + hidden.clone());
             sync(&a);
             a
         });
         let inner = ops.time("FFN up dense", || {
-            let i = layer.intermediate.dense.forward(attended.clone());
+            let i = kernels::linear(&layer.intermediate.dense, attended.clone());
             sync(&i);
             i
         });
         let activated = ops.time("GELU", || {
-            let g = gelu(inner);
+            let g = kernels::gelu(inner);
             sync(&g);
             g
         });
         let down = ops.time("FFN down dense", || {
-            let d = layer.output.dense.forward(activated);
+            let d = kernels::linear(&layer.output.dense, activated);
             sync(&d);
             d
         });
         hidden = ops.time("residual + LayerNorm", || {
-            let h = layer.output.layer_norm.forward(down + attended);
+            let norm = Norm {
+                module: &layer.output.layer_norm,
+                epsilon: layer.output.layer_norm_eps,
+            };
+            let h = norm.forward(down + attended);
             sync(&h);
             h
         });
@@ -333,204 +321,25 @@ fn child_train(shape: Shape, iters: usize) -> Value {
     })
 }
 
-fn run_child(what: &str, shape: &str, scale: f64, threads: &str) -> Value {
-    let exe = std::env::current_exe().expect("current exe");
-    let out = Command::new(exe)
-        .args(["--child", what, shape, &scale.to_string()])
-        .env("RAYON_NUM_THREADS", threads)
-        .output()
-        .expect("spawn the benchmark child");
-    if !out.status.success() {
-        panic!(
-            "child {what} {shape} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+fn child(what: &str, shape: &str, iters: usize) -> Result<Value, String> {
+    if what == "gemm" {
+        return Ok(child_gemm());
     }
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout
-        .lines()
-        .rev()
-        .find(|l| l.starts_with('{'))
-        .expect("child prints JSON");
-    serde_json::from_str(line).expect("child JSON")
-}
-
-fn f(v: &Value) -> Option<f64> {
-    v.as_f64()
-}
-
-fn ratio(ours: Option<f64>, theirs: Option<f64>) -> String {
-    match (ours, theirs) {
-        (Some(a), Some(b)) if b > 0.0 => format!("{:.2}x", a / b),
-        _ => "-".to_owned(),
+    let shape = SHAPES
+        .iter()
+        .find(|s| s.name == shape)
+        .copied()
+        .ok_or_else(|| format!("unknown shape `{shape}` (known: base, minilm)"))?;
+    match what {
+        "infer" => Ok(child_infer(shape, iters)),
+        "train" => Ok(child_train(shape, iters)),
+        other => Err(format!(
+            "unknown measurement `{other}` (known: gemm, infer, train)"
+        )),
     }
-}
-
-fn num(v: Option<f64>, digits: usize) -> String {
-    v.map_or("-".to_owned(), |v| format!("{v:.digits$}"))
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if let Some(i) = args.iter().position(|a| a == "--child") {
-        let what = args[i + 1].as_str();
-        let shape = SHAPES.iter().find(|s| s.name == args[i + 2]).copied();
-        let scale: f64 = args[i + 3].parse().unwrap_or(1.0);
-        let iters = |n: usize| ((n as f64 * scale).round() as usize).max(1);
-        let result = match (what, shape) {
-            ("gemm", _) => child_gemm(),
-            ("infer", Some(s)) => child_infer(s, iters(s.infer_iters)),
-            ("train", Some(s)) => child_train(s, iters(s.train_iters)),
-            _ => panic!("unknown child {what}"),
-        };
-        println!("{result}");
-        return;
-    }
-    let value_of = |flag: &str| {
-        args.iter()
-            .position(|a| a == flag)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
-    };
-    let shapes: Vec<Shape> = match value_of("--shapes") {
-        Some(list) => list
-            .split(',')
-            .filter_map(|n| SHAPES.iter().find(|s| s.name == n).copied())
-            .collect(),
-        None => SHAPES.to_vec(),
-    };
-    let scale: f64 = value_of("--iters-scale")
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1.0);
-    let threads = std::env::var("STILTS_BENCH_THREADS").unwrap_or_else(|_| "2".to_owned());
-    let torch: Value = std::env::var("STILTS_BENCH_TORCH_JSON")
-        .ok()
-        .and_then(|p| std::fs::read_to_string(p).ok())
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or(Value::Null);
-
-    eprintln!(
-        "bench bert: {threads} threads, shapes {:?}",
-        shapes.iter().map(|s| s.name).collect::<Vec<_>>()
-    );
-    let gemm = run_child("gemm", "-", 1.0, &threads);
-    let peak = f(&gemm["gflops"]);
-    let torch_peak = f(&torch["gemm"]["gflops"]);
-    eprintln!(
-        "peak GEMM: flex {} GFLOP/s, torch {}",
-        num(peak, 1),
-        num(torch_peak, 1)
-    );
-
-    let mut md = String::new();
-    let _ = writeln!(
-        md,
-        "Peak f32 GEMM ({GEMM_N}^3, best of 5): flex {} GFLOP/s, PyTorch {} GFLOP/s.\n",
-        num(peak, 1),
-        num(torch_peak, 1)
-    );
-    let _ = writeln!(
-        md,
-        "| model | phase | stilts ex/s | PyTorch ex/s | stilts / PyTorch | stilts GFLOP/s (% flex peak) | PyTorch GFLOP/s (% torch peak) | stilts peak RSS MiB | PyTorch peak RSS MiB |"
-    );
-    let _ = writeln!(md, "|---|---|---:|---:|---:|---:|---:|---:|---:|");
-    let mut details = String::new();
-    for shape in &shapes {
-        for phase in ["infer", "train"] {
-            eprintln!("running {phase} {}", shape.name);
-            let ours = run_child(phase, shape.name, scale, &threads);
-            let theirs = &torch[shape.name][phase];
-            let pct = |g: Option<f64>, p: Option<f64>| match (g, p) {
-                (Some(g), Some(p)) => format!("{g:.1} ({:.0}%)", 100.0 * g / p),
-                (Some(g), None) => format!("{g:.1}"),
-                _ => "-".to_owned(),
-            };
-            let _ = writeln!(
-                md,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-                shape.label(),
-                if phase == "infer" {
-                    "inference"
-                } else {
-                    "train step"
-                },
-                num(f(&ours["examples_per_s"]), 2),
-                num(f(&theirs["examples_per_s"]), 2),
-                ratio(f(&ours["examples_per_s"]), f(&theirs["examples_per_s"])),
-                pct(f(&ours["gflops"]), peak),
-                pct(f(&theirs["gflops"]), torch_peak),
-                num(f(&ours["peak_rss_mib"]), 0),
-                num(f(&theirs["peak_rss_mib"]), 0),
-            );
-            if phase == "infer" {
-                let _ = writeln!(
-                    details,
-                    "\nInference, {}: time per op class over all layers, one forward (ms)\n",
-                    shape.label()
-                );
-                let _ = writeln!(
-                    details,
-                    "| op | stilts ms | PyTorch ms | stilts / PyTorch time |"
-                );
-                let _ = writeln!(details, "|---|---:|---:|---:|");
-                let order: Vec<String> = ours["ops_order"]
-                    .as_array()
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|v| v.as_str().map(str::to_owned))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                for op in &order {
-                    let a = f(&ours["ops_ms"][op]);
-                    let b = f(&theirs["ops_ms"][op]);
-                    let _ = writeln!(
-                        details,
-                        "| {op} | {} | {} | {} |",
-                        num(a, 1),
-                        num(b, 1),
-                        ratio(a, b)
-                    );
-                }
-                let _ = writeln!(
-                    details,
-                    "| total (instrumented) | {} | {} | {} |",
-                    num(f(&ours["ops_total_ms"]), 1),
-                    num(f(&theirs["ops_total_ms"]), 1),
-                    ratio(f(&ours["ops_total_ms"]), f(&theirs["ops_total_ms"]))
-                );
-            } else {
-                let _ = writeln!(
-                    details,
-                    "\nTrain step, {}: phases (ms, median)\n",
-                    shape.label()
-                );
-                let _ = writeln!(
-                    details,
-                    "| phase | stilts ms | PyTorch ms | stilts / PyTorch time |"
-                );
-                let _ = writeln!(details, "|---|---:|---:|---:|");
-                for p in ["forward + loss", "backward", "optimizer (AdamW)"] {
-                    let a = f(&ours["phases_ms"][p]);
-                    let b = f(&theirs["phases_ms"][p]);
-                    let _ = writeln!(
-                        details,
-                        "| {p} | {} | {} | {} |",
-                        num(a, 1),
-                        num(b, 1),
-                        ratio(a, b)
-                    );
-                }
-            }
-        }
-    }
-    md.push_str(&details);
-    println!("{md}");
-    if let Ok(path) = std::env::var("STILTS_BENCH_OUT") {
-        if let Err(e) = std::fs::write(&path, &md) {
-            eprintln!("cannot write {path}: {e}");
-        } else {
-            eprintln!("tables written to {path}");
-        }
-    }
+    let shapes: Vec<&str> = SHAPES.iter().map(|s| s.name).collect();
+    bench_main(&shapes, &["gemm", "infer", "train"], child);
 }

@@ -49,6 +49,8 @@ pub fn bench_main(
 ) {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if let Some(i) = args.iter().position(|a| a == "--child") {
+        // As the `stilts` binary runs.
+        stilts_models::device::keep_freed_memory();
         let [what, shape, iters] = [1, 2, 3].map(|k| args.get(i + k).cloned().unwrap_or_default());
         match child(&what, &shape, iters.parse().unwrap_or(2)) {
             Ok(v) => println!("{v}"),
