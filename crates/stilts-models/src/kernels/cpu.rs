@@ -1,11 +1,11 @@
 //! The fused kernels on `f32` slices: GELU (erf form) and its derivative, softmax over rows and
-//! its backward, LayerNorm over rows and its backward.
+//! its backward, LayerNorm over rows and its backward, dropout, and an AdamW step.
 //!
-//! Each kernel is a plain loop that LLVM vectorises; [`simd!`] compiles it twice, once for the
-//! baseline target and once with AVX2 + FMA enabled, and picks at run time. No `mul_add` is
-//! written and Rust never contracts `a * b + c` on its own, so both versions round identically:
-//! results do not depend on the CPU. Reductions keep [`LANES`] partial sums in a fixed order for
-//! the same reason, and rows are split into fixed-size chunks for rayon, so the thread count
+//! Each kernel is a plain loop that LLVM vectorises; a macro (`simd!`) compiles it twice, once
+//! for the baseline target and once with AVX2 + FMA enabled, and picks at run time. No
+//! `mul_add` is written and Rust never contracts `a * b + c` on its own, so both versions round
+//! identically: results do not depend on the CPU. Reductions keep eight partial sums in a fixed
+//! order for the same reason, and rows are split into fixed-size chunks for rayon, so the thread count
 //! does not change a result either.
 
 use rayon::prelude::*;
