@@ -231,48 +231,48 @@ impl FusedOps for Flex {
     }
 }
 
-/// GELU's graph node: keeps the input.
-#[derive(Debug)]
-struct GeluBackward;
+/// What a one-input fused node keeps for its backward pass.
+#[derive(Debug, Clone)]
+enum Saved<P> {
+    /// GELU's input.
+    GeluInput(P),
+    /// Softmax's output.
+    SoftmaxOutput(P),
+    /// Dropout's mask, as the seed and probability that regenerate it.
+    DropoutMask { seed: u64, prob: f64 },
+}
 
-impl<B: Backend + FusedOps> Backward<B, 1> for GeluBackward {
-    type State = B::FloatTensorPrimitive;
+/// The graph node of GELU, softmax and dropout: its backward pass is the fused backward kernel.
+#[derive(Debug)]
+struct OneInputBackward;
+
+impl<B: Backend + FusedOps> Backward<B, 1> for OneInputBackward {
+    type State = Saved<B::FloatTensorPrimitive>;
 
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let x = ops.state;
-        unary::<B, _>(ops.parents, ops.node, grads, |grad| {
-            B::fused_gelu_backward(x, grad)
+        let saved = ops.state;
+        unary::<B, _>(ops.parents, ops.node, grads, |grad| match saved {
+            Saved::GeluInput(x) => B::fused_gelu_backward(x, grad),
+            Saved::SoftmaxOutput(y) => B::fused_softmax_backward(y, grad),
+            Saved::DropoutMask { seed, prob } => B::fused_dropout(grad, seed, prob),
         });
     }
 }
 
-/// Softmax's graph node: keeps the output.
-#[derive(Debug)]
-struct SoftmaxBackward;
-
-impl<B: Backend + FusedOps> Backward<B, 1> for SoftmaxBackward {
-    type State = B::FloatTensorPrimitive;
-
-    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let y = ops.state;
-        unary::<B, _>(ops.parents, ops.node, grads, |grad| {
-            B::fused_softmax_backward(y, grad)
-        });
-    }
-}
-
-/// Dropout's graph node: keeps only the mask's seed and probability.
-#[derive(Debug)]
-struct DropoutBackward;
-
-impl<B: Backend + FusedOps> Backward<B, 1> for DropoutBackward {
-    type State = (u64, f64);
-
-    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let (seed, prob) = ops.state;
-        unary::<B, _>(ops.parents, ops.node, grads, |grad| {
-            B::fused_dropout(grad, seed, prob)
-        });
+/// `y`, the output of a one-input fused operation on `x`'s node, with its graph node keeping
+/// `saved` when `x` is tracked.
+fn one_input<B: Backend + FusedOps, C: CheckpointStrategy>(
+    node: burn::backend::autodiff::ops::NodeGuard,
+    saved: impl FnOnce() -> Saved<B::FloatTensorPrimitive>,
+    y: B::FloatTensorPrimitive,
+) -> FloatTensor<Autodiff<B, C>> {
+    match OneInputBackward
+        .prepare::<C>([node])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => prep.finish(saved(), y),
+        OpsKind::UnTracked(prep) => prep.finish(y),
     }
 }
 
@@ -303,24 +303,14 @@ impl<B: Backend + FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
     fn fused_dropout(x: FloatTensor<Self>, seed: u64, prob: f64) -> FloatTensor<Self> {
         let node = x.node();
         let y = B::fused_dropout(x.into_primitive(), seed, prob);
-        match DropoutBackward
-            .prepare::<C>([node])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => prep.finish((seed, prob), y),
-            OpsKind::UnTracked(prep) => prep.finish(y),
-        }
+        one_input::<B, C>(node, || Saved::DropoutMask { seed, prob }, y)
     }
 
     fn fused_gelu(x: FloatTensor<Self>) -> FloatTensor<Self> {
         let node = x.node();
         let x = x.into_primitive();
         let y = B::fused_gelu(x.clone());
-        match GeluBackward.prepare::<C>([node]).compute_bound().stateful() {
-            OpsKind::Tracked(prep) => prep.finish(x, y),
-            OpsKind::UnTracked(prep) => prep.finish(y),
-        }
+        one_input::<B, C>(node, || Saved::GeluInput(x), y)
     }
 
     fn fused_gelu_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
@@ -332,14 +322,8 @@ impl<B: Backend + FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
     fn fused_softmax(x: FloatTensor<Self>) -> FloatTensor<Self> {
         let node = x.node();
         let y = B::fused_softmax(x.into_primitive());
-        match SoftmaxBackward
-            .prepare::<C>([node])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => prep.finish(y.clone(), y),
-            OpsKind::UnTracked(prep) => prep.finish(y),
-        }
+        let kept = y.clone();
+        one_input::<B, C>(node, || Saved::SoftmaxOutput(kept), y)
     }
 
     fn fused_softmax_backward(y: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
