@@ -101,6 +101,7 @@ def lora_case(name: str, **config) -> None:
     if isinstance(config.get("target_modules"), list):
         config["target_modules"] = sorted(config["target_modules"])
     config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    relative_base(config_file, "base_model_name_or_path")
     merged = model.merge_and_unload()
     with torch.no_grad():
         m = merged(**inputs())
@@ -129,9 +130,17 @@ def adapter_case(name: str, config: str) -> None:
     out = OUT / name
     shutil.rmtree(out, ignore_errors=True)
     model.save_adapter(str(out), "stilts")
+    relative_base(out / "adapter_config.json", "model_name")
     save_file({k: p.detach().contiguous() for k, p in trained.items()}, out / "adapter.safetensors")
     save_file(tensors, out / "expected.safetensors")
     print(name, sorted(trained)[:2])
+
+
+def relative_base(config_file, key) -> None:
+    """The base model's path as the fixtures name it (`tiny-bert`), not this machine's."""
+    config = json.loads(config_file.read_text())
+    config[key] = "tiny-bert"
+    config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
 def fusion_case() -> None:

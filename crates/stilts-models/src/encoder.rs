@@ -389,6 +389,20 @@ impl Encoder {
         }
     }
 
+    /// Loads the weights of the modules the encoder carries from a `peft` or `adapters` file
+    /// (see [`BertModel::load_peft_weights`]); BERT only, as the modules are.
+    pub fn load_peft_weights(&mut self, path: &Path) -> Result<LoadReport, ModelError> {
+        match self {
+            Encoder::Bert(m) => m.load_peft_weights(path),
+            other => Err(ModelError::UnsupportedConfig {
+                path: path.to_path_buf(),
+                message: crate::peft::supported_by(other.kind())
+                    .err()
+                    .unwrap_or_default(),
+            }),
+        }
+    }
+
     /// The encoder with its LoRA updates folded into the weights (adapters stay).
     pub fn merge_lora(self) -> Encoder {
         match self {

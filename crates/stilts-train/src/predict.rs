@@ -37,7 +37,7 @@ use stilts_models::bert::{BertForSequenceClassification, CONFIG_FILE, LoadReport
 use stilts_models::{Encoder, EncoderConfig, EncoderKind, ModelError, SentenceEncoder};
 
 use crate::batching::collate_views;
-use crate::model::peft_file::{ADAPTER_META_FILE, attach_adapter};
+use crate::model::peft_file::{ADAPTER_META_FILE, attach_adapter, is_peft_dir};
 use crate::model::store::{META_FILE, check_max_seq_len};
 use crate::model::{Carried, HeadInfo, ModelMeta, TaskHead, TaskModel, load_model};
 
@@ -377,10 +377,15 @@ fn load_with_adapter(
     };
     let carried = attach_adapter(base, adapter, device).map_err(saved)?;
     let head = pick_head(&carried.meta, options.task.as_deref(), adapter)?;
+    let heads_file = if is_peft_dir(adapter) {
+        dir.join("config.json")
+    } else {
+        adapter.join(ADAPTER_META_FILE)
+    };
     check_num_labels(
         options.num_labels,
         carried.meta.heads[head].outputs(),
-        &adapter.join(ADAPTER_META_FILE),
+        &heads_file,
     )?;
     Ok((carried, head, LoadReport::default()))
 }

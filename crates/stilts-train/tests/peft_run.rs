@@ -9,8 +9,8 @@ use std::sync::Mutex;
 
 use burn::module::Module;
 use burn::tensor::Device;
-use stilts_models::Encoder;
 use stilts_models::bert::{BertModel, BertOutput};
+use stilts_models::{Encoder, SentenceEncoder};
 use stilts_train::experiment::run_experiment;
 use stilts_train::model::peft_file::{ADAPTER_WEIGHTS_FILE, attach_adapter};
 use stilts_train::model::store::weights_sha256;
@@ -422,4 +422,71 @@ fn modules_to_save_train_beside_lora_and_travel_with_it() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("phases[0].recipe.modules_to_save"), "{err}");
+}
+
+/// A LoRA directory written by Hugging Face `peft` attaches to its base as stilts' own do: the
+/// encoder then gives `peft`'s hidden states (scripts/make_peft_fixtures.py, tiny BERT).
+#[test]
+fn a_peft_directory_attaches_to_its_base() {
+    use safetensors::SafeTensors;
+    use stilts_models::EncoderInput;
+    use stilts_train::config::source::ModelSource;
+    use stilts_train::model::build::build_initial;
+
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../stilts-models/tests/fixtures");
+    let device = Device::flex();
+    let base = build_initial(
+        &ModelSource::Pretrained {
+            dir: fixtures.join("tiny-bert"),
+        },
+        0,
+        &device,
+    )
+    .unwrap();
+    let carried = attach_adapter(base, &fixtures.join("peft/lora-qv"), &device).unwrap();
+    let lora = carried.meta.peft.lora.as_ref().expect("LoRA attached");
+    assert_eq!((lora.r, lora.alpha), (4, 8.0));
+
+    let read = |file: &str| std::fs::read(fixtures.join(file)).unwrap();
+    let (forward, expected) = (
+        read("tiny-bert/forward.safetensors"),
+        read("peft/lora-qv/expected.safetensors"),
+    );
+    let (forward, expected) = (
+        SafeTensors::deserialize(&forward).unwrap(),
+        SafeTensors::deserialize(&expected).unwrap(),
+    );
+    let ints = |name: &str| {
+        let t = forward.tensor(name).unwrap();
+        let values: Vec<i64> = t
+            .data()
+            .chunks(8)
+            .map(|b| i64::from_le_bytes(b.try_into().unwrap()))
+            .collect();
+        burn::tensor::Tensor::<2, burn::tensor::Int>::from_data(
+            burn::tensor::TensorData::new(values, [t.shape()[0], t.shape()[1]]),
+            &device,
+        )
+    };
+    let out = carried.model.valid().encoder.encode(EncoderInput {
+        input_ids: ints("input_ids"),
+        token_type_ids: ints("token_type_ids"),
+        attention_mask: ints("attention_mask"),
+        with_aux_loss: false,
+    });
+    let ours: Vec<f32> = out.tokens.into_data().try_to_vec::<f32>().unwrap();
+    let want: Vec<f32> = expected
+        .tensor("last_hidden_state")
+        .unwrap()
+        .data()
+        .chunks(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+        .collect();
+    assert_eq!(ours.len(), want.len());
+    let worst = ours
+        .iter()
+        .zip(&want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(worst < 1e-5, "hidden states differ from peft's by {worst}");
 }

@@ -27,7 +27,8 @@ pub struct PredictArgs {
     pub input: PathBuf,
     /// A module directory (`<run>/adapter`: the LoRA updates, adapters and heads a
     /// parameter-efficient run trained, saved on their own) to attach to --model's encoder,
-    /// which must be the base it was trained on (checked by hash).
+    /// which must be the base it was trained on (checked by hash); or a BERT LoRA directory
+    /// saved by Hugging Face `peft` (docs/peft.md).
     #[arg(long)]
     pub adapter: Option<PathBuf>,
     /// Also print `hidden`: the encoder's summary state (BERT: the last hidden state of

@@ -19,7 +19,7 @@ use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 use stilts_io::fs::replace_dir;
 use stilts_models::EncoderConfig;
-use stilts_models::bert::beside_base;
+use stilts_models::bert::{PEFT_CONFIG_FILE, beside_base, lora_config_from_peft};
 use stilts_models::peft::{BottleneckConfig, FusedAdapters, PeftConfig};
 
 use super::store::{param_paths, weights_sha256_where};
@@ -133,10 +133,62 @@ pub fn read_adapter_meta(dir: &Path) -> Result<AdapterMeta> {
     Ok(meta)
 }
 
+/// The weights file Hugging Face `peft` writes beside [`PEFT_CONFIG_FILE`].
+pub const PEFT_WEIGHTS_FILE: &str = "adapter_model.safetensors";
+
+/// Whether `dir` was written by Hugging Face `peft` (an `adapter_config.json`, no stilts
+/// metadata).
+pub fn is_peft_dir(dir: &Path) -> bool {
+    !dir.join(ADAPTER_META_FILE).is_file() && dir.join(PEFT_CONFIG_FILE).is_file()
+}
+
+/// `base` with the LoRA of a Hugging Face `peft` directory (BERT): the configuration from its
+/// `adapter_config.json` ([`lora_config_from_peft`]), the weights from
+/// `adapter_model.safetensors`; `base` keeps its heads. `peft` records only the base's name,
+/// not its weights, so the base cannot be checked as a stilts module directory's is: a
+/// warning names what `peft` recorded.
+pub fn attach_peft_dir(base: Carried, dir: &Path, device: &Device) -> Result<Carried> {
+    let refuse = |message: String| TrainError::Checkpoint {
+        path: dir.to_path_buf(),
+        message,
+    };
+    if !base.meta.peft.is_empty() {
+        return Err(refuse(
+            "the base model already carries LoRA or adapters; attach modules to a plain encoder"
+                .into(),
+        ));
+    }
+    let lora = lora_config_from_peft(dir)?;
+    let peft = PeftConfig {
+        lora: Some(lora),
+        ..PeftConfig::default()
+    };
+    let mut carried = base.with_peft(&peft, device).map_err(refuse)?;
+    carried
+        .model
+        .encoder
+        .load_peft_weights(&dir.join(PEFT_WEIGHTS_FILE))?;
+    let recorded = std::fs::read_to_string(dir.join(PEFT_CONFIG_FILE))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| v["base_model_name_or_path"].as_str().map(str::to_owned))
+        .unwrap_or_default();
+    tracing::warn!(
+        adapter = %dir.display(),
+        recorded_base = %recorded,
+        "a peft directory does not record its base's weights: make sure this base is the one it was trained on"
+    );
+    Ok(carried)
+}
+
 /// `base` (its encoder; its heads are dropped) with the modules and heads of the module
 /// directory `dir`. The base must be the encoder the modules were trained on: same
-/// configuration, same weights where the file holds none.
+/// configuration, same weights where the file holds none. A Hugging Face `peft` directory
+/// goes to [`attach_peft_dir`].
 pub fn attach_adapter(base: Carried, dir: &Path, device: &Device) -> Result<Carried> {
+    if is_peft_dir(dir) {
+        return attach_peft_dir(base, dir, device);
+    }
     let meta = read_adapter_meta(dir)?;
     let refuse = |message: String| TrainError::Checkpoint {
         path: dir.to_path_buf(),
