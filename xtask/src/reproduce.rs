@@ -152,7 +152,11 @@ pub fn reproduce(root: &Path, args: &ReproduceArgs) -> Result<()> {
             Some(plan.output_dir.as_path()),
         ),
     };
-    let worker = WorkerCommand { stilts, device };
+    let worker = WorkerCommand {
+        stilts,
+        device,
+        threads: None,
+    };
     let checked = check_plan(&plan, &worker, cwd)?;
     println!("{checked} unfinished runs checked with `stilts run --check`");
     let mut registry = Registry::open(&plan.output_dir.join("registry.sqlite"))?;
@@ -178,9 +182,18 @@ fn local_queue(plan: &Plan, worker: &WorkerCommand, args: &ReproduceArgs) -> Res
     } else {
         args.devices.iter().cloned().map(Some).collect()
     };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let worker = WorkerCommand {
+        threads: cpu_worker_threads(
+            &workers,
+            cores,
+            std::env::var_os("STILTS_THREADS").is_some(),
+        ),
+        ..worker.clone()
+    };
     let rep = local::run(
         plan,
-        worker,
+        &worker,
         &LocalOptions {
             workers,
             ..LocalOptions::default()
@@ -200,6 +213,22 @@ fn local_queue(plan: &Plan, worker: &WorkerCommand, args: &ReproduceArgs) -> Res
         );
     }
     Ok(())
+}
+
+/// Threads per `stilts run` when several CPU workers share the machine: the cores split
+/// between them (each would otherwise start one thread per core, and they would oversubscribe
+/// the cores). `None` with one worker, with a GPU device among the workers, or when
+/// `STILTS_THREADS` is set (the workers inherit it).
+fn cpu_worker_threads(
+    workers: &[Option<String>],
+    cores: usize,
+    threads_set: bool,
+) -> Option<usize> {
+    let cpu = |w: &Option<String>| w.as_deref().is_none_or(|d| d == "cpu");
+    if threads_set || workers.len() < 2 || !workers.iter().all(cpu) {
+        return None;
+    }
+    Some((cores / workers.len()).max(1))
 }
 
 pub fn status(root: &Path, args: &GridArgs) -> Result<()> {
@@ -384,4 +413,31 @@ pub fn bundle(root: &Path, args: &BundleArgs) -> Result<()> {
     )?;
     println!("submission: {}", zip.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cpu_worker_threads;
+
+    #[test]
+    fn cpu_workers_split_the_cores() {
+        let cpu = |n: usize| vec![None; n];
+        assert_eq!(cpu_worker_threads(&cpu(2), 2, false), Some(1));
+        assert_eq!(cpu_worker_threads(&cpu(2), 16, false), Some(8));
+        assert_eq!(cpu_worker_threads(&cpu(4), 2, false), Some(1));
+        assert_eq!(
+            cpu_worker_threads(&cpu(1), 16, false),
+            None,
+            "one worker: its default"
+        );
+        assert_eq!(
+            cpu_worker_threads(&cpu(2), 16, true),
+            None,
+            "STILTS_THREADS wins"
+        );
+        let gpus = vec![Some("cuda:0".to_owned()), Some("cuda:1".to_owned())];
+        assert_eq!(cpu_worker_threads(&gpus, 16, false), None);
+        let named_cpu = vec![Some("cpu".to_owned()), None];
+        assert_eq!(cpu_worker_threads(&named_cpu, 4, false), Some(2));
+    }
 }

@@ -190,6 +190,7 @@ fn gated_worker(root: &Path) -> (WorkerCommand, PathBuf) {
         WorkerCommand {
             stilts: wrapper,
             device: None,
+            threads: None,
         },
         gate,
     )

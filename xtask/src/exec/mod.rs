@@ -21,6 +21,8 @@ pub struct WorkerCommand {
     pub stilts: PathBuf,
     /// `--device` for `stilts run` (`None`: the experiment's own, i.e. cpu).
     pub device: Option<String>,
+    /// `--threads` for `stilts run` (`None`: its own default).
+    pub threads: Option<usize>,
 }
 
 impl WorkerCommand {
@@ -36,6 +38,10 @@ impl WorkerCommand {
         if let Some(d) = &self.device {
             args.push("--device".into());
             args.push(d.into());
+        }
+        if let Some(n) = self.threads {
+            args.push("--threads".into());
+            args.push(n.to_string().into());
         }
         args
     }

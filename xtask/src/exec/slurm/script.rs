@@ -146,6 +146,7 @@ mod tests {
         let worker = WorkerCommand {
             stilts: PathBuf::from("/opt/stilts/bin/stilts"),
             device: None,
+            threads: None,
         };
         let s = job_script(&plan, &slurm, &worker);
         for line in [
