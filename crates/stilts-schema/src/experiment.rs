@@ -51,6 +51,10 @@ pub struct ExperimentFile {
     /// `cpu` (burn's flex backend).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub device: Option<String>,
+    /// Data-parallel training: one model replica per device (the first holds the model), each
+    /// step's batches split between them and their gradients summed. Exclusive with `device`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub devices: Option<Vec<String>>,
     /// Base seed; restart `i` of a phase uses `seed + i` unless the phase lists `seeds`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,

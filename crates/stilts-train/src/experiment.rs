@@ -132,6 +132,11 @@ pub fn run_experiment(exp: &Experiment, observer: &mut dyn Observer) -> Result<E
         .map_err(|e| TrainError::config(&exp.source, "model.tokenizer", e.to_string()))?;
     let base_tokenizer = Tokenizer::load(&tokenizer_files)?;
     let device = exp.device.device()?;
+    let replicas: Vec<burn::tensor::Device> = exp
+        .replicas
+        .iter()
+        .map(|d| d.device())
+        .collect::<Result<_>>()?;
     device.seed(derive_seed(exp.seed, &["init".into()]));
     let mut carried: Carried = build_initial(&exp.model, base_tokenizer.vocab_size(), &device)?;
     let mut upstream = fingerprint(&[
@@ -177,6 +182,7 @@ pub fn run_experiment(exp: &Experiment, observer: &mut dyn Observer) -> Result<E
                 tokenizer: &tokenizer,
                 run_dir: run_dir.clone(),
                 device: device.clone(),
+                replicas: replicas.clone(),
                 fingerprint: fingerprint(&[&phase_json, &seed.to_le_bytes(), upstream.as_bytes()]),
                 tokenizer_files: Some(&tokenizer_files),
             };

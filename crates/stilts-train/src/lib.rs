@@ -90,6 +90,7 @@ pub mod optim;
 pub mod predict;
 pub mod prepare;
 pub mod rank;
+pub mod replicas;
 pub mod results;
 pub mod sampler;
 pub mod schedule;

@@ -7,14 +7,13 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use burn::module::Module;
-use burn::optim::{GradientsAccumulator, GradientsParams, ModuleOptimizer};
+use burn::optim::{GradientsAccumulator, ModuleOptimizer};
 use burn::tensor::Device;
 use stilts_data::encoding::Tokenizer;
 use stilts_data::rng::derive_seed;
-use stilts_models::loss::sequence_loss;
 use stilts_models::peft::PeftConfig;
 
-use crate::batching::{PlannedBatch, collate_views, plan_epoch};
+use crate::batching::{PlannedBatch, plan_epoch};
 use crate::checkpoint::{self, TrainState};
 use crate::config::{Keep, OptimizerKind, Phase, Recipe};
 use crate::curves::{self, curve_interval};
@@ -24,8 +23,9 @@ use crate::model::peft_file::{adapter_dir, save_adapter};
 use crate::model::store::weights_sha256;
 use crate::model::{Carried, ModelMeta, TaskModel, param_counts, write_model_dir};
 use crate::observer::{Observer, StepEvent};
-use crate::optim::{build_optimizer, clip_global_norm, scalar};
+use crate::optim::{build_optimizer, clip_global_norm};
 use crate::prepare::TaskData;
+use crate::replicas::{micro_step, replicated_step};
 use crate::results::{
     EpochRecord, EpochTime, LossPoint, RunResult, first_best, is_degenerate, model_dir,
     result_file, write_json,
@@ -48,6 +48,9 @@ pub struct RunSpec<'a> {
     pub run_dir: PathBuf,
     /// The plain device (training uses its autodiff form).
     pub device: Device,
+    /// Data-parallel replicas' plain devices, the first being `device` ([`crate::replicas`]);
+    /// empty (or one) for training on `device` alone.
+    pub replicas: Vec<Device>,
     /// Identifies the configuration and starting model; a checkpoint with another one is
     /// refused.
     pub fingerprint: String,
@@ -108,6 +111,8 @@ pub struct Trainer<'s, 'a> {
     spec: &'s RunSpec<'a>,
     /// The autodiff form of the device.
     ad: Device,
+    /// The autodiff forms of the data-parallel replicas' devices (empty: `ad` alone).
+    replicas: Vec<Device>,
     /// Example lengths of each task's training set.
     lengths: Vec<Vec<usize>>,
     schedule: LinearWarmupDecay,
@@ -198,6 +203,7 @@ impl<'s, 'a> Trainer<'s, 'a> {
         Ok(Trainer {
             spec,
             ad,
+            replicas: spec.replicas.iter().map(|d| d.clone().autodiff()).collect(),
             lengths,
             schedule,
             optimizer,
@@ -290,38 +296,43 @@ impl<'s, 'a> Trainer<'s, 'a> {
         let mut step_aux: Option<f32> = None;
         let mut examples = 0;
         for (k, batch) in group.iter().enumerate() {
-            self.ad.seed(derive_seed(
-                spec.seed,
-                &[
-                    "dropout".into(),
-                    spec.phase_index.into(),
-                    self.state.step.into(),
-                    k.into(),
-                ],
-            ));
-            let data = &spec.data[batch.task];
-            let views = collate_views(
-                spec.tokenizer,
-                &data.train.select(&batch.examples),
-                &self.ad,
-                recipe.aux_lm_weight > 0.0,
-            );
-            let labels =
-                data.train
-                    .labels(&batch.examples, data.task.target.is_regression(), &self.ad);
-            let out = self.model.forward(views, batch.task); // logits [batch, outputs]
-            let task_loss = sequence_loss(out.logits, labels).div_scalar(group.len() as f64); // [1]
-            step_loss += scalar(task_loss.clone());
-            let total = match out.aux_loss {
-                Some(aux) if recipe.aux_lm_weight > 0.0 => {
-                    let aux = aux.div_scalar(group.len() as f64); // [1]
-                    *step_aux.get_or_insert(0.0) += scalar(aux.clone());
-                    task_loss + aux.mul_scalar(recipe.aux_lm_weight)
-                }
-                _ => task_loss,
+            let parts = if spec.replicas.len() > 1 {
+                replicated_step(
+                    spec,
+                    &self.model,
+                    &self.replicas,
+                    batch,
+                    k,
+                    self.state.step,
+                    group.len(),
+                )
+            } else {
+                self.ad.seed(derive_seed(
+                    spec.seed,
+                    &[
+                        "dropout".into(),
+                        spec.phase_index.into(),
+                        self.state.step.into(),
+                        k.into(),
+                    ],
+                ));
+                vec![micro_step(
+                    spec,
+                    &self.model,
+                    &self.ad,
+                    batch.task,
+                    &batch.examples,
+                    group.len(),
+                    None,
+                )]
             };
-            let grads = GradientsParams::from_grads(total.backward(), &self.model);
-            acc.accumulate(&self.model, grads);
+            for part in parts {
+                step_loss += part.task_loss;
+                if let Some(aux) = part.aux_loss {
+                    *step_aux.get_or_insert(0.0) += aux;
+                }
+                acc.accumulate(&self.model, part.grads);
+            }
             examples += batch.examples.len();
         }
         if !step_loss.is_finite() {

@@ -184,6 +184,10 @@ pub struct Experiment {
     pub output_dir: PathBuf,
     /// Where it trains.
     pub device: DeviceKind,
+    /// Data-parallel training over these devices (`devices`; the first is `device`); empty for
+    /// one device. Left out of a run's fingerprint: a run may resume on other hardware.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub replicas: Vec<DeviceKind>,
     /// Base seed.
     pub seed: u64,
     /// The encoder family.

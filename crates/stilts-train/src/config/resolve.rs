@@ -26,9 +26,31 @@ pub(super) fn resolve(
         Some(d) => expand(origin, "output_dir", d)?,
         None => PathBuf::from("runs").join(&name),
     };
-    let device = match &file.device {
-        None => DeviceKind::default(),
-        Some(d) => DeviceKind::parse(d).map_err(|m| TrainError::config(origin, "device", m))?,
+    let replicas: Vec<DeviceKind> = file
+        .devices
+        .iter()
+        .flatten()
+        .enumerate()
+        .map(|(i, d)| {
+            DeviceKind::parse(d).map_err(|m| TrainError::config(origin, format!("devices[{i}]"), m))
+        })
+        .collect::<Result<_>>()?;
+    let device = match (&file.device, replicas.first()) {
+        (Some(_), Some(_)) => {
+            return Err(TrainError::config(
+                origin,
+                "devices",
+                "set `device` or `devices`, not both",
+            ));
+        }
+        (None, None) if file.devices.is_some() => {
+            return Err(TrainError::config(origin, "devices", "no devices listed"));
+        }
+        (None, None) => DeviceKind::default(),
+        (None, Some(first)) => *first,
+        (Some(d), None) => {
+            DeviceKind::parse(d).map_err(|m| TrainError::config(origin, "device", m))?
+        }
     };
     let seed = file.seed.unwrap_or(1);
     let model = resolve_model(origin, &file.model)?;
@@ -85,6 +107,11 @@ pub(super) fn resolve(
         source: origin.to_path_buf(),
         output_dir,
         device,
+        replicas: if replicas.len() > 1 {
+            replicas
+        } else {
+            Vec::new()
+        },
         seed,
         encoder: model.encoder,
         model: model.source,
