@@ -514,12 +514,19 @@ pub struct Norm<'a> {
 }
 
 impl Norm<'_> {
+    /// In training the fused kernel (one graph node, a fused backward); at inference burn-flex's
+    /// own fused LayerNorm, which is faster forward-only (one pass; ours keeps the statistics
+    /// for backward).
+    ///
     /// # Shapes
     ///
     /// - x: `[..., d_model]`; the output has its shape.
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        let training = x.device().is_autodiff();
         match &self.module.beta {
-            Some(beta) if fused(&x) && self.module.gamma.val().dtype() == DType::F32 => {
+            Some(beta)
+                if training && fused(&x) && self.module.gamma.val().dtype() == DType::F32 =>
+            {
                 layer_norm(x, self.module.gamma.val(), beta.val(), self.epsilon)
             }
             _ => self.module.forward(x),
