@@ -6,7 +6,7 @@ use burn::tensor::activation::{gelu_approximate, log_softmax, relu, silu};
 use burn::tensor::{Device, Int, Tensor};
 
 use super::config::{GptActivation, GptConfig};
-use crate::kernels;
+use crate::kernels::{self, Norm};
 
 fn normal(std: f64) -> Initializer {
     Initializer::Normal { mean: 0.0, std }
@@ -39,7 +39,7 @@ impl Conv1D {
     /// - input: `[..., in]`
     /// - output: `[..., out]`
     pub fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
-        burn::tensor::module::linear(input, self.weight.val(), Some(self.bias.val()))
+        kernels::linear_rows(input, self.weight.val(), Some(self.bias.val()))
     }
 }
 
@@ -171,6 +171,8 @@ pub struct Block {
     pub mlp: Mlp,
     /// LayerNorm after the feed-forward residual.
     pub ln_2: LayerNorm,
+    /// Their epsilon (`layer_norm_epsilon`).
+    pub layer_norm_epsilon: f64,
 }
 
 impl Block {
@@ -181,6 +183,7 @@ impl Block {
             ln_1: layer_norm(config, device),
             mlp: Mlp::init(config, device),
             ln_2: layer_norm(config, device),
+            layer_norm_epsilon: config.layer_norm_epsilon,
         }
     }
 
@@ -192,9 +195,13 @@ impl Block {
     /// - output: `[batch, seq, n_embd]`
     pub fn forward(&self, hidden: Tensor<3>, causal: Tensor<4>, mask_bias: Tensor<4>) -> Tensor<3> {
         let attended = self.attn.forward(hidden.clone(), causal, mask_bias);
-        let n = self.ln_1.forward(hidden + attended); // [batch, seq, n_embd]
+        let norm = |module| Norm {
+            module,
+            epsilon: self.layer_norm_epsilon,
+        };
+        let n = norm(&self.ln_1).forward(hidden + attended); // [batch, seq, n_embd]
         let m = self.mlp.forward(n.clone());
-        self.ln_2.forward(n + m)
+        norm(&self.ln_2).forward(n + m)
     }
 }
 

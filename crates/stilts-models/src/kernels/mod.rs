@@ -578,13 +578,35 @@ pub fn adamw<const D: usize>(
 /// - x: `[batch, seq, d_input]`
 /// - output: `[batch, seq, d_output]`
 pub fn linear(linear: &Linear, x: Tensor<3>) -> Tensor<3> {
-    if !enabled() {
-        return linear.forward(x);
+    linear_rows(
+        x,
+        linear.weight.val(),
+        linear.bias.as_ref().map(|b| b.val()),
+    )
+}
+
+/// `x W + b` with every leading dimension of `x` folded into the rows (see [`linear`]).
+///
+/// # Shapes
+///
+/// - x: `[..., d_input]`
+/// - weight: `[d_input, d_output]`
+/// - bias: `[d_output]`
+/// - output: `[..., d_output]`
+pub fn linear_rows<const D: usize>(
+    x: Tensor<D>,
+    weight: Tensor<2>,
+    bias: Option<Tensor<1>>,
+) -> Tensor<D> {
+    if !enabled() || D < 3 {
+        return burn::tensor::module::linear(x, weight, bias);
     }
-    let [batch, seq, d_input] = x.dims();
-    let y = linear.forward(x.reshape([batch * seq, d_input])); // [batch * seq, d_output]
-    let [_, d_output] = y.dims();
-    y.reshape([batch, seq, d_output])
+    let mut dims = x.dims();
+    let d_input = dims[D - 1];
+    let rows = dims[..D - 1].iter().product::<usize>();
+    let y = burn::tensor::module::linear(x.reshape([rows, d_input]), weight, bias); // [rows, d_output]
+    dims[D - 1] = y.dims()[1];
+    y.reshape(dims)
 }
 
 /// `dropout.forward(x)`: in training (an autodiff device, the layer not frozen, `prob > 0`)
