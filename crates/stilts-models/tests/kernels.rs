@@ -67,6 +67,17 @@ fn gelu_matches_burns_with_its_gradient() {
 }
 
 #[test]
+fn gelu_tanh_matches_burns_with_its_gradient() {
+    let _guard = SWITCH.lock().unwrap();
+    let x = random([4, 33, 70], 12);
+    let w = random([4, 33, 70], 13);
+    let (y, g) = value_and_grad(&x, &w, kernels::gelu_tanh);
+    let (y0, g0) = value_and_grad(&x, &w, activation::gelu_approximate);
+    close(y, y0, 1e-6, "gelu_tanh");
+    close(g, g0, 1e-5, "gelu_tanh gradient");
+}
+
+#[test]
 fn softmax_matches_burns_with_its_gradient() {
     let _guard = SWITCH.lock().unwrap();
     let x = random([2, 3, 17, 129], 3);

@@ -2,7 +2,7 @@ use burn::module::{Module, Param};
 use burn::nn::{
     Dropout, DropoutConfig, Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig,
 };
-use burn::tensor::activation::{gelu_approximate, log_softmax, relu, silu};
+use burn::tensor::activation::{log_softmax, relu, silu};
 use burn::tensor::{Device, Int, Tensor};
 
 use super::config::{GptActivation, GptConfig};
@@ -150,7 +150,7 @@ impl Mlp {
     pub fn forward(&self, hidden: Tensor<3>) -> Tensor<3> {
         let inner = self.c_fc.forward(hidden); // [batch, seq, 4 n_embd]
         let inner = match self.afn {
-            GptActivation::GeluTanh => gelu_approximate(inner),
+            GptActivation::GeluTanh => kernels::gelu_tanh(inner),
             GptActivation::GeluErf => kernels::gelu(inner),
             GptActivation::Relu => relu(inner),
             GptActivation::Silu => silu(inner),

@@ -35,10 +35,14 @@ use burn::tensor::{DType, Distribution, Tensor, TensorData};
 /// `mean`, `rstd` are `[rows]` where `rows` is the product of the other dimensions.
 #[backend_extension(Flex, Autodiff)]
 pub trait FusedOps: Backend {
-    /// `x Φ(x)`, elementwise.
-    fn fused_gelu(x: FloatTensor<Self>) -> FloatTensor<Self>;
-    /// `grad * d/dx (x Φ(x))`, elementwise.
-    fn fused_gelu_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// `x Φ(x)` (with `tanh`, its tanh approximation), elementwise.
+    fn fused_gelu(x: FloatTensor<Self>, tanh: bool) -> FloatTensor<Self>;
+    /// `grad * d/dx gelu(x)`, elementwise.
+    fn fused_gelu_backward(
+        x: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        tanh: bool,
+    ) -> FloatTensor<Self>;
     /// Softmax over the last dimension.
     fn fused_softmax(x: FloatTensor<Self>) -> FloatTensor<Self>;
     /// The input's gradient from softmax's output `y` and its gradient.
@@ -162,12 +166,18 @@ impl FusedOps for Flex {
         (w, m, v)
     }
 
-    fn fused_gelu(x: FlexTensor) -> FlexTensor {
-        flex_tensor(with_f32(&x, cpu::gelu), dims(&x))
+    fn fused_gelu(x: FlexTensor, tanh: bool) -> FlexTensor {
+        let f = if tanh { cpu::gelu_tanh } else { cpu::gelu };
+        flex_tensor(with_f32(&x, f), dims(&x))
     }
 
-    fn fused_gelu_backward(x: FlexTensor, grad: FlexTensor) -> FlexTensor {
-        let out = with_f32(&x, |x| with_f32(&grad, |g| cpu::gelu_backward(x, g)));
+    fn fused_gelu_backward(x: FlexTensor, grad: FlexTensor, tanh: bool) -> FlexTensor {
+        let f = if tanh {
+            cpu::gelu_tanh_backward
+        } else {
+            cpu::gelu_backward
+        };
+        let out = with_f32(&x, |x| with_f32(&grad, |g| f(x, g)));
         flex_tensor(out, dims(&x))
     }
 
@@ -234,8 +244,8 @@ impl FusedOps for Flex {
 /// What a one-input fused node keeps for its backward pass.
 #[derive(Debug, Clone)]
 enum Saved<P> {
-    /// GELU's input.
-    GeluInput(P),
+    /// GELU's input, and which form.
+    GeluInput { x: P, tanh: bool },
     /// Softmax's output.
     SoftmaxOutput(P),
     /// Dropout's mask, as the seed and probability that regenerate it.
@@ -252,7 +262,7 @@ impl<B: Backend + FusedOps> Backward<B, 1> for OneInputBackward {
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
         let saved = ops.state;
         unary::<B, _>(ops.parents, ops.node, grads, |grad| match saved {
-            Saved::GeluInput(x) => B::fused_gelu_backward(x, grad),
+            Saved::GeluInput { x, tanh } => B::fused_gelu_backward(x, grad, tanh),
             Saved::SoftmaxOutput(y) => B::fused_softmax_backward(y, grad),
             Saved::DropoutMask { seed, prob } => B::fused_dropout(grad, seed, prob),
         });
@@ -306,16 +316,20 @@ impl<B: Backend + FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
         one_input::<B, C>(node, || Saved::DropoutMask { seed, prob }, y)
     }
 
-    fn fused_gelu(x: FloatTensor<Self>) -> FloatTensor<Self> {
+    fn fused_gelu(x: FloatTensor<Self>, tanh: bool) -> FloatTensor<Self> {
         let node = x.node();
         let x = x.into_primitive();
-        let y = B::fused_gelu(x.clone());
-        one_input::<B, C>(node, || Saved::GeluInput(x), y)
+        let y = B::fused_gelu(x.clone(), tanh);
+        one_input::<B, C>(node, || Saved::GeluInput { x, tanh }, y)
     }
 
-    fn fused_gelu_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
+    fn fused_gelu_backward(
+        x: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        tanh: bool,
+    ) -> FloatTensor<Self> {
         // A second derivative is not needed by anything here: computed on the inner backend.
-        let out = B::fused_gelu_backward(x.into_primitive(), grad.into_primitive());
+        let out = B::fused_gelu_backward(x.into_primitive(), grad.into_primitive(), tanh);
         Self::from_inner(out)
     }
 
@@ -461,6 +475,23 @@ pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     }
     Tensor::from_dispatch(<burn::backend::Dispatch as FusedOps>::fused_gelu(
         x.into_dispatch(),
+        false,
+    ))
+}
+
+/// `gelu(x)`'s tanh approximation, `0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))` (OpenAI
+/// GPT's, and `transformers`' `gelu_new`).
+///
+/// # Shapes
+///
+/// - x: any; the output has its shape.
+pub fn gelu_tanh<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    if !fused(&x) {
+        return activation::gelu_approximate(x);
+    }
+    Tensor::from_dispatch(<burn::backend::Dispatch as FusedOps>::fused_gelu(
+        x.into_dispatch(),
+        true,
     ))
 }
 
