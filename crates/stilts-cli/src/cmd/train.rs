@@ -142,6 +142,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         name: Some("train".into()),
         output_dir: Some(args.output_dir.clone()),
         device: Some(args.device.clone()),
+        devices: None,
         seed: Some(args.seed),
         model: ModelFile {
             encoder: args.encoder.clone(),
