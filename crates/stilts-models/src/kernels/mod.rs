@@ -470,13 +470,7 @@ fn fused<const D: usize>(x: &Tensor<D>) -> bool {
 ///
 /// - x: any; the output has its shape.
 pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    if !fused(&x) {
-        return activation::gelu(x);
-    }
-    Tensor::from_dispatch(<burn::backend::Dispatch as FusedOps>::fused_gelu(
-        x.into_dispatch(),
-        false,
-    ))
+    gelu_form(x, false)
 }
 
 /// `gelu(x)`'s tanh approximation, `0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))` (OpenAI
@@ -486,12 +480,20 @@ pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
 ///
 /// - x: any; the output has its shape.
 pub fn gelu_tanh<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    gelu_form(x, true)
+}
+
+fn gelu_form<const D: usize>(x: Tensor<D>, tanh: bool) -> Tensor<D> {
     if !fused(&x) {
-        return activation::gelu_approximate(x);
+        return if tanh {
+            activation::gelu_approximate(x)
+        } else {
+            activation::gelu(x)
+        };
     }
     Tensor::from_dispatch(<burn::backend::Dispatch as FusedOps>::fused_gelu(
         x.into_dispatch(),
-        true,
+        tanh,
     ))
 }
 
