@@ -7,7 +7,11 @@ against the grid's `transfer.csv` with `--matrix`, and writes, under the output 
 
 - `rank-<target>.json`: `stilts rank --json` for the target (rankings, costs, evaluation);
 - `rank.md`: per method and target, Spearman, NDCG@3, regret@1 and regret@3 with their 95%
-  intervals over restarts, the mean over targets, and each method's cost.
+  intervals over restarts, the mean over targets, and each method's cost; then what
+  `stilts select --top-k K` would have got on the matrix with each method's ranking (the best
+  of the baseline and the top K candidates' measured STILTs scores), its regret against the
+  best cell of the target's column, and its cost against the grid's: ranking seconds plus the
+  wall time of the runs it trains, read from the grid's own runs.
 
 Standard library only; run from the checkout with the variables the grid used:
 
@@ -44,7 +48,7 @@ def tuned_models(grid_dir):
     found = {}
     for run in glob.glob(f"{grid_dir}/runs/*/run.json"):
         meta = json.loads(Path(run).read_text())["meta"]
-        if meta["kind"] != "intermediate":
+        if meta["kind"] != "intermediate" or meta.get("method", "full") != "full":
             continue
         models = glob.glob(f"{Path(run).parent}/0*/seed-*/model")
         if models:
@@ -120,12 +124,83 @@ def table(results):
     return "\n".join(lines) + "\n"
 
 
+def grid_runs(grid_dir):
+    """Every finished run of full fine-tuning: (kind, condition, target, wall seconds)."""
+    runs = []
+    for run in glob.glob(f"{grid_dir}/runs/*/run.json"):
+        meta = json.loads(Path(run).read_text())["meta"]
+        if meta.get("method", "full") != "full":
+            continue
+        results = glob.glob(f"{Path(run).parent}/0*/seed-*/result.json")
+        if results:
+            wall = json.loads(Path(results[0]).read_text())["wall_s"]
+            runs.append((meta["kind"], meta["condition"], meta.get("target"), wall))
+    return runs
+
+
+def matrix_scores(matrix):
+    """(target, intermediate name) -> STILTs score, and target -> baseline score."""
+    import csv
+    stilts, baseline = {}, {}
+    with open(matrix) as f:
+        for row in csv.DictReader(f):
+            if row["status"] != "done":
+                continue
+            stilts[(row["target"], row["intermediate"])] = float(row["stilts"])
+            baseline[row["target"]] = float(row["baseline"])
+    return stilts, baseline
+
+
+def select_table(results, names_by_target, grid_dir, matrix, k):
+    """What `select --top-k k` gets per method and target, from the measured matrix."""
+    stilts, baseline = matrix_scores(matrix)
+    runs = grid_runs(grid_dir)
+    inter_s = {c: w for kind, c, _, w in runs if kind == "intermediate"}
+    lines = [
+        f"| method | target | picks (top {k}) | chosen | best | regret (%) | select s | grid s | saved |",
+        "|---|---|---|---|---|---:|---:|---:|---:|",
+    ]
+    for target, result in results.items():
+        names = names_by_target[target]
+        target_s = {}
+        for kind, c, t, w in runs:
+            if kind == "target" and t == target:
+                target_s[c] = target_s.get(c, 0.0) + w
+        grid_cost = sum(target_s.values()) + sum(inter_s.get(n, 0.0) for n in names)
+        options = {"none": baseline[target]}
+        options.update({n: stilts[(target, n)] for n in names if (target, n) in stilts})
+        best = max(options, key=options.get)
+        for method in result["methods"]:
+            task_to_name = dict(zip([c["task"] for c in result["candidates"]], names))
+            order = [task_to_name[r["candidate"]] for r in sorted(method["ranking"], key=lambda r: r["rank"])]
+            picks = order[:k]
+            tried = {"none": options["none"]}
+            tried.update({n: options[n] for n in picks if n in options})
+            chosen = max(tried, key=tried.get)
+            regret = 100.0 * (options[best] - tried[chosen]) / abs(options[best])
+            # Ranking by tuned encoders (ESM-LogME, LogME-tuned) needs every candidate's
+            # intermediate model; SEmb, size and random need none.
+            needs_all = method["method"] in ("esm-logme", "logme-tuned")
+            trained = names if needs_all else picks
+            cost = (method["seconds"] + sum(inter_s.get(n, 0.0) for n in trained)
+                    + sum(target_s.get(n, 0.0) for n in picks) + target_s.get("none", 0.0))
+            lines.append(
+                f"| {method['method']} | {target} | {', '.join(picks)} | {chosen} {100 * tried[chosen]:.1f} "
+                f"| {best} {100 * options[best]:.1f} | {regret:.2f} | {cost:.0f} | {grid_cost:.0f} "
+                f"| {100 * (1 - cost / grid_cost):.0f}% |"
+            )
+    return "\n".join(lines) + "\n"
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--grid", default="runs/grids/transfer-cpu")
     ap.add_argument("--grid-file", default="configs/grids/transfer.toml")
     ap.add_argument("--out", default="docs/results/transfer-cpu")
     ap.add_argument("--max-examples", type=int, default=500)
+    ap.add_argument("--top-k", type=int, default=2)
+    ap.add_argument("--reuse", action="store_true",
+                    help="read rank-<target>.json already in --out instead of ranking again")
     args = ap.parse_args()
     stilts = os.environ.get("STILTS_BIN", "target/release/stilts")
     matrix = Path(args.grid) / "reports" / "transfer.csv"
@@ -136,15 +211,24 @@ def main():
         sys.exit(f"intermediate runs without a saved model: {missing}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    results = {}
+    results, names_by_target = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         env = dict(os.environ, STILTS_EXTRA_DIR=str(data_root(args.grid, tmp)))
         for target in TARGETS:
             candidates = [(n, ref) for n, ref in names if n != target]
+            names_by_target[target] = [n for n, _ in candidates]
+            cached = out / f"rank-{target}.json"
+            if args.reuse and cached.exists():
+                results[target] = json.loads(cached.read_text())
+                continue
             results[target] = rank(stilts, target, candidates, tuned, matrix, args, env)
-            (out / f"rank-{target}.json").write_text(json.dumps(results[target], indent=1) + "\n")
-    (out / "rank.md").write_text(table(results))
-    print(table(results))
+            cached.write_text(json.dumps(results[target], indent=1) + "\n")
+    text = table(results) + (
+        f"\n`stilts select --top-k {args.top_k}` on the matrix (scores ×100 on dev; costs in "
+        "seconds of the grid's own runs on this machine):\n\n"
+    ) + select_table(results, names_by_target, args.grid, matrix, args.top_k)
+    (out / "rank.md").write_text(text)
+    print(text)
 
 
 if __name__ == "__main__":

@@ -297,8 +297,8 @@ fn kind_counts(plan: &Plan) -> String {
 
 fn print_status(plan: &Plan) -> Result<()> {
     println!(
-        "{:<16}  {:<12}  {:<10}  {:<18}  {:<8}  {:<6}  {:>4}  state",
-        "run", "kind", "encoder", "condition", "target", "regime", "seed"
+        "{:<16}  {:<12}  {:<8}  {:<10}  {:<18}  {:<8}  {:<6}  {:>4}  state",
+        "run", "kind", "method", "encoder", "condition", "target", "regime", "seed"
     );
     let mut finished = 0;
     for n in &plan.nodes {
@@ -318,9 +318,10 @@ fn print_status(plan: &Plan) -> Result<()> {
             "pending"
         };
         println!(
-            "{:<16}  {:<12}  {:<10}  {:<18}  {:<8}  {:<6}  {:>4}  {state}",
+            "{:<16}  {:<12}  {:<8}  {:<10}  {:<18}  {:<8}  {:<6}  {:>4}  {state}",
             n.id,
             n.meta.kind.as_str(),
+            n.meta.method,
             n.meta.encoder,
             n.meta.condition,
             n.meta.target.as_deref().unwrap_or("-"),

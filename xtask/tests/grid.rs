@@ -224,6 +224,22 @@ fn typos_and_impossible_grids_are_errors_naming_the_key() {
             ),
             "intermediate_recipe.epochs",
         ),
+        (
+            format!("{GRID}\n[[methods]]\nname = \"lora\"\nrecipe = {{ lora = {{ rank = 8 }} }}\n"),
+            "methods[0].recipe.lora",
+        ),
+        (
+            format!("{GRID}\n[[methods]]\nname = \"full\"\n"),
+            "methods[0].name",
+        ),
+        (
+            format!("{GRID}\n[[methods]]\nname = \"a\"\nintermediates = [\"SNLI\"]\n"),
+            "methods[0].intermediates[0]",
+        ),
+        (
+            format!("{GRID}\n[[methods]]\nname = \"a\"\ntargets = [\"RTE\", \"QQP\"]\n"),
+            "methods[0].targets[1]",
+        ),
     ];
     for (text, key) in cases {
         let err = parse(&text, None).unwrap_err().to_string();
@@ -232,6 +248,35 @@ fn typos_and_impossible_grids_are_errors_naming_the_key() {
             "expected an error naming `{key}`, got: {err}"
         );
         assert!(err.contains("grid.toml"), "{err}");
+    }
+}
+
+#[test]
+fn a_method_trains_its_subset_with_its_keys_winning() {
+    let text = format!(
+        "{}\n[[methods]]\nname = \"adapters\"\nrecipe = {{ lr = 1e-3, adapter = {{ preset = \"pfeiffer\" }} }}\nintermediate_recipe = {{ epochs = 4 }}\nintermediates = [\"MNLI\"]\ntargets = [\"RTE\"]\n",
+        GRID.replace("restarts = 1\n", "restarts = 1\nrecipe = { lr = 2e-5 }\nintermediate_recipe = { epochs = 1, lr = 3e-5 }\n")
+    );
+    let plain = plan(&GRID.replace("restarts = 1\n", "restarts = 1\nrecipe = { lr = 2e-5 }\nintermediate_recipe = { epochs = 1, lr = 3e-5 }\n"), None, "/out");
+    let p = plan(&text, None, "/out");
+    let (full, adapters): (Vec<_>, Vec<_>) = p.nodes.iter().partition(|n| n.meta.method == "full");
+    assert_eq!(
+        full.iter().map(|n| &n.id).collect::<Vec<_>>(),
+        plain.nodes.iter().map(|n| &n.id).collect::<Vec<_>>()
+    );
+    // MNLI once; RTE in two regimes x 3 restarts from the encoder and from MNLI; no multitask.
+    assert_eq!(adapters.len(), 1 + 2 * 3 * 2);
+    for n in &adapters {
+        let exp = &n.experiment;
+        let recipe = exp.recipe.overridden_by(&exp.phases[0].recipe);
+        assert_eq!(recipe.lr, Some(1e-3), "the method's lr wins in every phase");
+        assert!(recipe.adapter.is_some());
+        if n.meta.kind == RunKind::Intermediate {
+            assert_eq!(recipe.epochs, Some(4));
+        }
+        if let Some(dep) = &n.depends_on {
+            assert_eq!(p.node(dep).unwrap().meta.method, "adapters");
+        }
     }
 }
 
@@ -287,16 +332,23 @@ fn shipped_grids_parse_and_expand() {
         }
     }
     // The transfer matrix: every intermediate once; each target from each intermediate and
-    // from the encoder alone, per restart, except from itself.
+    // from the encoder alone, per restart, except from itself. Full scale: adapters and LoRA
+    // over the whole matrix too; CPU scale: over RTE from MNLI and from the encoder alone.
     let transfer = root.join("configs/grids/transfer.toml");
-    for (scale, intermediates, restarts) in [(None, 11, 10), (Some("cpu"), 10, 2)] {
+    let matrix = |intermediates: usize, restarts: usize| {
+        intermediates + (intermediates + 1) * 4 * restarts - 4 * restarts
+    };
+    for (scale, runs, method_runs) in [
+        (None, 3 * matrix(11, 10), matrix(11, 10)),
+        (Some("cpu"), matrix(10, 2) + 2 * (1 + 2 * 2), 1 + 2 * 2),
+    ] {
         let g = spec::load(&transfer, scale).unwrap();
         let p = Plan::expand(&g, Some(Path::new("/out"))).unwrap();
-        assert_eq!(
-            p.nodes.len(),
-            intermediates + (intermediates + 1) * 4 * restarts - 4 * restarts,
-            "{scale:?}"
-        );
+        assert_eq!(p.nodes.len(), runs, "{scale:?}");
+        for method in ["adapters", "lora"] {
+            let n = p.nodes.iter().filter(|n| n.meta.method == method).count();
+            assert_eq!(n, method_runs, "{scale:?} {method}");
+        }
     }
     let t1 = spec::load(&root.join("configs/grids/table1.toml"), None).unwrap();
     let p = Plan::expand(&t1, Some(Path::new("/out"))).unwrap();

@@ -98,6 +98,7 @@ fn row(
         meta: RunMeta {
             grid: "toy".into(),
             kind,
+            method: "full".into(),
             encoder: "BERT".into(),
             condition: condition.into(),
             target: target.map(str::to_string),
@@ -121,6 +122,7 @@ fn row(
             wall_s: 1.0,
             examples_per_s: 10.0,
             epoch_times: Vec::new(),
+            sizes: None,
             result_file,
         }),
     }
@@ -647,6 +649,7 @@ fn result_file(path: &Path, dev: &Path, sha: &str, ids: &[String], pred: &[usize
         resumed: false,
         loss_curve: Vec::new(),
         epoch_times: Vec::new(),
+        sizes: None,
     };
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(path, serde_json::to_string(&doc).unwrap()).unwrap();

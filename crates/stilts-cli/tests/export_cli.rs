@@ -42,6 +42,7 @@ fn run_result(test_predictions: Vec<SplitPredictions>) -> RunResult {
         resumed: false,
         loss_curve: Vec::new(),
         epoch_times: Vec::new(),
+        sizes: None,
     }
 }
 

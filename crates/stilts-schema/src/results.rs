@@ -152,6 +152,33 @@ pub struct RunResult {
     /// was recorded.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub epoch_times: Vec<EpochTime>,
+    /// What the run trained and what it saved; `None` in results written before they were
+    /// recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sizes: Option<RunSizes>,
+}
+
+/// Parameter counts and saved sizes of a run (`peft`'s `print_trainable_parameters`, and what
+/// a user stores per task).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunSizes {
+    /// Parameter values the optimizer updated (the heads included).
+    pub trained_params: u64,
+    /// Parameter values of the whole model.
+    pub total_params: u64,
+    /// Bytes of the saved model directory (`model/`).
+    pub model_bytes: u64,
+    /// Bytes of the module directory (`adapter/`) a parameter-efficient run also writes: what
+    /// a task costs beside the shared encoder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adapter_bytes: Option<u64>,
+}
+
+impl RunSizes {
+    /// What the run adds to storage: the module directory when there is one, else the model.
+    pub fn saved_bytes(&self) -> u64 {
+        self.adapter_bytes.unwrap_or(self.model_bytes)
+    }
 }
 
 /// The time one epoch spent in training steps (evaluation excluded), summed over every process

@@ -18,6 +18,23 @@ pub fn result_file(run_dir: &Path) -> PathBuf {
     run_dir.join("result.json")
 }
 
+/// Bytes of the files under `dir`, its subdirectories included.
+pub fn dir_bytes(dir: &Path) -> Result<u64> {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir).map_err(|e| TrainError::io(dir, e))? {
+        let entry = entry.map_err(|e| TrainError::io(dir, e))?;
+        let meta = entry
+            .metadata()
+            .map_err(|e| TrainError::io(&entry.path(), e))?;
+        total += if meta.is_dir() {
+            dir_bytes(&entry.path())?
+        } else {
+            meta.len()
+        };
+    }
+    Ok(total)
+}
+
 /// Writes pretty JSON atomically ([`stilts_io::fs::write_atomic`]).
 pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     let text = serde_json::to_string_pretty(value).map_err(|e| TrainError::json(path, e))?;

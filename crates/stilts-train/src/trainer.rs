@@ -27,8 +27,8 @@ use crate::optim::{build_optimizer, clip_global_norm};
 use crate::prepare::TaskData;
 use crate::replicas::{micro_step, replicated_step};
 use crate::results::{
-    EpochRecord, EpochTime, LossPoint, RunResult, first_best, is_degenerate, model_dir,
-    result_file, write_json,
+    EpochRecord, EpochTime, LossPoint, RunResult, RunSizes, dir_bytes, first_best, is_degenerate,
+    model_dir, result_file, write_json,
 };
 use crate::schedule::{LinearWarmupDecay, early_stop, rate_scale};
 
@@ -126,6 +126,8 @@ pub struct Trainer<'s, 'a> {
     resumed: bool,
     /// The plateau schedule's factor for the current epoch (a function of the dev history).
     rate_scale: f64,
+    /// Trained and total parameter values.
+    params: (usize, usize),
     /// The run directory's heartbeat, kept while this trainer lives.
     _heartbeat: crate::heartbeat::HeartbeatGuard,
 }
@@ -213,6 +215,7 @@ impl<'s, 'a> Trainer<'s, 'a> {
             clock: Clock(Instant::now()),
             resumed,
             rate_scale: 1.0,
+            params: (trainable, total),
             _heartbeat: crate::heartbeat::HeartbeatGuard::start(&spec.run_dir),
         })
     }
@@ -508,14 +511,20 @@ impl<'s, 'a> Trainer<'s, 'a> {
                 test_predictions.push(named_predictions(&data.task, test, run(test)));
             }
         }
-        write_model_dir(&carried, &model_dir(&spec.run_dir), spec.tokenizer_files)?;
+        let saved_model = model_dir(&spec.run_dir);
+        write_model_dir(&carried, &saved_model, spec.tokenizer_files)?;
+        let mut adapter_bytes = None;
         if !trained_modules(recipe, &carried.meta).is_empty() {
-            save_adapter(
-                &carried,
-                &adapter_dir(&spec.run_dir),
-                &recipe.modules_to_save,
-            )?;
+            let dir = adapter_dir(&spec.run_dir);
+            save_adapter(&carried, &dir, &recipe.modules_to_save)?;
+            adapter_bytes = Some(dir_bytes(&dir)?);
         }
+        let sizes = RunSizes {
+            trained_params: self.params.0 as u64,
+            total_params: self.params.1 as u64,
+            model_bytes: dir_bytes(&saved_model)?,
+            adapter_bytes,
+        };
         self.clock.flush(&mut self.state, false);
         let task_baselines = task_baselines(spec.data)?;
         let baseline =
@@ -551,6 +560,7 @@ impl<'s, 'a> Trainer<'s, 'a> {
             resumed: self.resumed,
             loss_curve: state.loss_curve.clone(),
             epoch_times: state.epoch_times.clone(),
+            sizes: Some(sizes),
         };
         write_json(&result_file(&spec.run_dir), &result)?;
         checkpoint::remove(&checkpoint::dir(&spec.run_dir))?;

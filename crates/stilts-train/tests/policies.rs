@@ -221,6 +221,7 @@ fn result(seed: u64, dev: f64, baseline: f64) -> RunResult {
         resumed: false,
         loss_curve: Vec::new(),
         epoch_times: Vec::new(),
+        sizes: None,
     }
 }
 

@@ -281,6 +281,7 @@ mod tests {
             meta: RunMeta {
                 grid: "g".into(),
                 kind: RunKind::Target,
+                method: "full".into(),
                 encoder: "E".into(),
                 condition: "none".into(),
                 target: Some("RTE".into()),

@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 
 pub use plan::{Plan, RunKind, RunMeta, RunNode};
 pub use registry::{Registry, RunRow};
-pub use spec::{LoadedGrid, Regime};
+pub use spec::{FULL_METHOD, LoadedGrid, Regime};
 
 /// Errors of grid loading, planning and the registry.
 #[derive(Debug, thiserror::Error)]

@@ -16,7 +16,7 @@ use stilts_schema::experiment::{
     TaskEntryFile, TaskTableFile,
 };
 
-use super::spec::{EncoderFile, IntermediateFile, LoadedGrid, Regime};
+use super::spec::{EncoderFile, FULL_METHOD, IntermediateFile, LoadedGrid, Regime};
 use super::{GridError, write_atomic, write_json};
 
 /// What a run is for.
@@ -54,6 +54,9 @@ impl RunKind {
 pub struct RunMeta {
     pub grid: String,
     pub kind: RunKind,
+    /// `full` (fine-tuning the whole encoder) or one of the grid's `methods`.
+    #[serde(default = "full_method")]
+    pub method: String,
     pub encoder: String,
     /// `none`, an intermediate's name, `{A,B}` or `{A,B}->B`.
     pub condition: String,
@@ -66,6 +69,10 @@ pub struct RunMeta {
     pub scale: Option<String>,
     /// The experiment's single phase name (its directory is `00-<phase>`).
     pub phase: String,
+}
+
+fn full_method() -> String {
+    FULL_METHOD.to_string()
 }
 
 /// One run.
@@ -125,17 +132,24 @@ impl Plan {
             .unwrap_or_else(|| grid.output_dir());
         let out = absolute(&out);
         let mut nodes = Vec::new();
-        for enc in &f.encoders {
-            let e = Expander {
-                grid,
-                enc,
-                regimes: grid.regimes(),
+        // Full fine-tuning, then each method over its own view of the grid.
+        for method in grid.method_names() {
+            let Some(view) = grid.for_method(&method) else {
+                continue;
             };
-            // Intermediates (trained once per encoder), then {A,B}, then the targets that
-            // continue from them.
-            let intermediates = e.intermediates(&mut nodes);
-            let multitask = e.multitask(&mut nodes);
-            e.targets(&intermediates, &multitask, &mut nodes);
+            for enc in &view.file.encoders {
+                let e = Expander {
+                    grid: &view,
+                    method: &method,
+                    enc,
+                    regimes: view.regimes(),
+                };
+                // Intermediates (trained once per encoder), then {A,B}, then the targets that
+                // continue from them.
+                let intermediates = e.intermediates(&mut nodes);
+                let multitask = e.multitask(&mut nodes);
+                e.targets(&intermediates, &multitask, &mut nodes);
+            }
         }
         let mut seen = std::collections::BTreeSet::new();
         nodes.retain(|n| seen.insert(n.id.clone()));
@@ -377,7 +391,9 @@ type Source = (String, String);
 
 /// Expands one encoder's runs.
 struct Expander<'a> {
+    /// The grid as the method sees it ([`LoadedGrid::for_method`]).
     grid: &'a LoadedGrid,
+    method: &'a str,
     enc: &'a EncoderFile,
     regimes: Vec<Regime>,
 }
@@ -394,6 +410,7 @@ impl Expander<'_> {
         RunMeta {
             grid: self.grid.file.name.clone(),
             kind,
+            method: self.method.to_string(),
             encoder: self.enc.name.clone(),
             condition: condition.to_string(),
             target: target.map(str::to_string),

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, params};
 use serde::{Deserialize, Serialize};
-use stilts_schema::results::{EpochTime, ExperimentSummary, RunResult, is_degenerate};
+use stilts_schema::results::{EpochTime, ExperimentSummary, RunResult, RunSizes, is_degenerate};
 
 use super::plan::{Plan, RunKind, RunMeta, RunNode};
 use super::{GridError, Regime};
@@ -32,6 +32,9 @@ pub struct Outcome {
     /// Each epoch's training time and examples/s (empty for results written before them).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub epoch_times: Vec<EpochTime>,
+    /// Trained parameters and saved sizes (`None` for results written before them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sizes: Option<RunSizes>,
     /// The run's `result.json` (dev and test predictions).
     pub result_file: PathBuf,
 }
@@ -51,13 +54,14 @@ pub struct RunRow {
 /// The layout of [`SCHEMA`], kept in SQLite's `user_version`. The registry is derived from the
 /// plan and the result files, so a database of another layout is dropped and re-filled by the
 /// next [`Registry::sync`].
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY,
     grid TEXT NOT NULL,
     kind TEXT NOT NULL,
+    method TEXT NOT NULL DEFAULT 'full',
     encoder TEXT NOT NULL,
     condition TEXT NOT NULL,
     target TEXT,
@@ -123,8 +127,8 @@ impl Registry {
         for node in &plan.nodes {
             let run_dir = plan.run_dir(&node.id);
             tx.execute(
-                "INSERT INTO runs (run_id, grid, kind, encoder, condition, target, regime, restart, seed, scale, phase, depends_on, run_dir)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+                "INSERT INTO runs (run_id, grid, kind, encoder, condition, target, regime, restart, seed, scale, phase, depends_on, run_dir, method)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
                  ON CONFLICT(run_id) DO UPDATE SET grid = ?2, scale = ?10, run_dir = ?13",
                 params![
                     node.id,
@@ -140,6 +144,7 @@ impl Registry {
                     node.meta.phase,
                     node.depends_on,
                     run_dir.display().to_string(),
+                    node.meta.method,
                 ],
             )
             .map_err(|e| sql(&path, e))?;
@@ -188,7 +193,7 @@ impl Registry {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT run_id, grid, kind, encoder, condition, target, regime, restart, seed, scale, phase, depends_on, run_dir, outcome
+                "SELECT run_id, grid, kind, encoder, condition, target, regime, restart, seed, scale, phase, depends_on, run_dir, outcome, method
                  FROM runs WHERE grid = ?1 ORDER BY rowid",
             )
             .map_err(|e| sql(path, e))?;
@@ -200,6 +205,7 @@ impl Registry {
                         meta: RunMeta {
                             grid: r.get(1)?,
                             kind: RunKind::Target,
+                            method: r.get(14)?,
                             encoder: r.get(3)?,
                             condition: r.get(4)?,
                             target: r.get(5)?,
@@ -330,6 +336,7 @@ pub fn read_outcome(node: &RunNode, run_dir: &Path) -> Result<Option<Outcome>, G
         wall_s: result.wall_s,
         examples_per_s: result.examples_per_s,
         epoch_times: result.epoch_times.clone(),
+        sizes: result.sizes,
         result_file,
     }))
 }
@@ -406,6 +413,7 @@ mod tests {
             resumed: false,
             loss_curve: Vec::new(),
             epoch_times: Vec::new(),
+            sizes: None,
         };
         let summary = ExperimentSummary {
             name: "g-0123456789abcdef".into(),
@@ -447,6 +455,7 @@ mod tests {
             meta: RunMeta {
                 grid: "g".into(),
                 kind: RunKind::Multitask,
+                method: "full".into(),
                 encoder: "E".into(),
                 condition: "{NLI,RTE}".into(),
                 target: Some("RTE".into()),

@@ -58,6 +58,11 @@ pub struct GridFile {
     /// Table 3's comparison: `{A,B}` and `{A,B} -> B` for each pair.
     #[serde(default)]
     pub multitask: Vec<MultitaskFile>,
+    /// Training methods beside full fine-tuning (`adapters`, `lora`): each trains the grid's
+    /// intermediates and targets again, or the subsets it names, with its recipe keys over
+    /// every phase's. The runs of full fine-tuning are those of a grid without methods.
+    #[serde(default)]
+    pub methods: Vec<MethodFile>,
     /// Named override tables, e.g. `[scale.cpu]`.
     #[serde(default)]
     pub scale: BTreeMap<String, toml::Table>,
@@ -122,6 +127,28 @@ pub struct RealFakeFile {
 fn realfake_dir() -> String {
     "RealFake".into()
 }
+
+/// A training method (a parameter-efficient one, say) run beside full fine-tuning.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MethodFile {
+    /// The label in tables and report files (`adapters`, `lora`); not `full`.
+    pub name: String,
+    /// Recipe keys of every phase of the method's runs (`adapter`, `lora`, `lr`, `epochs`),
+    /// over the grid's and the encoder's.
+    #[serde(default)]
+    pub recipe: RecipeFile,
+    /// Recipe keys of the method's intermediate phases, over the grid's `intermediate_recipe`.
+    #[serde(default)]
+    pub intermediate_recipe: RecipeFile,
+    /// The intermediates it trains (names of `intermediates`); default all.
+    pub intermediates: Option<Vec<String>>,
+    /// The targets it trains (entries of `targets`); default all.
+    pub targets: Option<Vec<String>>,
+}
+
+/// The name of full fine-tuning, the method every grid has.
+pub const FULL_METHOD: &str = "full";
 
 /// `{a, b}` multitask then `{a, b} -> b`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -290,6 +317,16 @@ fn refused_experiment_key(table: &toml::Table) -> Option<(String, String)> {
             })
         })
         .or_else(|| {
+            items("methods").into_iter().find_map(|(i, m)| {
+                bad::<RecipeFile>(format!("methods[{i}].recipe"), m.get("recipe")).or_else(|| {
+                    bad::<RecipeFile>(
+                        format!("methods[{i}].intermediate_recipe"),
+                        m.get("intermediate_recipe"),
+                    )
+                })
+            })
+        })
+        .or_else(|| {
             items("multitask").into_iter().find_map(|(i, m)| {
                 bad::<SamplerKind>(format!("multitask[{i}].sampler"), m.get("sampler"))
             })
@@ -392,6 +429,7 @@ impl LoadedGrid {
                 ));
             }
         }
+        self.validate_methods()?;
         for (i, m) in f.multitask.iter().enumerate() {
             if !f.intermediates.iter().any(|x| x.name == m.a) {
                 return Err(self.err(
@@ -407,6 +445,83 @@ impl LoadedGrid {
             }
         }
         Ok(())
+    }
+
+    fn validate_methods(&self) -> Result<(), GridError> {
+        let f = &self.file;
+        let mut names = std::collections::BTreeSet::from([FULL_METHOD]);
+        for (i, m) in f.methods.iter().enumerate() {
+            stilts_io::names::check_component(&m.name)
+                .map_err(|e| self.err(format!("methods[{i}].name"), e))?;
+            if !names.insert(m.name.as_str()) {
+                return Err(self.err(
+                    format!("methods[{i}].name"),
+                    format!(
+                        "`{}` is taken (`{FULL_METHOD}` is full fine-tuning, and names are unique)",
+                        m.name
+                    ),
+                ));
+            }
+            for (j, x) in m.intermediates.iter().flatten().enumerate() {
+                if !f.intermediates.iter().any(|y| y.name == *x) {
+                    return Err(self.err(
+                        format!("methods[{i}].intermediates[{j}]"),
+                        format!("`{x}` is not an intermediate of this grid"),
+                    ));
+                }
+            }
+            for (j, t) in m.targets.iter().flatten().enumerate() {
+                if !f.targets.contains(t) {
+                    return Err(self.err(
+                        format!("methods[{i}].targets[{j}]"),
+                        format!("`{t}` is not one of the targets ({})", f.targets.join(", ")),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Every method's name: `full`, then the grid's `methods` in order.
+    pub fn method_names(&self) -> Vec<String> {
+        std::iter::once(FULL_METHOD.to_string())
+            .chain(self.file.methods.iter().map(|m| m.name.clone()))
+            .collect()
+    }
+
+    /// The grid as one method sees it: full fine-tuning is the grid itself; another method's
+    /// grid has only its intermediates and targets, no multitask pairs, no methods, and its
+    /// recipe keys over the grid's. Its runs are the method's runs of [`super::Plan::expand`].
+    pub fn for_method(&self, name: &str) -> Option<LoadedGrid> {
+        if name == FULL_METHOD {
+            let mut grid = self.clone();
+            grid.file.methods.clear();
+            return Some(grid);
+        }
+        let m = self.file.methods.iter().find(|m| m.name == name)?;
+        let mut grid = self.clone();
+        let f = &mut grid.file;
+        if let Some(keep) = &m.intermediates {
+            f.intermediates.retain(|x| keep.contains(&x.name));
+        }
+        if let Some(keep) = &m.targets {
+            f.targets.retain(|t| keep.contains(t));
+            f.restarts_for.retain(|t, _| keep.contains(t));
+        }
+        // The method's keys win everywhere: over the grid's and each encoder's keys, and in
+        // intermediate phases over the grid's `intermediate_recipe` (its own
+        // `intermediate_recipe` over them).
+        f.recipe = f.recipe.overridden_by(&m.recipe);
+        for e in &mut f.encoders {
+            e.recipe = e.recipe.overridden_by(&m.recipe);
+        }
+        f.intermediate_recipe = f
+            .intermediate_recipe
+            .overridden_by(&m.recipe)
+            .overridden_by(&m.intermediate_recipe);
+        f.multitask.clear();
+        f.methods.clear();
+        Some(grid)
     }
 
     /// Restarts of `target`.

@@ -17,13 +17,14 @@ pub mod bootstrap;
 pub mod degenerate;
 pub mod figure;
 pub mod matrix;
+pub mod methods;
 pub mod model;
 pub mod table;
 pub mod text;
 
 use std::path::{Path, PathBuf};
 
-use crate::grid::{GridError, LoadedGrid, RunRow, write_atomic};
+use crate::grid::{FULL_METHOD, GridError, LoadedGrid, RunRow, write_atomic};
 
 pub use model::ReportModel;
 
@@ -159,6 +160,22 @@ pub fn render_all(
     render_all_with(grid, rows, out_dir, &ReportOptions::from_grid(grid))
 }
 
+/// Where report files go, and what has been written.
+struct Writer<'a> {
+    out_dir: &'a Path,
+    files: Vec<PathBuf>,
+    warnings: Vec<String>,
+}
+
+impl Writer<'_> {
+    fn text(&mut self, file: &str, text: &str) -> Result<(), ReportError> {
+        let path = self.out_dir.join(file);
+        write_atomic(&path, text.as_bytes()).map_err(|source| ReportError::Write { source })?;
+        self.files.push(path);
+        Ok(())
+    }
+}
+
 /// [`render_all`] with explicit options.
 pub fn render_all_with(
     grid: &LoadedGrid,
@@ -166,101 +183,51 @@ pub fn render_all_with(
     out_dir: &Path,
     opts: &ReportOptions,
 ) -> Result<ReportSummary, ReportError> {
-    let model = ReportModel::new(grid, rows);
     let name = &grid.file.name;
-    let mut files = Vec::new();
-    let mut warnings = Vec::new();
-    let write = |files: &mut Vec<PathBuf>, file: &str, text: &str| {
-        let path = out_dir.join(file);
-        write_atomic(&path, text.as_bytes()).map_err(|source| ReportError::Write { source })?;
-        files.push(path);
-        Ok::<(), ReportError>(())
+    let mut w = Writer {
+        out_dir,
+        files: Vec::new(),
+        warnings: Vec::new(),
     };
-    let mut tables = Vec::new();
-    for &regime in &model.regimes {
-        let t = table::build(&model, regime);
-        let label = regime.label();
-        write(&mut files, &format!("table-{label}.md"), &t.markdown(name))?;
-        write(&mut files, &format!("table-{label}.tex"), &t.latex(name))?;
-        write(
-            &mut files,
-            &format!("table-{label}.csv"),
-            &table::csv(&model, regime),
+    let of_method = |method: &str| -> Vec<RunRow> {
+        rows.iter()
+            .filter(|r| r.meta.method == method)
+            .cloned()
+            .collect()
+    };
+    let full_view = grid.for_method(FULL_METHOD).unwrap_or_else(|| grid.clone());
+    let full_rows = of_method(FULL_METHOD);
+    let model = ReportModel::new(&full_view, &full_rows);
+    let tables = render_method(&mut w, &model, "", opts)?;
+    let mut methods = vec![(
+        FULL_METHOD.to_string(),
+        full_view.clone(),
+        full_rows.clone(),
+    )];
+    for method in grid.file.methods.iter().map(|m| m.name.as_str()) {
+        let Some(view) = grid.for_method(method) else {
+            continue;
+        };
+        let method_rows = of_method(method);
+        render_method(
+            &mut w,
+            &ReportModel::new(&view, &method_rows),
+            &format!("-{method}"),
+            opts,
         )?;
-        tables.push(t);
+        methods.push((method.to_string(), view, method_rows));
     }
-    write(&mut files, "degenerate.md", &degenerate::markdown(&model))?;
-    write(&mut files, "degenerate.csv", &degenerate::csv(&model))?;
-    let fig = figure::build(&model);
-    let svg = figure::svg(&fig).map_err(|message| ReportError::Plot {
-        path: out_dir.join("figure1.svg"),
-        message,
-    })?;
-    write(&mut files, "figure1.svg", &svg)?;
-    let png = out_dir.join("figure1.png");
-    match figure::register_font(&opts.fonts).and_then(|_| figure::write_png(&fig, &png)) {
-        Ok(()) => files.push(png),
-        Err(e @ ReportError::NoFont { .. }) => {
-            warnings.push(format!("figure1.png not written: {e}"));
-        }
-        Err(e) => return Err(e),
+    if methods.len() > 1 {
+        let models: Vec<(&str, ReportModel<'_>)> = methods
+            .iter()
+            .map(|(m, view, rows)| (m.as_str(), ReportModel::new(view, rows)))
+            .collect();
+        w.text("methods.md", &methods::markdown(name, &models))?;
+        w.text("methods.csv", &methods::csv(&models))?;
     }
-    let comparisons = if opts.bootstrap > 0 {
-        bootstrap::compare_all(&model, opts.bootstrap, opts.seed)
-    } else {
-        Vec::new()
-    };
-    for c in &comparisons {
-        if let bootstrap::Status::Failed(why) = &c.status {
-            warnings.push(format!(
-                "bootstrap {} on {} ({}): {why}",
-                c.label,
-                c.target,
-                c.regime.label()
-            ));
-        }
-    }
-    write(
-        &mut files,
-        "bootstrap.md",
-        &bootstrap::markdown(&model, &comparisons, opts.bootstrap),
-    )?;
-    write(&mut files, "bootstrap.csv", &bootstrap::csv(&comparisons))?;
-
-    let matrices = if opts.bootstrap > 0 {
-        matrix::build(&model, &comparisons)
-    } else {
-        Vec::new()
-    };
-    if !matrices.is_empty() {
-        for &regime in &model.regimes {
-            let text = matrix::markdown(name, &matrices, regime);
-            write(
-                &mut files,
-                &format!("transfer-{}.md", regime.label()),
-                &text,
-            )?;
-        }
-        write(&mut files, "transfer.csv", &matrix::csv(&matrices))?;
-        let font = figure::register_font(&opts.fonts);
-        for m in &matrices {
-            let stem = matrix::stem(m, model.encoders.len());
-            let svg = matrix::svg(m).map_err(|message| ReportError::Plot {
-                path: out_dir.join(format!("{stem}.svg")),
-                message,
-            })?;
-            write(&mut files, &format!("{stem}.svg"), &svg)?;
-            if font.is_ok() {
-                let png = out_dir.join(format!("{stem}.png"));
-                matrix::write_png(m, &png)?;
-                files.push(png);
-            }
-        }
-        if let Err(e) = font {
-            warnings.push(format!("transfer PNGs not written: {e}"));
-        }
-    }
-
+    let Writer {
+        files, warnings, ..
+    } = w;
     let (planned, finished) = model.progress(None);
     let (deg, _) = degenerate::totals(&model);
     let mut md = format!(
@@ -294,4 +261,102 @@ pub fn render_all_with(
         warnings,
         markdown: md,
     })
+}
+
+/// Every report file of one method's runs, each named with `suffix` before its extension
+/// (none for full fine-tuning, `-<method>` for another method). Returns the paper tables.
+fn render_method(
+    w: &mut Writer<'_>,
+    model: &ReportModel<'_>,
+    suffix: &str,
+    opts: &ReportOptions,
+) -> Result<Vec<table::Table>, ReportError> {
+    let name = &model.grid.file.name;
+    let mut tables = Vec::new();
+    for &regime in &model.regimes {
+        let t = table::build(model, regime);
+        let label = regime.label();
+        w.text(&format!("table-{label}{suffix}.md"), &t.markdown(name))?;
+        w.text(&format!("table-{label}{suffix}.tex"), &t.latex(name))?;
+        w.text(
+            &format!("table-{label}{suffix}.csv"),
+            &table::csv(model, regime),
+        )?;
+        tables.push(t);
+    }
+    w.text(
+        &format!("degenerate{suffix}.md"),
+        &degenerate::markdown(model),
+    )?;
+    w.text(&format!("degenerate{suffix}.csv"), &degenerate::csv(model))?;
+    let fig = figure::build(model);
+    let fig_stem = format!("figure1{suffix}");
+    let svg = figure::svg(&fig).map_err(|message| ReportError::Plot {
+        path: w.out_dir.join(format!("{fig_stem}.svg")),
+        message,
+    })?;
+    w.text(&format!("{fig_stem}.svg"), &svg)?;
+    let png = w.out_dir.join(format!("{fig_stem}.png"));
+    match figure::register_font(&opts.fonts).and_then(|_| figure::write_png(&fig, &png)) {
+        Ok(()) => w.files.push(png),
+        Err(e @ ReportError::NoFont { .. }) => {
+            w.warnings.push(format!("{fig_stem}.png not written: {e}"));
+        }
+        Err(e) => return Err(e),
+    }
+    let comparisons = if opts.bootstrap > 0 {
+        bootstrap::compare_all(model, opts.bootstrap, opts.seed)
+    } else {
+        Vec::new()
+    };
+    for c in &comparisons {
+        if let bootstrap::Status::Failed(why) = &c.status {
+            w.warnings.push(format!(
+                "bootstrap {} on {} ({}{suffix}): {why}",
+                c.label,
+                c.target,
+                c.regime.label()
+            ));
+        }
+    }
+    w.text(
+        &format!("bootstrap{suffix}.md"),
+        &bootstrap::markdown(model, &comparisons, opts.bootstrap),
+    )?;
+    w.text(
+        &format!("bootstrap{suffix}.csv"),
+        &bootstrap::csv(&comparisons),
+    )?;
+    let matrices = if opts.bootstrap > 0 {
+        matrix::build(model, &comparisons)
+    } else {
+        Vec::new()
+    };
+    if matrices.is_empty() {
+        return Ok(tables);
+    }
+    for &regime in &model.regimes {
+        let text = matrix::markdown(name, &matrices, regime);
+        w.text(&format!("transfer-{}{suffix}.md", regime.label()), &text)?;
+    }
+    w.text(&format!("transfer{suffix}.csv"), &matrix::csv(&matrices))?;
+    let font = figure::register_font(&opts.fonts);
+    for m in &matrices {
+        let stem = format!("{}{suffix}", matrix::stem(m, model.encoders.len()));
+        let svg = matrix::svg(m).map_err(|message| ReportError::Plot {
+            path: w.out_dir.join(format!("{stem}.svg")),
+            message,
+        })?;
+        w.text(&format!("{stem}.svg"), &svg)?;
+        if font.is_ok() {
+            let png = w.out_dir.join(format!("{stem}.png"));
+            matrix::write_png(m, &png)?;
+            w.files.push(png);
+        }
+    }
+    if let Err(e) = font {
+        w.warnings
+            .push(format!("transfer{suffix} PNGs not written: {e}"));
+    }
+    Ok(tables)
 }

@@ -187,6 +187,7 @@ mod tests {
             meta: crate::grid::RunMeta {
                 grid: "g".into(),
                 kind: crate::grid::RunKind::Target,
+                method: "full".into(),
                 encoder: "E".into(),
                 condition: "none".into(),
                 target: Some("RTE".into()),
