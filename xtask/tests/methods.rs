@@ -55,14 +55,15 @@ fn write_grid(root: &Path, name: &str, methods: bool) -> PathBuf {
     path
 }
 
-fn result(plan: &Plan, id: &str) -> serde_json::Value {
+/// A JSON file of a grid run's one seed directory.
+fn seed_json(plan: &Plan, id: &str, file: &str) -> serde_json::Value {
     let node = plan.node(id).unwrap();
-    let file = plan
+    let path = plan
         .run_dir(id)
         .join(node.phase_dir())
         .join(format!("seed-{}", node.meta.seed))
-        .join("result.json");
-    serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap()
+        .join(file);
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
 }
 
 #[test]
@@ -141,7 +142,7 @@ fn methods_train_beside_full_fine_tuning_and_the_report_compares_their_costs() {
     );
 
     // Sizes: the LoRA target trains a small part of the model and saves only that.
-    let sizes = |id: &str| result(&plan, id)["sizes"].clone();
+    let sizes = |id: &str| seed_json(&plan, id, "result.json")["sizes"].clone();
     let lora = sizes(&lora_target.id);
     let full_target = plan
         .nodes
@@ -162,17 +163,7 @@ fn methods_train_beside_full_fine_tuning_and_the_report_compares_their_costs() {
     );
     // The LoRA target carries the intermediate's modules (kept, not re-drawn): its model
     // has one LoRA configuration, the intermediate's.
-    let model_meta = |id: &str| {
-        let node = plan.node(id).unwrap();
-        let dir = plan
-            .run_dir(id)
-            .join(node.phase_dir())
-            .join(format!("seed-{}", node.meta.seed))
-            .join("model/stilts-model.json");
-        let v: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&dir).unwrap()).unwrap();
-        v["peft"].clone()
-    };
+    let model_meta = |id: &str| seed_json(&plan, id, "model/stilts-model.json")["peft"].clone();
     assert_eq!(model_meta(&lora_target.id), model_meta(&dep.id));
     assert!(!model_meta(&dep.id)["lora"].is_null());
 
