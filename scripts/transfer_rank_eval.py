@@ -199,6 +199,8 @@ def main():
     ap.add_argument("--out", default="docs/results/transfer-cpu")
     ap.add_argument("--max-examples", type=int, default=500)
     ap.add_argument("--top-k", type=int, default=2)
+    ap.add_argument("--targets", default=",".join(TARGETS),
+                    help="comma-separated targets to rank (default: all four)")
     ap.add_argument("--reuse", action="store_true",
                     help="read rank-<target>.json already in --out instead of ranking again")
     args = ap.parse_args()
@@ -214,7 +216,7 @@ def main():
     results, names_by_target = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         env = dict(os.environ, STILTS_EXTRA_DIR=str(data_root(args.grid, tmp)))
-        for target in TARGETS:
+        for target in args.targets.split(","):
             candidates = [(n, ref) for n, ref in names if n != target]
             names_by_target[target] = [n for n, _ in candidates]
             cached = out / f"rank-{target}.json"
