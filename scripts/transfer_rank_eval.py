@@ -82,6 +82,16 @@ def rank(stilts, target, candidates, tuned, matrix, args, env):
     return json.loads(out.stdout)
 
 
+def portable(text):
+    """Machine paths in `text` as the variables that name them, the checkout's as relative."""
+    cache = os.environ.get("STILTS_CACHE") or os.path.expanduser("~/.cache/stilts")
+    for name, value in [("$STILTS_MINILM_DIR", os.environ.get("STILTS_MINILM_DIR")),
+                        ("$STILTS_CACHE", cache), ("", os.getcwd() + "/")]:
+        if value:
+            text = text.replace(value, name)
+    return text
+
+
 def fmt(v, digits=2):
     return "-" if v is None else f"{v:.{digits}f}"
 
@@ -156,6 +166,7 @@ def select_table(results, names_by_target, grid_dir, matrix, k):
     stilts, baseline = matrix_scores(matrix)
     runs = grid_runs(grid_dir)
     inter_s = {c: w for kind, c, _, w in runs if kind == "intermediate"}
+    totals = {}
     lines = [
         f"| method | target | picks (top {k}) | chosen | best | regret (%) | select s | grid s | saved |",
         "|---|---|---|---|---|---:|---:|---:|---:|",
@@ -184,11 +195,23 @@ def select_table(results, names_by_target, grid_dir, matrix, k):
             trained = names if needs_all else picks
             cost = (method["seconds"] + sum(inter_s.get(n, 0.0) for n in trained)
                     + sum(target_s.get(n, 0.0) for n in picks) + target_s.get("none", 0.0))
+            t = totals.setdefault(method["method"], [[], 0.0, 0.0])
+            t[0].append(regret)
+            t[1] += cost
+            t[2] += grid_cost
             lines.append(
                 f"| {method['method']} | {target} | {', '.join(picks)} | {chosen} {100 * tried[chosen]:.1f} "
                 f"| {best} {100 * options[best]:.1f} | {regret:.2f} | {cost:.0f} | {grid_cost:.0f} "
                 f"| {100 * (1 - cost / grid_cost):.0f}% |"
             )
+    lines += ["", "Over the targets:", "",
+              "| method | mean regret (%) | median regret (%) | select s | grid s | saved |",
+              "|---|---:|---:|---:|---:|---:|"]
+    for method, (regrets, cost, grid_cost) in totals.items():
+        median = sorted(regrets)[len(regrets) // 2] if len(regrets) % 2 else \
+            sum(sorted(regrets)[len(regrets) // 2 - 1:len(regrets) // 2 + 1]) / 2
+        lines.append(f"| {method} | {sum(regrets) / len(regrets):.2f} | {median:.2f} | {cost:.0f} "
+                     f"| {grid_cost:.0f} | {100 * (1 - cost / grid_cost):.0f}% |")
     return "\n".join(lines) + "\n"
 
 
@@ -224,7 +247,7 @@ def main():
                 results[target] = json.loads(cached.read_text())
                 continue
             results[target] = rank(stilts, target, candidates, tuned, matrix, args, env)
-            cached.write_text(json.dumps(results[target], indent=1) + "\n")
+            cached.write_text(portable(json.dumps(results[target], indent=1)) + "\n")
     text = table(results) + (
         f"\n`stilts select --top-k {args.top_k}` on the matrix (scores ×100 on dev; costs in "
         "seconds of the grid's own runs on this machine):\n\n"
