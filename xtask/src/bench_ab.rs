@@ -179,22 +179,42 @@ pub fn cpu_description() -> String {
     )
 }
 
+/// The CPU time the rest of the machine uses while this process waits for its children: the
+/// machine's busy time (`/proc/stat`) less the waited-for children's (`getrusage`).
+pub struct OtherLoad {
+    busy0: Option<f64>,
+    child0: f64,
+    t0: std::time::Instant,
+}
+
+impl OtherLoad {
+    pub fn start() -> OtherLoad {
+        OtherLoad {
+            busy0: machine_busy_s(),
+            child0: children_cpu_s(),
+            t0: std::time::Instant::now(),
+        }
+    }
+
+    /// Cores other processes kept busy since [`OtherLoad::start`] (children waited for by now
+    /// excluded); `None` without `/proc/stat`.
+    pub fn cores(&self) -> Option<f64> {
+        let wall = self.t0.elapsed().as_secs_f64();
+        match (self.busy0, machine_busy_s()) {
+            (Some(a), Some(b)) if wall > 0.0 => {
+                Some(((b - a) - (children_cpu_s() - self.child0)).max(0.0) / wall)
+            }
+            _ => None,
+        }
+    }
+}
+
 /// Runs one measurement process and parses the JSON line it prints; also returns the cores
 /// the rest of the machine kept busy meanwhile.
 fn measure(mut cmd: Command, label: &str) -> Result<(Value, Option<f64>)> {
-    let (busy0, child0, t0) = (
-        machine_busy_s(),
-        children_cpu_s(),
-        std::time::Instant::now(),
-    );
+    let load = OtherLoad::start();
     let out = cmd.output().with_context(|| format!("running {label}"))?;
-    let wall = t0.elapsed().as_secs_f64();
-    let other = match (busy0, machine_busy_s()) {
-        (Some(a), Some(b)) if wall > 0.0 => {
-            Some(((b - a) - (children_cpu_s() - child0)).max(0.0) / wall)
-        }
-        _ => None,
-    };
+    let other = load.cores();
     if !out.status.success() {
         bail!("{label} failed: {}", String::from_utf8_lossy(&out.stderr));
     }
