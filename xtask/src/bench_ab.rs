@@ -378,7 +378,8 @@ pub fn run(family: &Family, root: &Path, rest: &[String]) -> Result<()> {
     Ok(())
 }
 
-fn median(mut xs: Vec<f64>) -> Option<f64> {
+/// The middle value (the upper of the two middle ones for an even count); `None` for none.
+pub fn median(mut xs: Vec<f64>) -> Option<f64> {
     xs.sort_by(f64::total_cmp);
     xs.get(xs.len() / 2).copied()
 }

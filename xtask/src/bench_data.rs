@@ -15,7 +15,7 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
-use crate::bench_ab::{OtherLoad, QUIET_CORES, cpu_description};
+use crate::bench_ab::{OtherLoad, QUIET_CORES, cpu_description, median};
 
 const FUNCTIONS: [&str; 3] = ["load", "tokenize", "load_tokenize"];
 
@@ -110,16 +110,6 @@ fn criterion(root: &Path, args: &[String]) -> Result<Vec<f64>> {
         bail!("cargo bench failed with {status}");
     }
     FUNCTIONS.iter().map(|f| criterion_rate(root, f)).collect()
-}
-
-fn median(mut xs: Vec<f64>) -> Option<f64> {
-    xs.sort_by(f64::total_cmp);
-    let n = xs.len();
-    match n {
-        0 => None,
-        _ if n % 2 == 1 => Some(xs[n / 2]),
-        _ => Some((xs[n / 2 - 1] + xs[n / 2]) / 2.0),
-    }
 }
 
 fn render(rounds: &[Round], versions: Option<&Value>, anchor_error: Option<&str>) -> String {
