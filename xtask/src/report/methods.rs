@@ -4,27 +4,28 @@
 //! run: parameters trained, bytes saved per task (the module directory for a
 //! parameter-efficient method, the whole model otherwise) and wall time.
 
-use super::model::{Applies, ReportModel};
+use super::model::{Applies, Cell, Condition, ReportModel, Stats, Target};
 use super::text::{csv_line, fixed, md, md_table, num, pct};
-use crate::grid::{Regime, RunKind, RunRow};
+use crate::grid::{Regime, RunRow};
 
 /// One method's report model, by name (`full` first).
 pub type MethodModel<'a> = (&'a str, ReportModel<'a>);
 
-/// The target runs (substituted cells excluded) of one encoder and regime of a method.
-fn target_runs<'a>(model: &ReportModel<'a>, encoder: &str, regime: Regime) -> Vec<&'a RunRow> {
-    let mut runs = Vec::new();
-    for c in &model.conditions {
-        for t in &model.targets {
-            if model.applies(c, t) != Applies::Yes {
-                continue;
-            }
-            if let Some(cell) = model.cell(encoder, c, t, regime) {
-                runs.extend(cell.runs);
-            }
-        }
-    }
-    runs
+/// The cells of one encoder and regime of a method that are run (substituted cells and
+/// cells a condition does not have excluded), with their condition and target.
+fn run_cells<'m, 'a>(
+    model: &'m ReportModel<'a>,
+    encoder: &'m str,
+    regime: Regime,
+) -> impl Iterator<Item = (&'m Condition, &'m Target, Cell<'a>)> + 'm {
+    model.conditions.iter().flat_map(move |c| {
+        model.targets.iter().filter_map(move |t| {
+            (model.applies(c, t) == Applies::Yes)
+                .then(|| model.cell(encoder, c, t, regime))
+                .flatten()
+                .map(|cell| (c, t, cell))
+        })
+    })
 }
 
 /// The intermediate runs of one encoder of a method.
@@ -32,7 +33,7 @@ fn intermediate_runs<'a>(model: &ReportModel<'a>, encoder: &str) -> Vec<&'a RunR
     model
         .intermediates
         .iter()
-        .filter(|((e, _), r)| e == encoder && r.meta.kind == RunKind::Intermediate)
+        .filter(|((e, _), _)| e == encoder)
         .map(|(_, r)| *r)
         .collect()
 }
@@ -46,7 +47,7 @@ fn range(values: impl IntoIterator<Item = u64>) -> Option<(u64, u64)> {
 }
 
 fn mean(values: &[f64]) -> Option<f64> {
-    (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
+    Stats::of(values).map(|s| s.mean)
 }
 
 /// `1.2M`, `38.5k`, `512`.
@@ -93,7 +94,9 @@ struct Costs {
 }
 
 fn costs(model: &ReportModel<'_>, encoder: &str, regime: Regime) -> Costs {
-    let targets = target_runs(model, encoder, regime);
+    let targets: Vec<&RunRow> = run_cells(model, encoder, regime)
+        .flat_map(|(_, _, cell)| cell.runs)
+        .collect();
     let sizes = || targets.iter().filter_map(|r| r.outcome.as_ref()?.sizes);
     let walls = |runs: &[&RunRow]| -> Vec<f64> {
         runs.iter()
@@ -110,7 +113,7 @@ fn costs(model: &ReportModel<'_>, encoder: &str, regime: Regime) -> Costs {
     }
 }
 
-/// A cell's finished dev scores.
+/// Each condition's row: its cells' finished dev scores, per target.
 fn scores(model: &ReportModel<'_>, encoder: &str, regime: Regime) -> Vec<ScoreRow> {
     let mut rows = Vec::new();
     for c in &model.conditions {
@@ -140,16 +143,15 @@ fn score_text(values: &Option<Vec<f64>>) -> String {
     let Some(v) = values else {
         return String::new();
     };
-    let Some(m) = mean(v) else {
+    let Some(st) = Stats::of(v) else {
         return "…".into();
     };
-    let sd = if v.len() > 1 {
-        let var = v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (v.len() - 1) as f64;
-        format!(" ± {}", pct(var.sqrt()))
+    let sd = if st.n > 1 {
+        format!(" ± {}", pct(st.std))
     } else {
         String::new()
     };
-    format!("{}{sd} ({})", pct(m), v.len())
+    format!("{}{sd} ({})", pct(st.mean), st.n)
 }
 
 /// `methods.md`.
@@ -244,37 +246,29 @@ pub fn csv(models: &[MethodModel<'_>]) -> String {
     for (method, model) in models {
         for &regime in &model.regimes {
             for encoder in &model.encoders {
-                for c in &model.conditions {
-                    for t in &model.targets {
-                        if model.applies(c, t) != Applies::Yes {
-                            continue;
-                        }
-                        let Some(cell) = model.cell(encoder, c, t, regime) else {
-                            continue;
-                        };
-                        let scores = cell.scores();
-                        let first = cell.runs.iter().find_map(|r| r.outcome.as_ref()?.sizes);
-                        let walls: Vec<f64> = cell
-                            .runs
-                            .iter()
-                            .filter_map(|r| r.outcome.as_ref().map(|o| o.wall_s))
-                            .collect();
-                        let joined: Vec<String> = scores.iter().map(|v| v.to_string()).collect();
-                        s.push_str(&csv_line(&[
-                            method.to_string(),
-                            encoder.clone(),
-                            regime.label(),
-                            c.name.clone(),
-                            t.name.clone(),
-                            scores.len().to_string(),
-                            num(mean(&scores)),
-                            joined.join(" "),
-                            first.map_or(String::new(), |z| z.trained_params.to_string()),
-                            first.map_or(String::new(), |z| z.total_params.to_string()),
-                            first.map_or(String::new(), |z| z.saved_bytes().to_string()),
-                            num(mean(&walls)),
-                        ]));
-                    }
+                for (c, t, cell) in run_cells(model, encoder, regime) {
+                    let scores = cell.scores();
+                    let first = cell.runs.iter().find_map(|r| r.outcome.as_ref()?.sizes);
+                    let walls: Vec<f64> = cell
+                        .runs
+                        .iter()
+                        .filter_map(|r| r.outcome.as_ref().map(|o| o.wall_s))
+                        .collect();
+                    let joined: Vec<String> = scores.iter().map(|v| v.to_string()).collect();
+                    s.push_str(&csv_line(&[
+                        method.to_string(),
+                        encoder.clone(),
+                        regime.label(),
+                        c.name.clone(),
+                        t.name.clone(),
+                        scores.len().to_string(),
+                        num(mean(&scores)),
+                        joined.join(" "),
+                        first.map_or(String::new(), |z| z.trained_params.to_string()),
+                        first.map_or(String::new(), |z| z.total_params.to_string()),
+                        first.map_or(String::new(), |z| z.saved_bytes().to_string()),
+                        num(mean(&walls)),
+                    ]));
                 }
             }
         }

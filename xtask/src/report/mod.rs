@@ -189,47 +189,52 @@ pub fn render_all_with(
         files: Vec::new(),
         warnings: Vec::new(),
     };
-    let of_method = |method: &str| -> Vec<RunRow> {
-        rows.iter()
-            .filter(|r| r.meta.method == method)
-            .cloned()
-            .collect()
-    };
-    let full_view = grid.for_method(FULL_METHOD).unwrap_or_else(|| grid.clone());
-    let full_rows = of_method(FULL_METHOD);
-    let model = ReportModel::new(&full_view, &full_rows);
-    let tables = render_method(&mut w, &model, "", opts)?;
-    let mut methods = vec![(
-        FULL_METHOD.to_string(),
-        full_view.clone(),
-        full_rows.clone(),
-    )];
-    for method in grid.file.methods.iter().map(|m| m.name.as_str()) {
-        let Some(view) = grid.for_method(method) else {
-            continue;
+    // Each method's view of the grid and its rows, full fine-tuning first; one report model
+    // each, rendered alone and then side by side.
+    let views: Vec<(String, LoadedGrid, Vec<RunRow>)> = grid
+        .method_names()
+        .into_iter()
+        .filter_map(|method| {
+            let view = grid.for_method(&method)?;
+            let of_method = rows
+                .iter()
+                .filter(|r| r.meta.method == method)
+                .cloned()
+                .collect();
+            Some((method, view, of_method))
+        })
+        .collect();
+    let models: Vec<(&str, ReportModel<'_>)> = views
+        .iter()
+        .map(|(m, view, rows)| (m.as_str(), ReportModel::new(view, rows)))
+        .collect();
+    let mut tables = Vec::new();
+    for (method, model) in &models {
+        let suffix = if *method == FULL_METHOD {
+            String::new()
+        } else {
+            format!("-{method}")
         };
-        let method_rows = of_method(method);
-        render_method(
-            &mut w,
-            &ReportModel::new(&view, &method_rows),
-            &format!("-{method}"),
-            opts,
-        )?;
-        methods.push((method.to_string(), view, method_rows));
+        let rendered = render_method(&mut w, model, &suffix, opts)?;
+        if suffix.is_empty() {
+            tables = rendered;
+        }
     }
-    if methods.len() > 1 {
-        let models: Vec<(&str, ReportModel<'_>)> = methods
-            .iter()
-            .map(|(m, view, rows)| (m.as_str(), ReportModel::new(view, rows)))
-            .collect();
+    if models.len() > 1 {
         w.text("methods.md", &methods::markdown(name, &models))?;
         w.text("methods.csv", &methods::csv(&models))?;
     }
+    let Some((_, model)) = models.first() else {
+        return Err(ReportError::invalid(
+            &grid.source,
+            "the grid has no methods",
+        ));
+    };
     let Writer {
         files, warnings, ..
     } = w;
     let (planned, finished) = model.progress(None);
-    let (deg, _) = degenerate::totals(&model);
+    let (deg, _) = degenerate::totals(model);
     let mut md = format!(
         "## Report: {name}\n\n{finished} of {planned} target runs finished{}; {deg} degenerate.\n",
         if finished < planned {

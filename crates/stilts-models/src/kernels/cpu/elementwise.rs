@@ -165,13 +165,8 @@ pub fn dropout(x: &[f32], mask: &DropoutMask) -> Vec<f32> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::grid;
     use super::*;
-
-    fn grid(n: usize, lo: f32, hi: f32) -> Vec<f32> {
-        (0..n)
-            .map(|i| lo + (hi - lo) * i as f32 / (n - 1) as f32)
-            .collect()
-    }
 
     #[test]
     fn the_avx2_and_baseline_versions_agree_bit_for_bit() {

@@ -114,7 +114,8 @@ fn rows_per_task(row: usize) -> usize {
 mod tests {
     use super::*;
 
-    fn grid(n: usize, lo: f32, hi: f32) -> Vec<f32> {
+    /// `n` evenly spaced values from `lo` to `hi`.
+    pub(super) fn grid(n: usize, lo: f32, hi: f32) -> Vec<f32> {
         (0..n)
             .map(|i| lo + (hi - lo) * i as f32 / (n - 1) as f32)
             .collect()
