@@ -1,12 +1,14 @@
 //! `cargo xtask check-backends [wgpu cuda tch] [--check-only]`: builds stilts-models with each
 //! optional burn backend and runs `tests/backend_parity.rs` (the tiny BERT against Hugging
 //! Face's fixture on that backend), in `target/backends` so the main target dir keeps its
-//! default-feature build. Each feature is a full burn rebuild (~10-30 min on two cores): this is
-//! for developers (and GPU machines), not CI, which builds only the default features.
+//! default-feature build. Each feature is a full burn rebuild (~10-30 min on two cores). CI runs
+//! `check-backends wgpu tch --check-only` (~12 min on two cores from a cold `target/backends`);
+//! `cuda` cannot build without the internet (README, "Backends").
 //!
-//! Needs: `wgpu` a Vulkan/Metal/DX12 driver (software Vulkan: Debian's `mesa-vulkan-drivers`);
-//! `cuda` the CUDA toolkit and a GPU; `tch` libtorch through `LIBTORCH=/path/to/libtorch` or
-//! `LIBTORCH_USE_PYTORCH=1` with the pip torch tch 0.22 expects (never downloaded here).
+//! Needs: `wgpu` a Vulkan/Metal/DX12 driver to run (none to check); `cuda` the CUDA toolkit and
+//! a GPU; `tch` libtorch through `LIBTORCH=/path/to/libtorch` (`scripts/fetch_libtorch.sh` puts
+//! the headers of the PyPI wheel tch 0.22 expects there, enough to check; `--lib` for the
+//! libraries) or `LIBTORCH_USE_PYTORCH=1` with that torch in the active Python.
 
 use std::path::Path;
 use std::process::Command;
@@ -32,7 +34,7 @@ pub fn run(root: &Path, features: &[String], check_only: bool) -> Result<()> {
         && std::env::var_os("LIBTORCH_USE_PYTORCH").is_none()
     {
         eprintln!(
-            "warning: neither LIBTORCH nor LIBTORCH_USE_PYTORCH is set: the tch build will fail (libtorch is never downloaded)"
+            "warning: neither LIBTORCH nor LIBTORCH_USE_PYTORCH is set: the tch build will fail (libtorch is never downloaded; `LIBTORCH=$(scripts/fetch_libtorch.sh)` fetches its headers from PyPI)"
         );
     }
     let target = root.join("target/backends");
@@ -45,7 +47,7 @@ pub fn run(root: &Path, features: &[String], check_only: bool) -> Result<()> {
         } else {
             cmd.args(["test", "-p", "stilts-models", "--test", "backend_parity"]);
         }
-        cmd.args(["--features", feature])
+        cmd.args(["--locked", "--features", feature])
             .arg("--target-dir")
             .arg(&target);
         if !check_only {
