@@ -308,11 +308,7 @@ fn print_status(plan: &Plan) -> Result<()> {
             "finished"
         } else if dir.join(n.phase_dir()).exists() {
             "started"
-        } else if n
-            .depends_on
-            .as_deref()
-            .is_some_and(|d| !plan.is_finished(d))
-        {
+        } else if !plan.waiting_on(n).is_empty() {
             "waiting"
         } else {
             "pending"

@@ -81,14 +81,14 @@ fn intermediates_are_shared_by_every_target_and_restart() {
     let dependents: Vec<_> = p
         .nodes
         .iter()
-        .filter(|n| n.depends_on.as_deref() == Some(mnli.id.as_str()))
+        .filter(|n| n.depends_on == [mnli.id.clone()])
         .collect();
     // CoLA 1 + RTE 3, per regime.
     assert_eq!(dependents.len(), 2 * 4);
     // Dependencies come first in the plan.
     let pos = |id: &str| p.nodes.iter().position(|n| n.id == id).unwrap();
     for n in &p.nodes {
-        if let Some(d) = &n.depends_on {
+        for d in &n.depends_on {
             assert!(pos(d) < pos(&n.id));
         }
     }
@@ -274,9 +274,183 @@ fn a_method_trains_its_subset_with_its_keys_winning() {
         if n.meta.kind == RunKind::Intermediate {
             assert_eq!(recipe.epochs, Some(4));
         }
-        if let Some(dep) = &n.depends_on {
+        for dep in &n.depends_on {
             assert_eq!(p.node(dep).unwrap().meta.method, "adapters");
         }
+    }
+}
+
+/// `GRID` with adapters on both intermediates (method `pfeiffer`), and a method `fusion` made
+/// of the lines `fusion` when given.
+fn fusion_grid(adapter: &str, fusion: &str) -> String {
+    let fusion = match fusion {
+        "" => String::new(),
+        lines => format!("\n[[methods]]\nname = \"fusion\"\n{lines}\n"),
+    };
+    format!(
+        "{GRID}\n[[methods]]\nname = \"pfeiffer\"\nrecipe = {{ lr = 1e-3, adapter = {{ {adapter} }} }}\ntargets = [\"RTE\"]\n{fusion}"
+    )
+}
+
+const FUSABLE: &str = "preset = \"pfeiffer\", train_layer_norms = false";
+
+#[test]
+fn a_fusion_method_fuses_another_methods_intermediate_adapters() {
+    let text = fusion_grid(
+        FUSABLE,
+        "recipe = { lr = 5e-4 }\nfuse = { adapters = \"pfeiffer\", kind = \"static\" }\ntargets = [\"RTE\"]",
+    );
+    let p = plan(&text, None, "/out");
+    let without = plan(&fusion_grid(FUSABLE, ""), None, "/out");
+    assert_eq!(
+        method_ids(&p, "pfeiffer"),
+        method_ids(&without, "pfeiffer"),
+        "the fused method's runs are its own"
+    );
+    let adapters: Vec<_> = p
+        .nodes
+        .iter()
+        .filter(|n| n.meta.method == "pfeiffer" && n.meta.kind == RunKind::Intermediate)
+        .collect();
+    assert_eq!(adapters.len(), 2);
+    let fusion: Vec<_> = p
+        .nodes
+        .iter()
+        .filter(|n| n.meta.method == "fusion")
+        .collect();
+    // RTE only: two regimes x 3 restarts, one condition, no intermediates and no baseline.
+    assert_eq!(fusion.len(), 2 * 3);
+    let pos = |id: &str| p.nodes.iter().position(|n| n.id == id).unwrap();
+    for n in &fusion {
+        assert_eq!(n.meta.kind, RunKind::Target);
+        assert_eq!(n.meta.condition, "MNLI+Real/Fake");
+        assert_eq!(
+            n.depends_on,
+            adapters.iter().map(|a| a.id.clone()).collect::<Vec<_>>()
+        );
+        assert!(n.depends_on.iter().all(|d| pos(d) < pos(&n.id)));
+        assert_eq!(
+            n.model_dependency(),
+            None,
+            "a fusion starts from the base encoder"
+        );
+        assert_eq!(
+            n.experiment.model.pretrained.as_deref(),
+            Some("/models/bert")
+        );
+        let exp = p.worker_experiment(n);
+        let recipe = exp.recipe.overridden_by(&exp.phases[0].recipe);
+        assert_eq!(recipe.lr, Some(5e-4));
+        assert!(
+            recipe.adapter.is_none(),
+            "the fused method's keys stay its own"
+        );
+        let fused = recipe.fusion.unwrap();
+        assert_eq!(fused.kind, Some(stilts_schema::peft::FusionKind::Static));
+        let want: Vec<String> = adapters
+            .iter()
+            .map(|a| {
+                p.run_dir(&a.id)
+                    .join(format!("{}/seed-1/adapter", a.phase_dir()))
+                    .display()
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(fused.adapters, want);
+    }
+    // Restarts differ; the same fusion in another directory has the same ids.
+    let ids: BTreeSet<_> = fusion.iter().map(|n| n.id.clone()).collect();
+    assert_eq!(ids.len(), fusion.len());
+    let moved = plan(&text, None, "/elsewhere");
+    assert_eq!(method_ids(&moved, "fusion"), method_ids(&p, "fusion"));
+    // `over` picks the fused intermediates, in its order.
+    let one_over = fusion_grid(
+        FUSABLE,
+        "fuse = { adapters = \"pfeiffer\", over = [\"Real/Fake\", \"MNLI\"] }",
+    );
+    let p = plan(&one_over, None, "/out");
+    let n = p.nodes.iter().find(|n| n.meta.method == "fusion").unwrap();
+    assert_eq!(n.meta.condition, "Real/Fake+MNLI");
+}
+
+fn method_ids(p: &Plan, method: &str) -> Vec<String> {
+    p.nodes
+        .iter()
+        .filter(|n| n.meta.method == method)
+        .map(|n| n.id.clone())
+        .collect()
+}
+
+#[test]
+fn a_fusion_that_cannot_work_is_an_error_naming_the_key() {
+    let fuse = "fuse = { adapters = \"pfeiffer\" }";
+    let cases = [
+        (
+            fusion_grid("preset = \"pfeiffer\"", fuse),
+            "methods[1].fuse.adapters",
+            "train_layer_norms = false",
+        ),
+        (
+            fusion_grid(FUSABLE, "fuse = { adapters = \"lora\" }"),
+            "methods[1].fuse.adapters",
+            "not an adapter method",
+        ),
+        (
+            fusion_grid(
+                FUSABLE,
+                "fuse = { adapters = \"pfeiffer\", over = [\"MNLI\"] }",
+            ),
+            "methods[1].fuse.over",
+            "two adapters",
+        ),
+        (
+            fusion_grid(
+                FUSABLE,
+                "fuse = { adapters = \"pfeiffer\", over = [\"MNLI\", \"SNLI\"] }",
+            ),
+            "methods[1].fuse.over[1]",
+            "no intermediate `SNLI`",
+        ),
+        (
+            fusion_grid(
+                FUSABLE,
+                "fuse = { adapters = \"pfeiffer\" }\nintermediates = [\"MNLI\"]",
+            ),
+            "methods[1].fuse",
+            "trains no intermediates",
+        ),
+        (
+            fusion_grid(
+                FUSABLE,
+                "fuse = { adapters = \"pfeiffer\" }\nrecipe = { lora = { r = 2 } }",
+            ),
+            "methods[1].recipe",
+            "no `adapter`, `lora` or `fusion`",
+        ),
+        (
+            fusion_grid(
+                &format!("{FUSABLE} }}, modules_to_save = [\"pooler\"], x = {{"),
+                fuse,
+            )
+            .replace(", x = { }", ""),
+            "methods[1].fuse.adapters",
+            "modules_to_save",
+        ),
+        (
+            fusion_grid(
+                FUSABLE,
+                "fuse = { adapters = \"pfeiffer\", dropout = \"a\" }",
+            ),
+            "fuse",
+            "",
+        ),
+    ];
+    for (text, key, why) in cases {
+        let err = parse(&text, None).unwrap_err().to_string();
+        assert!(
+            err.contains(key) && err.contains(why),
+            "expected `{key}` and `{why}`: {err}"
+        );
     }
 }
 
@@ -364,14 +538,14 @@ fn shipped_grids_parse_and_expand() {
     assert_eq!(elmo.len(), (4 * 20 + 5) * 5 - 2 + 4);
     assert!(elmo.iter().all(
         |n| n.experiment.model.pretrained.as_deref() == Some("${ELMO_DIR}")
-            || n.depends_on.is_some()
+            || !n.depends_on.is_empty()
     ));
     let gpt: Vec<_> = p.nodes.iter().filter(|n| n.meta.encoder == "GPT").collect();
     assert!(
         gpt.iter()
             .all(|n| n.experiment.model.encoder.as_deref() == Some("gpt")
                 || n.experiment.model.pretrained.as_deref() == Some("openai-community/openai-gpt")
-                || n.depends_on.is_some())
+                || !n.depends_on.is_empty())
     );
 
     // Tables 3 and 4 fine-tune GPT without its auxiliary objective; Table 1 keeps it.

@@ -101,9 +101,7 @@ fn methods_train_beside_full_fine_tuning_and_the_report_compares_their_costs() {
             n.meta.method == "lora" && n.meta.kind == RunKind::Target && n.meta.condition == "SST-2"
         })
         .unwrap();
-    let dep = plan
-        .node(lora_target.depends_on.as_deref().unwrap())
-        .unwrap();
+    let dep = plan.node(lora_target.model_dependency().unwrap()).unwrap();
     assert_eq!(
         (dep.meta.method.as_str(), dep.meta.kind),
         ("lora", RunKind::Intermediate),
@@ -190,4 +188,129 @@ fn methods_train_beside_full_fine_tuning_and_the_report_compares_their_costs() {
     ] {
         assert!(reports.join(file).is_file(), "{file}");
     }
+}
+
+/// The tiny BERT of the parity fixtures: a pretrained encoder on disk, so that every run starts
+/// from the same base weights (adapters fuse only onto the base they were trained on).
+fn tiny_bert() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates/stilts-models/tests/fixtures/tiny-bert")
+}
+
+const FUSION_GRID: &str = r#"
+name = "fusion"
+seed = 3
+targets = ["RTE"]
+restarts = 1
+predict_test = false
+recipe = { batch_size = 8, lr = 2e-3, max_seq_len = 32, epochs = 1 }
+data = { glue_dir = "@GLUE" }
+
+[[encoders]]
+name = "Tiny"
+pretrained = "@BERT"
+tokenizer = "@VOCAB"
+
+[[intermediates]]
+name = "SST-2"
+task = "SST-2"
+
+[[intermediates]]
+name = "SST-2/48"
+task = "SST-2"
+train_examples = 48
+
+[[methods]]
+name = "fusion"
+recipe = { lr = 5e-3, epochs = 2 }
+fuse = { adapters = "pfeiffer" }
+
+[[methods]]
+name = "pfeiffer"
+recipe = { adapter = { preset = "pfeiffer", reduction_factor = 4, train_layer_norms = false } }
+"#;
+
+#[test]
+fn a_fusion_method_trains_over_the_adapters_another_method_trained() {
+    let Some(stilts) = stilts_bin() else {
+        panic!("no stilts binary: run through `cargo test --workspace` or set STILTS_BIN");
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    world(root, 96, 24);
+    let out = root.join("out");
+    let grid_path = root.join("fusion.toml");
+    let text = FUSION_GRID
+        .replace("@GLUE", &root.join("glue").display().to_string())
+        .replace("@BERT", &tiny_bert().display().to_string())
+        .replace("@VOCAB", &root.join("vocab.txt").display().to_string());
+    std::fs::write(&grid_path, text).unwrap();
+    let grid = spec::load(&grid_path, None).unwrap();
+    let plan = Plan::expand(&grid, Some(&out)).unwrap();
+    // The fusion is listed before the method it fuses: the adapters' runs still come first.
+    let fusion = plan
+        .nodes
+        .iter()
+        .find(|n| n.meta.method == "fusion")
+        .unwrap();
+    let pos = |id: &str| plan.nodes.iter().position(|n| n.id == id).unwrap();
+    assert_eq!(fusion.depends_on.len(), 2);
+    assert!(fusion.depends_on.iter().all(|d| pos(d) < pos(&fusion.id)));
+    assert_eq!(
+        plan.nodes
+            .iter()
+            .filter(|n| n.meta.method == "fusion")
+            .count(),
+        1
+    );
+
+    let status = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["reproduce"])
+        .arg(&grid_path)
+        .arg("--output-dir")
+        .arg(&out)
+        .arg("--stilts")
+        .arg(&stilts)
+        .args(["--jobs", "2"])
+        .env("STILTS_LOG", "warn")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let registry = Registry::open(&out.join("registry.sqlite")).unwrap();
+    let rows = registry.rows("fusion").unwrap();
+    assert!(
+        rows.iter().all(|r| r.outcome.is_some()),
+        "every run finished"
+    );
+    let row = rows.iter().find(|r| r.run_id == fusion.id).unwrap();
+    assert_eq!(row.depends_on, fusion.depends_on);
+
+    // The fusion run trained the fusion layers and heads over the two frozen adapters, and
+    // saved only those.
+    let peft = seed_json(&plan, &fusion.id, "model/stilts-model.json")["peft"].clone();
+    assert_eq!(peft["fusion"]["fusion"]["adapters"], 2, "{peft}");
+    assert_eq!(
+        peft["fusion"]["adapter"]["train_layer_norms"], false,
+        "{peft}"
+    );
+    let sizes = seed_json(&plan, &fusion.id, "result.json")["sizes"].clone();
+    let adapter_run = plan.node(&fusion.depends_on[0]).unwrap();
+    let adapter_sizes = seed_json(&plan, &adapter_run.id, "result.json")["sizes"].clone();
+    let trained = sizes["trained_params"].as_u64().unwrap();
+    assert!(
+        trained > 0 && trained * 3 < sizes["total_params"].as_u64().unwrap(),
+        "{sizes}"
+    );
+    assert!(sizes["adapter_bytes"].as_u64().unwrap() > 0, "{sizes}");
+    assert!(
+        sizes["total_params"].as_u64() > adapter_sizes["total_params"].as_u64(),
+        "the fused model holds both adapters and the fusion: {sizes} vs {adapter_sizes}"
+    );
+
+    let md = std::fs::read_to_string(out.join("reports/methods.md")).unwrap();
+    if std::env::var_os("SHOW_METHODS").is_some() {
+        eprintln!("{md}");
+    }
+    assert!(md.contains("| fusion | SST-2+SST-2/48 |"), "{md}");
+    assert!(md.contains("| pfeiffer | SST-2/48 |"), "{md}");
+    assert!(out.join("reports/table-full-fusion.md").is_file());
 }

@@ -108,7 +108,7 @@ fn row(
             scale: None,
             phase: target.unwrap_or(condition).into(),
         },
-        depends_on: None,
+        depends_on: Vec::new(),
         run_dir: PathBuf::from("runs").join(&id),
         outcome: Some(Outcome {
             dev_score,

@@ -301,7 +301,7 @@ fn grid_through_slurm_survives_cancel_requeue_and_controller_restart() {
     let dependents: BTreeSet<String> = plan
         .nodes
         .iter()
-        .filter(|n| n.depends_on.as_deref() == Some(inter.as_str()))
+        .filter(|n| n.depends_on == [inter.clone()])
         .map(|n| n.id.clone())
         .collect();
     assert_eq!(dependents.len(), 2);
@@ -566,4 +566,86 @@ fn grid_through_slurm_survives_a_killed_controller_and_a_node_down() {
         if hit.contains(id) { (2, 3) } else { (1, 3) }
     });
     eprintln!("Slurm executor test (drills): {:?}", started.elapsed());
+}
+
+/// A fusion reads from two runs: the driver holds it back while both are queued (a slot array
+/// waits for one task), and submits it once they have finished; it starts once, after them.
+#[test]
+fn a_fusion_through_slurm_waits_for_every_adapter_it_fuses() {
+    let Some(_cluster) = cluster() else { return };
+    let _one = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let (worker, gate) = gated_worker(root);
+    std::fs::write(&gate, "").unwrap();
+    world(root, 40, 16);
+    let bert = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../crates/stilts-models/tests/fixtures/tiny-bert");
+    let text = grid_toml(root, "slurm-fusion", 1)
+        .replace(
+            "random = { hidden_size = 32, num_hidden_layers = 2, num_attention_heads = 2, intermediate_size = 64, max_position_embeddings = 64 }",
+            &format!("pretrained = \"{}\"", bert.display()),
+        )
+        .replace(
+            "[slurm]",
+            r#"[[intermediates]]
+name = "SST-2/24"
+task = "SST-2"
+train_examples = 24
+
+[[methods]]
+name = "pfeiffer"
+recipe = { adapter = { preset = "pfeiffer", reduction_factor = 4, train_layer_norms = false } }
+
+[[methods]]
+name = "fusion"
+fuse = { adapters = "pfeiffer" }
+
+[slurm]"#,
+        )
+        .replace("restarts = 1", "restarts = 1\nbaseline = false");
+    let grid_path = root.join("grid.toml");
+    std::fs::write(&grid_path, &text).unwrap();
+    let grid = xtask::grid::spec::parse(&grid_path, &text, None).unwrap();
+    let plan = Plan::expand(&grid, Some(&root.join("out"))).unwrap();
+    plan.write(&grid).unwrap();
+    // Per method two intermediates and RTE after each; then the fusion.
+    assert_eq!(plan.nodes.len(), 2 * (2 + 2) + 1);
+    let fusion = plan
+        .nodes
+        .iter()
+        .find(|n| n.meta.method == "fusion")
+        .unwrap();
+    let runner = CommandRunner::default();
+    let _cleanup = CancelOnDrop {
+        plan: &plan,
+        runner: runner.clone(),
+    };
+    let opts = options(&runner);
+    let mut driver = Driver::new(&plan, &grid, &worker, &opts).unwrap();
+    let first = driver.step().unwrap();
+    assert!(
+        !first.submitted.contains(&fusion.id),
+        "the fusion waits for its adapters: {first:#?}"
+    );
+    assert_eq!(first.submitted.len(), plan.nodes.len() - 1, "{first:#?}");
+    let report = driver.wait(|_| {}).unwrap();
+    assert!(
+        report.failed.is_empty() && report.blocked.is_empty(),
+        "{report:#?}"
+    );
+    check_complete(&plan, &runner, &BTreeMap::new());
+    let started = |id: &str| {
+        std::fs::metadata(plan.run_dir(id).join("attempts.log"))
+            .and_then(|m| m.created().or_else(|_| m.modified()))
+            .unwrap()
+    };
+    let finished = |id: &str| {
+        std::fs::metadata(plan.run_dir(id).join("summary.json"))
+            .and_then(|m| m.modified())
+            .unwrap()
+    };
+    for dep in &fusion.depends_on {
+        assert!(finished(dep) <= started(&fusion.id), "{dep}");
+    }
 }

@@ -4,10 +4,10 @@
 //! does not exist, a recipe value out of range) stops the driver before a queue of hundreds of
 //! runs is started, instead of failing on a node hours later.
 //!
-//! A run that continues from a run not finished yet cannot be checked as it is: the model it
-//! starts from does not exist. It is checked with its encoder's starting model in its place
-//! (everything else as the worker will read it), from a file under `<grid out>/check/` that is
-//! removed afterwards.
+//! A run that reads from a run not finished yet cannot be checked as it is: the model it
+//! starts from, or the adapters it fuses, do not exist. It is checked with its encoder's
+//! starting model in its place and without its fusion (everything else as the worker will read
+//! it), from a file under `<grid out>/check/` that is removed afterwards.
 
 use std::ffi::OsString;
 use std::fmt::Write as _;
@@ -128,32 +128,31 @@ fn files_to_check<'a>(
     files: &mut Vec<Checked<'a>>,
 ) -> Result<(), CheckError> {
     for node in plan.nodes.iter().filter(|n| !plan.is_finished(&n.id)) {
-        let waiting = node.depends_on.as_deref().filter(|d| !plan.is_finished(d));
-        let file = match waiting {
-            None => plan.run_dir(&node.id).join("experiment.toml"),
-            Some(_) => {
-                let mut exp = plan.worker_experiment(node);
-                exp.model = starting_model(plan, node).clone();
-                let file = stand_in_dir.join(format!("{}.toml", node.id));
-                let text = toml::to_string(&exp.to_table()).unwrap_or_default();
-                let io = |source| CheckError::Io {
-                    path: file.clone(),
-                    source,
-                };
-                std::fs::create_dir_all(stand_in_dir).map_err(io)?;
-                files.push(Checked {
-                    node,
-                    file: file.clone(),
-                    stand_in: true,
-                });
-                std::fs::write(&file, text).map_err(io)?;
-                continue;
-            }
+        if plan.waiting_on(node).is_empty() {
+            files.push(Checked {
+                node,
+                file: plan.run_dir(&node.id).join("experiment.toml"),
+                stand_in: false,
+            });
+            continue;
+        }
+        let mut exp = plan.worker_experiment(node);
+        exp.model = starting_model(plan, node).clone();
+        for p in &mut exp.phases {
+            p.recipe.fusion = None;
+        }
+        let file = stand_in_dir.join(format!("{}.toml", node.id));
+        let text = toml::to_string(&exp.to_table()).unwrap_or_default();
+        let io = |source| CheckError::Io {
+            path: file.clone(),
+            source,
         };
+        std::fs::create_dir_all(stand_in_dir).map_err(io)?;
+        std::fs::write(&file, text).map_err(io)?;
         files.push(Checked {
             node,
             file,
-            stand_in: false,
+            stand_in: true,
         });
     }
     Ok(())
@@ -166,7 +165,7 @@ fn starting_model<'a>(
 ) -> &'a stilts_schema::experiment::ModelFile {
     let mut root = node;
     // Dependencies come first in a plan, so the chain ends.
-    while let Some(dep) = root.depends_on.as_deref().and_then(|d| plan.node(d)) {
+    while let Some(dep) = root.model_dependency().and_then(|d| plan.node(d)) {
         root = dep;
     }
     &root.experiment.model
@@ -291,7 +290,7 @@ mod tests {
                 scale: None,
                 phase: "rte".into(),
             },
-            depends_on: None,
+            depends_on: Vec::new(),
             experiment: Default::default(),
         }
     }

@@ -77,10 +77,10 @@ pub fn run(
     opts: &LocalOptions,
 ) -> Result<LocalReport, LocalError> {
     let mut report = LocalReport::default();
-    let dependency: HashMap<&str, Option<&str>> = plan
+    let dependency: HashMap<&str, &[String]> = plan
         .nodes
         .iter()
-        .map(|n| (n.id.as_str(), n.depends_on.as_deref()))
+        .map(|n| (n.id.as_str(), n.depends_on.as_slice()))
         .collect();
     // Runs whose result file exists (checked once here, then updated as workers finish), and
     // runs that cannot finish in this invocation (failed, or behind a failed dependency).
@@ -95,7 +95,7 @@ pub fn run(
             pending.push_back(n.id.clone());
         }
     }
-    let dep_of = |id: &str| dependency.get(id).copied().flatten();
+    let deps_of = |id: &str| dependency.get(id).copied().unwrap_or_default();
     let total = pending.len();
     let bar = if opts.progress && total > 0 {
         let b = ProgressBar::new(total as u64);
@@ -157,7 +157,7 @@ pub fn run(
         }
         // Drop runs whose dependency failed.
         pending.retain(|id| {
-            let dep_failed = dep_of(id).is_some_and(|d| unrunnable.contains(d));
+            let dep_failed = deps_of(id).iter().any(|d| unrunnable.contains(d));
             if dep_failed {
                 unrunnable.insert(id.clone());
                 report.blocked.push(id.clone());
@@ -169,7 +169,7 @@ pub fn run(
         while running.len() < workers {
             let ready = pending
                 .iter()
-                .position(|id| dep_of(id).is_none_or(|d| finished.contains(d)));
+                .position(|id| deps_of(id).iter().all(|d| finished.contains(d)));
             let Some(pos) = ready else { break };
             let Some(id) = pending.remove(pos) else { break };
             let busy: BTreeSet<usize> = running.iter().map(|r| r.worker).collect();

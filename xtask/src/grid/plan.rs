@@ -3,8 +3,9 @@
 //! is trained once per encoder and shared by every target, regime and restart that needs it.
 //!
 //! A run's id is a hash of its resolved configuration (the experiment table without its name,
-//! output directory and device, with the starting checkpoint named by its run id instead of
-//! its path), so the same configuration in any grid or directory has the same id.
+//! output directory and device, with the runs it reads from, its starting checkpoint and any
+//! fused adapters, named by their run ids instead of their paths), so the same configuration
+//! in any grid or directory has the same id.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -15,8 +16,9 @@ use stilts_schema::experiment::{
     ExperimentFile, HeadKind, LoadMode, ModelFile, PhaseFile, RecipeFile, SamplerKind,
     TaskEntryFile, TaskTableFile,
 };
+use stilts_schema::peft::FusionFile;
 
-use super::spec::{EncoderFile, FULL_METHOD, IntermediateFile, LoadedGrid, Regime};
+use super::spec::{EncoderFile, FULL_METHOD, FuseFile, IntermediateFile, LoadedGrid, Regime};
 use super::{GridError, write_atomic, write_json};
 
 /// What a run is for.
@@ -80,10 +82,11 @@ fn full_method() -> String {
 pub struct RunNode {
     pub id: String,
     pub meta: RunMeta,
-    /// The run this one continues from.
-    pub depends_on: Option<String>,
-    /// The `stilts run` experiment as planned: the dependency's model and generated data are
-    /// placeholders and task files are as the grid names them, until
+    /// The runs this one reads from: the one it continues from, or the runs whose adapters
+    /// it fuses.
+    pub depends_on: Vec<String>,
+    /// The `stilts run` experiment as planned: the paths into dependencies (`@run:<id>/...`)
+    /// and generated data are placeholders and task files are as the grid names them, until
     /// [`Plan::worker_experiment`] fills them in.
     pub experiment: ExperimentFile,
 }
@@ -92,6 +95,21 @@ impl RunNode {
     /// `00-<phase>`.
     pub fn phase_dir(&self) -> String {
         format!("00-{}", self.meta.phase)
+    }
+
+    /// The run whose model this one starts from, if it continues from one.
+    pub fn model_dependency(&self) -> Option<&str> {
+        let checkpoint = self.experiment.model.checkpoint.as_deref()?;
+        placeholder_run(checkpoint)
+    }
+
+    /// `depends_on` as `run.json` and the registry have written it: `null`, one id, or a list.
+    pub fn depends_on_json(&self) -> serde_json::Value {
+        match self.depends_on.as_slice() {
+            [] => serde_json::Value::Null,
+            [one] => one.clone().into(),
+            many => many.into(),
+        }
     }
 }
 
@@ -103,8 +121,9 @@ pub struct Plan {
     pub nodes: Vec<RunNode>,
 }
 
-/// Where a dependency's model lies, inside the dependent's `[model] checkpoint` until written.
-const DEP_PLACEHOLDER: &str = "@dependency";
+/// A path into another run's directory, `@run:<id>/<path>`, inside the dependent's `[model]
+/// checkpoint` or `fusion.adapters` until written.
+const RUN_PLACEHOLDER: &str = "@run:";
 /// The grid's output directory, inside a task's `data_root` until written.
 const GRID_PLACEHOLDER: &str = "@grid";
 
@@ -113,6 +132,28 @@ fn fill_placeholder(value: &mut String, placeholder: &str, dir: &Path) {
     if let Some(rest) = value.strip_prefix(placeholder) {
         *value = format!("{}{rest}", dir.display());
     }
+}
+
+/// `@run:<id>/<path>`.
+fn run_path(id: &str, path: &str) -> String {
+    format!("{RUN_PLACEHOLDER}{id}/{path}")
+}
+
+/// The run id of a `@run:<id>/...` value.
+fn placeholder_run(value: &str) -> Option<&str> {
+    let rest = value.strip_prefix(RUN_PLACEHOLDER)?;
+    Some(rest.split('/').next().unwrap_or(rest))
+}
+
+/// Every value of `exp` that may name a path into another run: the starting checkpoint and
+/// the fused adapters.
+fn run_paths(exp: &mut ExperimentFile) -> impl Iterator<Item = &mut String> {
+    let fused = exp
+        .phases
+        .iter_mut()
+        .filter_map(|p| p.recipe.fusion.as_mut())
+        .flat_map(|f| f.adapters.iter_mut());
+    exp.model.checkpoint.as_mut().into_iter().chain(fused)
 }
 
 /// A relative task file (`configs/tasks/x.toml`) as an absolute path under `cwd`; built-in
@@ -144,6 +185,10 @@ impl Plan {
                     enc,
                     regimes: view.regimes(),
                 };
+                if let Some(fuse) = view.fusion() {
+                    e.fusion_targets(grid, fuse, &mut nodes);
+                    continue;
+                }
                 // Intermediates (trained once per encoder), then {A,B}, then the targets that
                 // continue from them.
                 let intermediates = e.intermediates(&mut nodes);
@@ -173,15 +218,24 @@ impl Plan {
         self.run_dir(id).join("summary.json").exists()
     }
 
+    /// The dependencies of `node` not finished yet.
+    pub fn waiting_on<'n>(&self, node: &'n RunNode) -> Vec<&'n str> {
+        node.depends_on
+            .iter()
+            .map(String::as_str)
+            .filter(|d| !self.is_finished(d))
+            .collect()
+    }
+
     /// The experiment of `node` as the worker reads it: the dependency's model path, the grid
     /// directory and task files filled in as absolute paths (the identity uses them as
     /// written, so moving a grid or a checkout keeps run ids), and named after the grid and run.
     pub fn worker_experiment(&self, node: &RunNode) -> ExperimentFile {
         let mut exp = node.experiment.clone();
-        if let (Some(dep), Some(checkpoint)) =
-            (node.depends_on.as_deref(), exp.model.checkpoint.as_mut())
-        {
-            fill_placeholder(checkpoint, DEP_PLACEHOLDER, &self.run_dir(dep));
+        for value in run_paths(&mut exp) {
+            if let Some(id) = placeholder_run(value).map(str::to_string) {
+                fill_placeholder(value, &format!("{RUN_PLACEHOLDER}{id}"), &self.run_dir(&id));
+            }
         }
         let cwd = std::env::current_dir().unwrap_or_default();
         for task in exp.phases.iter_mut().flat_map(|p| p.tasks.iter_mut()) {
@@ -238,7 +292,7 @@ impl Plan {
             let meta = serde_json::to_string_pretty(&serde_json::json!({
                 "id": node.id,
                 "meta": node.meta,
-                "depends_on": node.depends_on,
+                "depends_on": node.depends_on_json(),
             }))
             .map_err(|e| GridError::json(&meta_path, e))?;
             if std::fs::read_to_string(&meta_path).ok().as_deref() != Some(meta.as_str()) {
@@ -336,10 +390,8 @@ fn experiment(
 ) -> ExperimentFile {
     let f = &grid.file;
     let mut model = match from {
-        Some((_, phase_dir, dep_seed)) => ModelFile {
-            checkpoint: Some(format!(
-                "{DEP_PLACEHOLDER}/{phase_dir}/seed-{dep_seed}/model"
-            )),
+        Some((id, phase_dir, dep_seed)) => ModelFile {
+            checkpoint: Some(run_path(id, &format!("{phase_dir}/seed-{dep_seed}/model"))),
             load: Some(LoadMode::Encoder),
             ..ModelFile::default()
         },
@@ -361,13 +413,15 @@ fn experiment(
     }
 }
 
-/// A run's id: the SHA-256 of its experiment as a table (unset keys left out), with the model
-/// it continues from named by that run's id instead of its path. serde_json writes the table's
-/// keys in their (sorted) order, so equal experiments hash equally.
-fn run_id(experiment: &ExperimentFile, depends_on: Option<&str>) -> String {
+/// A run's id: the SHA-256 of its experiment as a table (unset keys left out), with the paths
+/// into other runs as `run:<id>/<path>`. serde_json writes the table's keys in their (sorted)
+/// order, so equal experiments hash equally.
+fn run_id(experiment: &ExperimentFile) -> String {
     let mut identity = experiment.clone();
-    if let (Some(dep), Some(checkpoint)) = (depends_on, identity.model.checkpoint.as_mut()) {
-        *checkpoint = checkpoint.replacen(DEP_PLACEHOLDER, &format!("run:{dep}"), 1);
+    for value in run_paths(&mut identity) {
+        if let Some(rest) = value.strip_prefix('@') {
+            *value = rest.to_string();
+        }
     }
     let canonical = serde_json::to_vec(&identity.to_table()).unwrap_or_default();
     let mut h = Sha256::new();
@@ -377,9 +431,19 @@ fn run_id(experiment: &ExperimentFile, depends_on: Option<&str>) -> String {
     hex[..16].to_string()
 }
 
-fn node(meta: RunMeta, depends_on: Option<String>, experiment: ExperimentFile) -> RunNode {
+/// A run; its dependencies are the runs its experiment names paths into.
+fn node(meta: RunMeta, experiment: ExperimentFile) -> RunNode {
+    let mut exp = experiment.clone();
+    let mut depends_on: Vec<String> = Vec::new();
+    for value in run_paths(&mut exp) {
+        if let Some(id) = placeholder_run(value)
+            && !depends_on.iter().any(|d| d == id)
+        {
+            depends_on.push(id.to_string());
+        }
+    }
     RunNode {
-        id: run_id(&experiment, depends_on.as_deref()),
+        id: run_id(&experiment),
         meta,
         depends_on,
         experiment,
@@ -445,7 +509,7 @@ impl Expander<'_> {
                 (Regime::Full, 0),
                 &name,
             );
-            let n = node(meta, None, exp);
+            let n = node(meta, exp);
             ids.insert(m.name.as_str(), (n.id.clone(), n.phase_dir()));
             nodes.push(n);
         }
@@ -483,7 +547,7 @@ impl Expander<'_> {
                         (regime, restart),
                         name,
                     );
-                    let n = node(meta, None, exp);
+                    let n = node(meta, exp);
                     if restart == 0 {
                         ids.insert((mi, regime), (n.id.clone(), n.phase_dir()));
                     }
@@ -507,7 +571,14 @@ impl Expander<'_> {
             for &regime in &self.regimes {
                 for restart in 0..self.grid.restarts(target) {
                     let mut add = |condition: &str, dep: Option<&Source>| {
-                        nodes.push(self.target(target, condition, (regime, restart), dep));
+                        let default = RecipeFile::default();
+                        nodes.push(self.target(
+                            target,
+                            condition,
+                            (regime, restart),
+                            dep,
+                            &default,
+                        ));
                     };
                     if f.baseline {
                         add("none", None);
@@ -528,13 +599,61 @@ impl Expander<'_> {
         }
     }
 
-    /// One target run, continuing from `dep` when given.
+    /// A fusion method's target runs: per target, regime and restart, the base encoder with an
+    /// AdapterFusion over the intermediate adapters of the method `fuse.adapters` (whose runs
+    /// are planned here too, so they come first whatever the methods' order).
+    fn fusion_targets(&self, grid: &LoadedGrid, fuse: &FuseFile, nodes: &mut Vec<RunNode>) {
+        let Some(source) = grid.for_method(&fuse.adapters) else {
+            return;
+        };
+        let Some(enc) = source
+            .file
+            .encoders
+            .iter()
+            .find(|e| e.name == self.enc.name)
+        else {
+            return;
+        };
+        let from = Expander {
+            grid: &source,
+            method: &fuse.adapters,
+            enc,
+            regimes: source.regimes(),
+        };
+        let trained = from.intermediates(nodes);
+        let over = grid.fused_intermediates(fuse);
+        let seed = source.restart_seed(0);
+        let adapters = over
+            .iter()
+            .filter_map(|m| trained.get(m.as_str()))
+            .map(|(id, dir)| run_path(id, &format!("{dir}/seed-{seed}/adapter")))
+            .collect();
+        let recipe = RecipeFile {
+            fusion: Some(FusionFile {
+                adapters,
+                kind: fuse.kind,
+                dropout: fuse.dropout,
+            }),
+            ..RecipeFile::default()
+        };
+        let condition = over.join("+");
+        for target in &self.grid.file.targets {
+            for &regime in &self.regimes {
+                for restart in 0..self.grid.restarts(target) {
+                    nodes.push(self.target(target, &condition, (regime, restart), None, &recipe));
+                }
+            }
+        }
+    }
+
+    /// One target run, continuing from `dep` when given; `recipe`: its phase's own keys.
     fn target(
         &self,
         target: &str,
         condition: &str,
         (regime, restart): (Regime, usize),
         dep: Option<&Source>,
+        recipe: &RecipeFile,
     ) -> RunNode {
         let grid = self.grid;
         let name = slug(target);
@@ -544,7 +663,7 @@ impl Expander<'_> {
             vec![target_task(target, regime)],
             None,
             seed,
-            &RecipeFile::default(),
+            recipe,
             grid.file.predict_test,
         );
         let from = dep.map(|(id, dir)| (id.as_str(), dir.as_str(), grid.restart_seed(0)));
@@ -556,6 +675,6 @@ impl Expander<'_> {
             (regime, restart),
             &name,
         );
-        node(meta, dep.map(|(id, _)| id.clone()), exp)
+        node(meta, exp)
     }
 }

@@ -45,7 +45,8 @@ pub struct RunRow {
     pub run_id: String,
     #[serde(flatten)]
     pub meta: RunMeta,
-    pub depends_on: Option<String>,
+    /// The runs this one reads from ([`RunNode::depends_on`]).
+    pub depends_on: Vec<String>,
     pub run_dir: PathBuf,
     /// `None` until the run's result file exists and has been ingested.
     pub outcome: Option<Outcome>,
@@ -70,7 +71,7 @@ CREATE TABLE IF NOT EXISTS runs (
     seed INTEGER NOT NULL,
     scale TEXT,
     phase TEXT NOT NULL,
-    depends_on TEXT,
+    depends_on TEXT,          -- run ids, comma-separated
     run_dir TEXT NOT NULL,
     outcome TEXT
 );
@@ -142,7 +143,7 @@ impl Registry {
                     node.meta.seed as i64,
                     node.meta.scale,
                     node.meta.phase,
-                    node.depends_on,
+                    (!node.depends_on.is_empty()).then(|| node.depends_on.join(",")),
                     run_dir.display().to_string(),
                     node.meta.method,
                 ],
@@ -215,7 +216,10 @@ impl Registry {
                             scale: r.get(9)?,
                             phase: r.get(10)?,
                         },
-                        depends_on: r.get(11)?,
+                        depends_on: r
+                            .get::<_, Option<String>>(11)?
+                            .map(|d| d.split(',').map(str::to_string).collect())
+                            .unwrap_or_default(),
                         run_dir: PathBuf::from(r.get::<_, String>(12)?),
                         outcome: None,
                     },
@@ -465,7 +469,7 @@ mod tests {
                 scale: None,
                 phase: "multitask".into(),
             },
-            depends_on: None,
+            depends_on: Vec::new(),
             experiment: ExperimentFile::default(),
         }
     }

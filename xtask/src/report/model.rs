@@ -23,6 +23,9 @@ pub enum ConditionKind {
     Multitask,
     /// `{A,B}->B`: the multitask model fine-tuned on B.
     FromMultitask,
+    /// `A+B`: the encoder with an AdapterFusion over A's and B's adapters, trained on the
+    /// target (a fusion method's one row).
+    Fusion,
 }
 
 /// A table row of one encoder.
@@ -256,6 +259,14 @@ impl<'a> ReportModel<'a> {
             conditions.push(Condition {
                 name: "none".into(),
                 kind: ConditionKind::Baseline,
+                per_target: None,
+                same_task: Vec::new(),
+            });
+        }
+        if let Some(fuse) = grid.fusion() {
+            conditions.push(Condition {
+                name: grid.fused_intermediates(fuse).join("+"),
+                kind: ConditionKind::Fusion,
                 per_target: None,
                 same_task: Vec::new(),
             });

@@ -225,11 +225,7 @@ impl<'a> Driver<'a> {
                 failed.insert(id.clone());
                 continue;
             }
-            let dep_finished = plan
-                .node(id)
-                .and_then(|n| n.depends_on.as_deref())
-                .is_none_or(|d| plan.is_finished(d));
-            let charged = dep_finished;
+            let charged = plan.node(id).is_none_or(|n| plan.waiting_on(n).is_empty());
             new_events.push(Event::Lost {
                 run: id.clone(),
                 charged,

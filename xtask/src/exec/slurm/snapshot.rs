@@ -100,8 +100,10 @@ pub(super) fn snapshot(
         if t.never_satisfied() {
             return true;
         }
-        match (t.state.as_str(), t.after, node.depends_on.as_deref()) {
-            ("PENDING", Some(job), Some(dep)) => current(dep).is_some_and(|j| j != job),
+        // Pending behind an array job that none of its dependencies is in any more.
+        let currents: Vec<u64> = node.depends_on.iter().filter_map(|d| current(d)).collect();
+        match (t.state.as_str(), t.after) {
+            ("PENDING", Some(job)) => !currents.is_empty() && !currents.contains(&job),
             _ => false,
         }
     };
@@ -197,7 +199,7 @@ mod tests {
                 scale: None,
                 phase: "rte".into(),
             },
-            depends_on: depends_on.map(str::to_string),
+            depends_on: depends_on.map(str::to_string).into_iter().collect(),
             experiment: Default::default(),
         }
     }

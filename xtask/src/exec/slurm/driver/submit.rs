@@ -101,22 +101,27 @@ impl Driver<'_> {
         let plan = self.plan;
         let mut sorted = Sorted::default();
         for id in candidates {
-            let dep = plan.node(&id).and_then(|n| n.depends_on.clone());
-            match dep {
-                None => sorted.plain.push(id),
-                Some(d) if plan.is_finished(&d) => sorted.plain.push(id),
-                Some(d) => {
-                    if let Some(&(job, index)) = refs.get(&d) {
-                        sorted.slotted.push((id, job, index));
-                    } else if failed.contains(&d)
-                        || blocked.contains_key(&d)
-                        || plan.node(&d).is_none()
-                    {
-                        blocked.insert(id, d);
-                    } else {
-                        sorted.later.push(id);
-                    }
-                }
+            let waiting = plan
+                .node(&id)
+                .map(|n| plan.waiting_on(n))
+                .unwrap_or_default();
+            let lost = waiting.iter().find(|d| {
+                failed.contains(**d) || blocked.contains_key(**d) || plan.node(d).is_none()
+            });
+            if let Some(d) = lost {
+                let d = d.to_string();
+                blocked.insert(id, d);
+                continue;
+            }
+            match waiting.as_slice() {
+                [] => sorted.plain.push(id),
+                // A slot array waits for one array task; a run that reads from several
+                // unfinished runs (a fusion) waits in the driver until one is left.
+                [d] => match refs.get(*d) {
+                    Some(&(job, index)) => sorted.slotted.push((id, job, index)),
+                    None => sorted.later.push(id),
+                },
+                _ => sorted.later.push(id),
             }
         }
         sorted
