@@ -506,22 +506,37 @@ fn shipped_grids_parse_and_expand() {
         }
     }
     // The transfer matrix: every intermediate once; each target from each intermediate and
-    // from the encoder alone, per restart, except from itself. Full scale: adapters and LoRA
-    // over the whole matrix too; CPU scale: over RTE from MNLI and from the encoder alone.
+    // from the encoder alone, per restart, except from itself. Full scale: adapters, LoRA and
+    // Pfeiffer adapters over the whole matrix too, and a fusion per target and restart; CPU
+    // scale: adapters and LoRA over RTE from MNLI and from the encoder alone, Pfeiffer
+    // adapters over MRPC from three intermediates and the encoder, their fusion on MRPC.
     let transfer = root.join("configs/grids/transfer.toml");
     let matrix = |intermediates: usize, restarts: usize| {
         intermediates + (intermediates + 1) * 4 * restarts - 4 * restarts
     };
-    for (scale, runs, method_runs) in [
-        (None, 3 * matrix(11, 10), matrix(11, 10)),
-        (Some("cpu"), matrix(10, 2) + 2 * (1 + 2 * 2), 1 + 2 * 2),
+    let full_methods = [
+        ("adapters", matrix(11, 10)),
+        ("lora", matrix(11, 10)),
+        ("pfeiffer", matrix(11, 10)),
+        ("fusion", 4 * 10),
+    ];
+    let cpu_methods = [
+        ("adapters", 1 + 2 * 2),
+        ("lora", 1 + 2 * 2),
+        ("pfeiffer", 3 + 4 * 2),
+        ("fusion", 2),
+    ];
+    for (scale, matrix_runs, methods) in [
+        (None, matrix(11, 10), full_methods),
+        (Some("cpu"), matrix(10, 2), cpu_methods),
     ] {
         let g = spec::load(&transfer, scale).unwrap();
         let p = Plan::expand(&g, Some(Path::new("/out"))).unwrap();
-        assert_eq!(p.nodes.len(), runs, "{scale:?}");
-        for method in ["adapters", "lora"] {
+        let method_runs: usize = methods.iter().map(|(_, n)| n).sum();
+        assert_eq!(p.nodes.len(), matrix_runs + method_runs, "{scale:?}");
+        for (method, runs) in methods {
             let n = p.nodes.iter().filter(|n| n.meta.method == method).count();
-            assert_eq!(n, method_runs, "{scale:?} {method}");
+            assert_eq!(n, runs, "{scale:?} {method}");
         }
     }
     let t1 = spec::load(&root.join("configs/grids/table1.toml"), None).unwrap();
