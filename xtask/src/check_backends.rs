@@ -7,8 +7,9 @@
 //!
 //! Needs: `wgpu` a Vulkan/Metal/DX12 driver to run (none to check); `cuda` the CUDA toolkit and
 //! a GPU; `tch` libtorch through `LIBTORCH=/path/to/libtorch` (`scripts/fetch_libtorch.sh` puts
-//! the headers of the PyPI wheel tch 0.22 expects there, enough to check; `--lib` for the
-//! libraries) or `LIBTORCH_USE_PYTORCH=1` with that torch in the active Python.
+//! the headers of the PyPI wheel tch 0.22 expects there, enough to check; to run, the torch
+//! directory of a venv with that wheel installed, README "Backends") or
+//! `LIBTORCH_USE_PYTORCH=1` with that torch in the active Python.
 
 use std::path::Path;
 use std::process::Command;
