@@ -11,7 +11,7 @@ from the reference venv (a .pth file); HF_HUB_OFFLINE=1, nothing is downloaded:
     echo "$(.venv/ref/bin/python -c 'import site; print(site.getsitepackages()[0])')" \
         > "$(.venv/adapters/bin/python -c 'import site; print(site.getsitepackages()[0])')/ref.pth"
     .venv/adapters/bin/pip install "transformers~=4.57.6" adapters==1.3.0
-    HF_HUB_OFFLINE=1 .venv/adapters/bin/python scripts/make_peft_fixtures.py
+    HF_HUB_OFFLINE=1 .venv/adapters/bin/python scripts/make_peft_fixtures.py [CASE ...]
 
 Cases (tiny-bert's encoder, its padded RTE batch, eval mode, each output file ~100 KB):
 
@@ -25,6 +25,10 @@ Cases (tiny-bert's encoder, its padded RTE batch, eval mode, each output file ~1
 - fusion/: adapters' dynamic AdapterFusion over two seq_bn adapters named "0" and "1"
   (reduction factor 8), the adapters' and the fusion's weights drawn at random
   (adapter.safetensors), trained: the fusion layers (gradients in expected.safetensors).
+- gpt-lora-attn/, gpt-lora-all/: LoRA on the tiny OpenAI GPT of make_gpt_fixtures.py (its
+  padded batch, eval mode): peft's GPT default (c_attn, the fused query-key-value projection),
+  r 4, alpha 8; and c_attn, both c_proj and c_fc, r 2, alpha 6, use_rslora, with the merged
+  outputs. peft adapts GPT's Conv1D projections with fan_in_fan_out; lora_B drawn as above.
 - houlsby/, pfeiffer/: adapters' double_seq_bn (swish, after attention and feed-forward) and
   seq_bn (ReLU, after feed-forward), reduction factor 8; weights scaled up so that the adapters
   matter. adapter.safetensors (the adapters' tensors under their model names),
@@ -60,27 +64,41 @@ def inputs():
     return {k: fwd[k] for k in ("input_ids", "token_type_ids", "attention_mask")}
 
 
-def forward_and_grads(model, trained: dict[str, torch.nn.Parameter]):
+def forward_and_grads(model, trained: dict[str, torch.nn.Parameter], feed=inputs):
     """Outputs, and d(sum(h * w))/d(param) for the trained parameters (w seeded)."""
-    out = model(**inputs())
+    out = model(**feed())
     h = out.last_hidden_state
     w = torch.randn(h.shape, generator=torch.Generator().manual_seed(7))
     (h * w).sum().backward()
     tensors = {
         "last_hidden_state": h.detach().contiguous(),
-        "pooled_output": out.pooler_output.detach().contiguous(),
         "projection": w,
     }
+    if getattr(out, "pooler_output", None) is not None:
+        tensors["pooled_output"] = out.pooler_output.detach().contiguous()
     for name, p in trained.items():
         tensors[f"grad.{name}"] = p.grad.detach().contiguous()
     return tensors
 
 
-def lora_case(name: str, **config) -> None:
+def gpt_base():
+    from transformers import OpenAIGPTModel
+
+    model = OpenAIGPTModel.from_pretrained(FIXTURES / "tiny-gpt")
+    model.eval()
+    return model
+
+
+def gpt_inputs():
+    fwd = load_file(FIXTURES / "tiny-gpt/forward.safetensors")
+    return {k: fwd[k] for k in ("input_ids", "attention_mask")}
+
+
+def lora_case(name: str, base=base_model, feed=inputs, **config) -> None:
     from peft import LoraConfig, get_peft_model
 
     torch.manual_seed(0)
-    model = get_peft_model(base_model(), LoraConfig(**config))
+    model = get_peft_model(base(), LoraConfig(**config))
     gen = torch.Generator().manual_seed(1)
     trained = {}
     for key, p in model.named_parameters():
@@ -90,7 +108,7 @@ def lora_case(name: str, **config) -> None:
         if "lora_" in key:
             trained[key.replace(".default", "")] = p
     model.eval()
-    tensors = forward_and_grads(model, trained)
+    tensors = forward_and_grads(model, trained, feed)
     out = OUT / name
     shutil.rmtree(out, ignore_errors=True)
     model.save_pretrained(out)
@@ -104,7 +122,7 @@ def lora_case(name: str, **config) -> None:
     relative_base(config_file, "base_model_name_or_path")
     merged = model.merge_and_unload()
     with torch.no_grad():
-        m = merged(**inputs())
+        m = merged(**feed())
     tensors["merged.last_hidden_state"] = m.last_hidden_state.contiguous()
     save_file(tensors, out / "expected.safetensors")
     print(name, sorted(load_file(out / "adapter_model.safetensors"))[:2])
@@ -139,7 +157,7 @@ def adapter_case(name: str, config: str) -> None:
 def relative_base(config_file, key) -> None:
     """The base model's path as the fixtures name it (`tiny-bert`), not this machine's."""
     config = json.loads(config_file.read_text())
-    config[key] = "tiny-bert"
+    config[key] = Path(config[key]).name
     config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
@@ -176,14 +194,35 @@ def fusion_case() -> None:
     print("fusion", sorted(trained)[:3])
 
 
-def main() -> None:
+def main(only: list[str]) -> None:
+    """Writes every case, or the cases named on the command line."""
     OUT.mkdir(parents=True, exist_ok=True)
-    lora_case("lora-qv", r=4, lora_alpha=8)
-    lora_case("lora-all", r=2, lora_alpha=6, use_rslora=True, target_modules=ALL_SIX)
-    adapter_case("houlsby", "double_seq_bn")
-    adapter_case("pfeiffer", "seq_bn")
-    fusion_case()
+    gpt = dict(base=gpt_base, feed=gpt_inputs, fan_in_fan_out=True)
+    cases = {
+        "lora-qv": lambda: lora_case("lora-qv", r=4, lora_alpha=8),
+        "lora-all": lambda: lora_case(
+            "lora-all", r=2, lora_alpha=6, use_rslora=True, target_modules=ALL_SIX
+        ),
+        "gpt-lora-attn": lambda: lora_case(
+            "gpt-lora-attn", r=4, lora_alpha=8, target_modules=["c_attn"], **gpt
+        ),
+        "gpt-lora-all": lambda: lora_case(
+            "gpt-lora-all",
+            r=2,
+            lora_alpha=6,
+            use_rslora=True,
+            target_modules=["c_attn", "c_proj", "c_fc"],
+            **gpt,
+        ),
+        "houlsby": lambda: adapter_case("houlsby", "double_seq_bn"),
+        "pfeiffer": lambda: adapter_case("pfeiffer", "seq_bn"),
+        "fusion": fusion_case,
+    }
+    for name in only or cases:
+        cases[name]()
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    main(sys.argv[1:])

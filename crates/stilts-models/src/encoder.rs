@@ -360,12 +360,13 @@ impl Encoder {
     }
 
     /// The encoder with fresh parameter-efficient modules ([`crate::peft`]) as `config` asks
-    /// for. BERT carries them; GPT and ELMo do not yet (an error saying so).
+    /// for. BERT carries every one, GPT LoRA; otherwise an error saying what is missing.
     pub fn add_peft(self, config: &PeftConfig, device: &Device) -> Result<Encoder, String> {
         config.validate()?;
-        crate::peft::supported_by(self.kind())?;
+        crate::peft::supported_by(self.kind(), config)?;
         match self {
             Encoder::Bert(m) => Ok(Encoder::Bert(m.add_peft(config, device))),
+            Encoder::Gpt(m) => Ok(Encoder::Gpt(m.add_peft(config, device))),
             other => Ok(other),
         }
     }
@@ -375,28 +376,33 @@ impl Encoder {
     pub fn train_peft_only(self, which: &PeftConfig) -> Encoder {
         match self {
             Encoder::Bert(m) => Encoder::Bert(m.train_peft_only(which)),
+            Encoder::Gpt(m) => Encoder::Gpt(m.train_peft_only(which)),
             other => other.no_grad(),
         }
     }
 
     /// The encoder with the parameter group `group` training (beside parameter-efficient
-    /// modules: `peft`'s `modules_to_save`). BERT only, as the modules are.
+    /// modules: `peft`'s `modules_to_save`). BERT only.
     pub fn train_group(self, group: &str) -> Result<Encoder, String> {
-        crate::peft::supported_by(self.kind())?;
         match self {
             Encoder::Bert(m) => m.set_group_grad(group, true).map(Encoder::Bert),
-            other => Ok(other),
+            other => Err(format!(
+                "modules_to_save (encoder groups training beside the modules) is implemented \
+                 for BERT; the {} encoder does not take it",
+                other.kind()
+            )),
         }
     }
 
-    /// Loads the weights of the modules the encoder carries from a `peft` or `adapters` file
-    /// (see [`BertModel::load_peft_weights`]); BERT only, as the modules are.
+    /// Loads the weights of the modules the encoder carries from a `peft` file (BERT: or an
+    /// `adapters` one; see [`BertModel::load_peft_weights`], [`GptModel::load_peft_weights`]).
     pub fn load_peft_weights(&mut self, path: &Path) -> Result<LoadReport, ModelError> {
         match self {
             Encoder::Bert(m) => m.load_peft_weights(path),
+            Encoder::Gpt(m) => m.load_peft_weights(path),
             other => Err(ModelError::UnsupportedConfig {
                 path: path.to_path_buf(),
-                message: crate::peft::supported_by(other.kind())
+                message: crate::peft::supported_by(other.kind(), &PeftConfig::default())
                     .err()
                     .unwrap_or_default(),
             }),
@@ -407,6 +413,7 @@ impl Encoder {
     pub fn merge_lora(self) -> Encoder {
         match self {
             Encoder::Bert(m) => Encoder::Bert(m.merge_lora()),
+            Encoder::Gpt(m) => Encoder::Gpt(m.merge_lora()),
             other => other,
         }
     }

@@ -260,12 +260,13 @@ fn check_phase(
         );
     }
     if !peft.is_empty()
-        && let Err(m) = stilts_models::peft::supported_by(carried.meta.encoder.kind())
+        && let Err(m) = stilts_models::peft::supported_by(carried.meta.encoder.kind(), &peft)
     {
-        let which = match (&peft.lora, &peft.adapter) {
-            (Some(_), _) => "lora",
-            (None, Some(_)) => "adapter",
-            (None, None) => "fusion",
+        // The key of the first module the encoder lacks.
+        let which = match (&peft.adapter, &peft.fusion) {
+            (Some(_), _) => "adapter",
+            (None, Some(_)) => "fusion",
+            (None, None) => "lora",
         };
         return Err(TrainError::config(&exp.source, key(which), m));
     }

@@ -121,6 +121,70 @@ fn without_the_aux_objective_no_lm_loss_is_logged() {
     assert!(r["history"][0].get("aux_loss").is_none_or(Value::is_null));
 }
 
+/// The logits of two fixed pairs from a model directory, with a module directory attached
+/// when one is given.
+fn logits(dir: &Path, adapter: Option<&Path>) -> Vec<Vec<f32>> {
+    use stilts_train::predict::{PredictOptions, PredictRecord, Predictor};
+    let records = [("cats sing", "dogs yes"), ("a b c", "no")].map(|(a, b)| PredictRecord {
+        text_a: a.into(),
+        text_b: Some(b.into()),
+    });
+    let options = PredictOptions {
+        adapter: adapter.map(Path::to_path_buf),
+        ..PredictOptions::default()
+    };
+    let device = burn::tensor::Device::flex();
+    let (p, _) = Predictor::load(dir, &options, &device).unwrap();
+    p.predict(&records)
+        .unwrap()
+        .into_iter()
+        .map(|p| p.logits)
+        .collect()
+}
+
+#[test]
+fn lora_on_gpt_trains_its_updates_and_heads_and_its_module_attaches_to_the_base() {
+    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let root = common::world(tmp.path(), 40, 16);
+    let phases = "[[phases]]\nname = \"full\"\ntasks = [\"RTE\"]\nrecipe = { epochs = 1 }\n\
+                  [[phases]]\nname = \"lora\"\ntasks = [\"RTE\"]\n\
+                  recipe = { epochs = 2, lr = 1e-2, lora = { r = 4, alpha = 8, target_modules = [\"query\", \"output\"] } }\n";
+    let exp = common::resolve(&gpt_toml(&root, "out", phases)).unwrap();
+    run_experiment(&exp, &mut NoopObserver).unwrap();
+    let out = tmp.path().join("out");
+    let r = result(&out, "01-lora/seed-11");
+    let sizes = &r["sizes"];
+    let (trained, total) = (
+        sizes["trained_params"].as_u64().unwrap(),
+        sizes["total_params"].as_u64().unwrap(),
+    );
+    // Per block c_attn (32x4 + 4x96) and the feed-forward c_proj (128x4 + 4x32), and the
+    // classifier head (32x2 + 2); the language-model head is the frozen token embedding.
+    assert_eq!(trained, 2 * (512 + 640) + 66, "of {total}");
+    let meta =
+        std::fs::read_to_string(out.join("01-lora/seed-11/model/stilts-model.json")).unwrap();
+    assert!(meta.contains("\"lora\""), "{meta}");
+    // The module directory on the model it started from predicts as the whole model.
+    let base = out.join("00-full/seed-11/model");
+    let adapter = out.join("01-lora/seed-11/adapter");
+    assert_eq!(
+        logits(&base, Some(&adapter)),
+        logits(&out.join("01-lora/seed-11/model"), None)
+    );
+    // Adapters are BERT's only: a GPT phase with them is refused, naming the key.
+    let refused =
+        "[[phases]]\ntasks = [\"RTE\"]\nrecipe = { adapter = { preset = \"pfeiffer\" } }\n";
+    let exp = common::resolve(&gpt_toml(&root, "refused", refused)).unwrap();
+    let err = run_experiment(&exp, &mut NoopObserver)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("recipe.adapter") && err.contains("LoRA only"),
+        "{err}"
+    );
+}
+
 /// A custom copy of the `NLI3` data marked symmetric.
 fn symmetric_task(root: &Path) -> PathBuf {
     let nli = common::nli3(root, 48, 16);

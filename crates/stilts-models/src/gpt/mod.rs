@@ -7,8 +7,10 @@ mod encoder;
 mod hf;
 mod model;
 pub mod original;
+mod peft;
 
 pub use config::{GptActivation, GptConfig};
 pub use encoder::param_groups;
 pub use hf::{GPT_IGNORED_KEYS, GPT_KEY_MAP, map_gpt_key};
 pub use model::{Attention, Block, Conv1D, GptModel, GptOutput, Mlp};
+pub use peft::{GPT_PEFT_KEY_MAP, map_gpt_peft_key};

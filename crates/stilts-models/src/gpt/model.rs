@@ -7,6 +7,7 @@ use burn::tensor::{Device, Int, Tensor};
 
 use super::config::{GptActivation, GptConfig};
 use crate::kernels::{self, Norm};
+use crate::peft::Lora;
 
 fn normal(std: f64) -> Initializer {
     Initializer::Normal { mean: 0.0, std }
@@ -41,6 +42,31 @@ impl Conv1D {
     pub fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
         kernels::linear_rows(input, self.weight.val(), Some(self.bias.val()))
     }
+
+    /// `x W + b`, plus the LoRA update of this projection when there is one (`peft`'s LoRA on
+    /// a `Conv1D`, `fan_in_fan_out`).
+    ///
+    /// # Shapes
+    ///
+    /// - input: `[batch, seq, in]`
+    /// - output: `[batch, seq, out]`
+    pub fn forward_lora(&self, lora: Option<&Lora>, input: Tensor<3>) -> Tensor<3> {
+        match lora {
+            None => self.forward(input),
+            Some(l) => self.forward(input.clone()) + l.forward(input),
+        }
+    }
+
+    /// The projection with `lora`'s update folded into its weight (`peft`'s
+    /// `merge_and_unload`); the `[in, out]` layout is the update's own.
+    pub fn merge(self, lora: Option<Lora>) -> Conv1D {
+        let Some(l) = lora else { return self };
+        let delta = l.delta(); // [in, out]
+        Conv1D {
+            weight: self.weight.map(|w| w + delta),
+            ..self
+        }
+    }
 }
 
 fn layer_norm(config: &GptConfig, device: &Device) -> LayerNorm {
@@ -57,6 +83,10 @@ pub struct Attention {
     pub c_attn: Conv1D,
     /// Output projection, `[n_embd, n_embd]`.
     pub c_proj: Conv1D,
+    /// LoRA update of `c_attn` (query, key and value together, as `peft` adapts GPT).
+    pub lora_c_attn: Option<Lora>,
+    /// LoRA update of `c_proj`.
+    pub lora_c_proj: Option<Lora>,
     /// Dropout on attention probabilities.
     pub attn_dropout: Dropout,
     /// Dropout on the output.
@@ -73,6 +103,8 @@ impl Attention {
         Attention {
             c_attn: Conv1D::new(e, 3 * e, std, device),
             c_proj: Conv1D::new(e, e, std, device),
+            lora_c_attn: None,
+            lora_c_proj: None,
             attn_dropout: DropoutConfig::new(config.attn_pdrop).init(),
             resid_dropout: DropoutConfig::new(config.resid_pdrop).init(),
             n_head: config.n_head,
@@ -93,7 +125,7 @@ impl Attention {
         let [batch, seq, width] = hidden.dims();
         let heads = self.n_head;
         let head_size = width / heads;
-        let qkv = self.c_attn.forward(hidden); // [batch, seq, 3 * width]
+        let qkv = self.c_attn.forward_lora(self.lora_c_attn.as_ref(), hidden); // [batch, seq, 3 * width]
         let split = |i: usize| {
             qkv.clone()
                 .narrow(2, i * width, width) // [batch, seq, width]
@@ -111,7 +143,10 @@ impl Attention {
             .matmul(value) // [batch, heads, seq, head_size]
             .swap_dims(1, 2) // [batch, seq, heads, head_size]
             .reshape([batch, seq, width]);
-        kernels::dropout(&self.resid_dropout, self.c_proj.forward(attended))
+        let projected = self
+            .c_proj
+            .forward_lora(self.lora_c_proj.as_ref(), attended);
+        kernels::dropout(&self.resid_dropout, projected)
     }
 }
 
@@ -123,6 +158,10 @@ pub struct Mlp {
     pub c_fc: Conv1D,
     /// `[4 n_embd, n_embd]`.
     pub c_proj: Conv1D,
+    /// LoRA update of `c_fc`.
+    pub lora_c_fc: Option<Lora>,
+    /// LoRA update of `c_proj`.
+    pub lora_c_proj: Option<Lora>,
     /// Residual dropout.
     pub dropout: Dropout,
     /// The activation.
@@ -138,6 +177,8 @@ impl Mlp {
         Mlp {
             c_fc: Conv1D::new(e, 4 * e, std, device),
             c_proj: Conv1D::new(4 * e, e, std, device),
+            lora_c_fc: None,
+            lora_c_proj: None,
             dropout: DropoutConfig::new(config.resid_pdrop).init(),
             afn: config.afn,
         }
@@ -148,14 +189,15 @@ impl Mlp {
     /// - hidden: `[batch, seq, n_embd]`
     /// - output: `[batch, seq, n_embd]`
     pub fn forward(&self, hidden: Tensor<3>) -> Tensor<3> {
-        let inner = self.c_fc.forward(hidden); // [batch, seq, 4 n_embd]
+        let inner = self.c_fc.forward_lora(self.lora_c_fc.as_ref(), hidden); // [batch, seq, 4 n_embd]
         let inner = match self.afn {
             GptActivation::GeluTanh => kernels::gelu_tanh(inner),
             GptActivation::GeluErf => kernels::gelu(inner),
             GptActivation::Relu => relu(inner),
             GptActivation::Silu => silu(inner),
         };
-        kernels::dropout(&self.dropout, self.c_proj.forward(inner))
+        let projected = self.c_proj.forward_lora(self.lora_c_proj.as_ref(), inner);
+        kernels::dropout(&self.dropout, projected)
     }
 }
 

@@ -72,13 +72,19 @@ impl PeftConfig {
     }
 }
 
-/// Whether an encoder family carries the modules: BERT does; GPT and ELMo not yet (the error
-/// says so).
-pub fn supported_by(kind: EncoderKind) -> Result<(), String> {
+/// Whether an encoder family carries the modules `config` asks for: BERT every one, GPT LoRA;
+/// the error names what the family lacks.
+pub fn supported_by(kind: EncoderKind, config: &PeftConfig) -> Result<(), String> {
     match kind {
         EncoderKind::Bert => Ok(()),
+        EncoderKind::Gpt if config.adapter.is_none() && config.fusion.is_none() => Ok(()),
+        EncoderKind::Gpt => Err(
+            "adapters and AdapterFusion are implemented for BERT; the GPT encoder takes LoRA only"
+                .into(),
+        ),
         other => Err(format!(
-            "LoRA and adapters are implemented for BERT; the {other} encoder does not take them yet"
+            "LoRA and adapters are implemented for BERT and LoRA for GPT; the {other} encoder \
+             does not take them yet"
         )),
     }
 }
