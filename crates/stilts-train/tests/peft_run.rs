@@ -426,8 +426,9 @@ fn modules_to_save_train_beside_lora_and_travel_with_it() {
 
 /// A LoRA directory written by Hugging Face `peft` attaches to its base as stilts' own do: the
 /// encoder then gives `peft`'s hidden states (scripts/make_peft_fixtures.py, tiny BERT).
-#[test]
-fn a_peft_directory_attaches_to_its_base() {
+/// A `peft` fixture directory (`peft/<case>`) attached to its base fixture (`base`) gives
+/// `peft`'s hidden states.
+fn peft_directory_attaches(base: &str, case: &str, lora: (usize, f64)) {
     use safetensors::SafeTensors;
     use stilts_models::EncoderInput;
     use stilts_train::config::source::ModelSource;
@@ -435,22 +436,22 @@ fn a_peft_directory_attaches_to_its_base() {
 
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../stilts-models/tests/fixtures");
     let device = Device::flex();
-    let base = build_initial(
+    let start = build_initial(
         &ModelSource::Pretrained {
-            dir: fixtures.join("tiny-bert"),
+            dir: fixtures.join(base),
         },
         0,
         &device,
     )
     .unwrap();
-    let carried = attach_adapter(base, &fixtures.join("peft/lora-qv"), &device).unwrap();
-    let lora = carried.meta.peft.lora.as_ref().expect("LoRA attached");
-    assert_eq!((lora.r, lora.alpha), (4, 8.0));
+    let carried = attach_adapter(start, &fixtures.join("peft").join(case), &device).unwrap();
+    let attached = carried.meta.peft.lora.as_ref().expect("LoRA attached");
+    assert_eq!((attached.r, attached.alpha), lora);
 
-    let read = |file: &str| std::fs::read(fixtures.join(file)).unwrap();
+    let read = |file: String| std::fs::read(fixtures.join(file)).unwrap();
     let (forward, expected) = (
-        read("tiny-bert/forward.safetensors"),
-        read("peft/lora-qv/expected.safetensors"),
+        read(format!("{base}/forward.safetensors")),
+        read(format!("peft/{case}/expected.safetensors")),
     );
     let (forward, expected) = (
         SafeTensors::deserialize(&forward).unwrap(),
@@ -468,10 +469,15 @@ fn a_peft_directory_attaches_to_its_base() {
             &device,
         )
     };
+    let attention_mask = ints("attention_mask");
+    let token_type_ids = match forward.tensor("token_type_ids") {
+        Ok(_) => ints("token_type_ids"),
+        Err(_) => attention_mask.zeros_like(),
+    };
     let out = carried.model.valid().encoder.encode(EncoderInput {
         input_ids: ints("input_ids"),
-        token_type_ids: ints("token_type_ids"),
-        attention_mask: ints("attention_mask"),
+        token_type_ids,
+        attention_mask,
         with_aux_loss: false,
     });
     let ours: Vec<f32> = out.tokens.into_data().try_to_vec::<f32>().unwrap();
@@ -488,5 +494,14 @@ fn a_peft_directory_attaches_to_its_base() {
         .zip(&want)
         .map(|(a, b)| (a - b).abs())
         .fold(0.0f32, f32::max);
-    assert!(worst < 1e-5, "hidden states differ from peft's by {worst}");
+    assert!(
+        worst < 1e-5,
+        "{case}: hidden states differ from peft's by {worst}"
+    );
+}
+
+#[test]
+fn a_peft_directory_attaches_to_its_base() {
+    peft_directory_attaches("tiny-bert", "lora-qv", (4, 8.0));
+    peft_directory_attaches("tiny-gpt", "gpt-lora-all", (2, 6.0));
 }

@@ -7,7 +7,6 @@ mod hf;
 mod model;
 mod optim;
 mod peft;
-mod peft_config;
 
 pub use crate::loss::Labels;
 pub use checkpoint::{CONFIG_FILE, WEIGHTS_FILE};
@@ -24,4 +23,3 @@ pub use model::{
 };
 pub use optim::{AdamWGroupsConfig, BertAdam, BertAdamGroupsConfig, FusedAdamW, NO_DECAY_PATTERN};
 pub use peft::beside_base;
-pub use peft_config::{PEFT_CONFIG_FILE, lora_config_from_peft};

@@ -7,6 +7,7 @@
 pub mod bottleneck;
 pub mod fusion;
 pub mod lora;
+mod peft_dir;
 
 use serde::{Deserialize, Serialize};
 
@@ -15,6 +16,7 @@ use crate::EncoderKind;
 pub use bottleneck::{AdapterActivation, AdapterInit, Bottleneck, BottleneckConfig};
 pub use fusion::{Fusion, FusionConfig};
 pub use lora::{Lora, LoraConfig, LoraTarget};
+pub use peft_dir::{PEFT_CONFIG_FILE, lora_config_from_peft};
 
 /// The parameter-efficient modules an encoder carries.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -19,8 +19,9 @@ use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 use stilts_io::fs::replace_dir;
 use stilts_models::EncoderConfig;
-use stilts_models::bert::{PEFT_CONFIG_FILE, beside_base, lora_config_from_peft};
+use stilts_models::bert::beside_base;
 use stilts_models::peft::{BottleneckConfig, FusedAdapters, PeftConfig};
+use stilts_models::peft::{PEFT_CONFIG_FILE, lora_config_from_peft};
 
 use super::store::{param_paths, weights_sha256_where};
 use super::{Carried, HeadInfo, TaskHead};
@@ -142,7 +143,7 @@ pub fn is_peft_dir(dir: &Path) -> bool {
     !dir.join(ADAPTER_META_FILE).is_file() && dir.join(PEFT_CONFIG_FILE).is_file()
 }
 
-/// `base` with the LoRA of a Hugging Face `peft` directory (BERT): the configuration from its
+/// `base` with the LoRA of a Hugging Face `peft` directory (BERT or GPT): the configuration from its
 /// `adapter_config.json` ([`lora_config_from_peft`]), the weights from
 /// `adapter_model.safetensors`; `base` keeps its heads. `peft` records only the base's name,
 /// not its weights, so the base cannot be checked as a stilts module directory's is: a
@@ -158,7 +159,7 @@ pub fn attach_peft_dir(base: Carried, dir: &Path, device: &Device) -> Result<Car
                 .into(),
         ));
     }
-    let lora = lora_config_from_peft(dir)?;
+    let lora = lora_config_from_peft(dir, base.meta.encoder.kind())?;
     let peft = PeftConfig {
         lora: Some(lora),
         ..PeftConfig::default()

@@ -1,7 +1,7 @@
 //! A LoRA directory saved by Hugging Face `peft` (`adapter_config.json`) read as a
-//! [`LoraConfig`] for BERT: which of BERT's projections its `target_modules` select, by `peft`'s
-//! own matching rule over BERT's module names, and every setting stilts does not implement
-//! refused by name.
+//! [`LoraConfig`] for BERT or OpenAI GPT: which of the family's projections its
+//! `target_modules` select, by `peft`'s own matching rule over the family's module names, and
+//! every setting stilts does not implement refused by name.
 
 use std::path::Path;
 
@@ -9,32 +9,69 @@ use regex::Regex;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::ModelError;
 use crate::peft::{LoraConfig, LoraTarget};
+use crate::{EncoderKind, ModelError};
 
 /// The file `peft`'s `save_pretrained` writes beside `adapter_model.safetensors`.
 pub const PEFT_CONFIG_FILE: &str = "adapter_config.json";
 
-/// The module names of one Hugging Face BERT layer's projections (`BertModel`'s; a
-/// `BertFor*` model prefixes them with `bert.`), with the target each is.
-const BERT_PROJECTIONS: [(&str, LoraTarget); 6] = [
-    ("encoder.layer.0.attention.self.query", LoraTarget::Query),
-    ("encoder.layer.0.attention.self.key", LoraTarget::Key),
-    ("encoder.layer.0.attention.self.value", LoraTarget::Value),
-    (
-        "encoder.layer.0.attention.output.dense",
-        LoraTarget::AttentionOutput,
-    ),
-    (
-        "encoder.layer.0.intermediate.dense",
-        LoraTarget::Intermediate,
-    ),
-    ("encoder.layer.0.output.dense", LoraTarget::Output),
-];
+/// How one family's Hugging Face modules look to `peft`'s `target_modules`.
+struct Layout {
+    /// The projections of the first layer (the base model's names), with the targets each is.
+    projections: &'static [(&'static str, &'static [LoraTarget])],
+    /// The prefix of the base model inside a task model (`BertFor*`, `OpenAIGPTLMHeadModel`).
+    prefix: &'static str,
+    /// The first layer's part of a name, and the last layer's of a 12-layer model.
+    layers: (&'static str, &'static str),
+    /// Other linear modules an entry could select (LoRA on them is not implemented).
+    others: &'static [&'static str],
+    /// `fan_in_fan_out`: whether the projections store `[in, out]` weights (GPT's `Conv1D`).
+    fan_in_fan_out: bool,
+    /// `peft`'s default `target_modules` for the family.
+    default_targets: &'static [&'static str],
+}
 
-/// Other BERT modules a `target_modules` entry could also select (LoRA on them is not
-/// implemented).
-const OTHER_LINEAR_MODULES: [&str; 2] = ["pooler.dense", "classifier"];
+// transformers/models/bert/modeling_bert.py: BertModel
+const BERT: Layout = Layout {
+    projections: &[
+        ("encoder.layer.0.attention.self.query", &[LoraTarget::Query]),
+        ("encoder.layer.0.attention.self.key", &[LoraTarget::Key]),
+        ("encoder.layer.0.attention.self.value", &[LoraTarget::Value]),
+        (
+            "encoder.layer.0.attention.output.dense",
+            &[LoraTarget::AttentionOutput],
+        ),
+        (
+            "encoder.layer.0.intermediate.dense",
+            &[LoraTarget::Intermediate],
+        ),
+        ("encoder.layer.0.output.dense", &[LoraTarget::Output]),
+    ],
+    prefix: "bert.",
+    layers: ("layer.0.", "layer.11."),
+    others: &["pooler.dense", "classifier"],
+    fan_in_fan_out: false,
+    default_targets: &["query", "value"],
+};
+
+// transformers/models/openai/modeling_openai.py: OpenAIGPTModel (query, key and value are one
+// Conv1D; peft has no default for openai-gpt and uses gpt2's, c_attn)
+const GPT: Layout = Layout {
+    projections: &[
+        (
+            "h.0.attn.c_attn",
+            &[LoraTarget::Query, LoraTarget::Key, LoraTarget::Value],
+        ),
+        ("h.0.attn.c_proj", &[LoraTarget::AttentionOutput]),
+        ("h.0.mlp.c_fc", &[LoraTarget::Intermediate]),
+        ("h.0.mlp.c_proj", &[LoraTarget::Output]),
+    ],
+    prefix: "transformer.",
+    layers: ("h.0.", "h.11."),
+    others: &["lm_head", "multiple_choice_head.summary"],
+    fan_in_fan_out: true,
+    default_targets: &["c_attn"],
+};
 
 // peft/tuners/lora/config.py: LoraConfig (the keys read; the rest must be at their defaults)
 #[derive(Deserialize)]
@@ -87,13 +124,14 @@ fn selects(targets: &Value, name: &str) -> Result<bool, String> {
     }
 }
 
-/// The LoRA configuration of a `peft` directory's `adapter_config.json`, for BERT.
+/// The LoRA configuration of a `peft` directory's `adapter_config.json`, for an encoder of the
+/// family `kind` (BERT or GPT).
 ///
-/// Refused, naming the key: another `peft_type`; `fan_in_fan_out`, `use_dora`, a `bias` other
-/// than `"none"`, per-layer (`layers_to_transform`) or per-module ranks (`rank_pattern`,
-/// `alpha_pattern`), `modules_to_save`; targets that select some of a projection kind's
-/// layers only, or modules other than the six projections.
-pub fn lora_config_from_peft(dir: &Path) -> Result<LoraConfig, ModelError> {
+/// Refused, naming the key: another `peft_type`; `fan_in_fan_out` on BERT, `use_dora`, a
+/// `bias` other than `"none"`, per-layer (`layers_to_transform`) or per-module ranks
+/// (`rank_pattern`, `alpha_pattern`), `modules_to_save`; targets that select some of a
+/// projection kind's layers only, or modules other than the family's projections.
+pub fn lora_config_from_peft(dir: &Path, kind: EncoderKind) -> Result<LoraConfig, ModelError> {
     let path = dir.join(PEFT_CONFIG_FILE);
     let text = std::fs::read_to_string(&path).map_err(|source| ModelError::Io {
         path: path.clone(),
@@ -107,6 +145,11 @@ pub fn lora_config_from_peft(dir: &Path) -> Result<LoraConfig, ModelError> {
         path: path.clone(),
         message,
     };
+    let layout = match kind {
+        EncoderKind::Bert => &BERT,
+        EncoderKind::Gpt => &GPT,
+        other => return Err(refuse(format!("LoRA is not implemented for {other}"))),
+    };
     if file.peft_type != "LORA" {
         return Err(refuse(format!(
             "peft_type {:?}: only LORA directories are read",
@@ -118,7 +161,11 @@ pub fn lora_config_from_peft(dir: &Path) -> Result<LoraConfig, ModelError> {
             .is_some_and(|v| !v.is_null() && v != &Value::Object(Default::default()))
     };
     for (key, unsupported) in [
-        ("fan_in_fan_out", file.fan_in_fan_out),
+        // peft sets it for Conv1D projections by itself, and refuses it on Linear ones.
+        (
+            "fan_in_fan_out",
+            file.fan_in_fan_out && !layout.fan_in_fan_out,
+        ),
         ("use_dora", file.use_dora),
         ("bias", file.bias != "none"),
         ("layers_to_transform", set(&file.layers_to_transform)),
@@ -127,19 +174,24 @@ pub fn lora_config_from_peft(dir: &Path) -> Result<LoraConfig, ModelError> {
         ("modules_to_save", set(&file.modules_to_save)),
     ] {
         if unsupported {
-            return Err(refuse(format!("{key} is set: not implemented for BERT")));
+            return Err(refuse(format!("{key} is set: not implemented for {kind}")));
         }
     }
-    let targets = file.target_modules.unwrap_or(Value::Array(vec![
-        Value::from("query"),
-        Value::from("value"),
-    ]));
+    let targets = file.target_modules.unwrap_or_else(|| {
+        Value::Array(
+            layout
+                .default_targets
+                .iter()
+                .map(|t| Value::from(*t))
+                .collect(),
+        )
+    });
     let chosen = |name: &str| -> Result<bool, String> {
-        Ok(selects(&targets, name)? || selects(&targets, &format!("bert.{name}"))?)
+        Ok(selects(&targets, name)? || selects(&targets, &format!("{}{name}", layout.prefix))?)
     };
     let mut target_modules = Vec::new();
-    for (name, target) in BERT_PROJECTIONS {
-        let last_layer = name.replace("layer.0.", "layer.11.");
+    for (name, these) in layout.projections {
+        let last_layer = name.replace(layout.layers.0, layout.layers.1);
         let (first, last) = (
             chosen(name).map_err(&refuse)?,
             chosen(&last_layer).map_err(&refuse)?,
@@ -151,13 +203,13 @@ pub fn lora_config_from_peft(dir: &Path) -> Result<LoraConfig, ModelError> {
             )));
         }
         if first {
-            target_modules.push(target);
+            target_modules.extend_from_slice(these);
         }
     }
-    for other in OTHER_LINEAR_MODULES {
+    for other in layout.others {
         if chosen(other).map_err(&refuse)? {
             return Err(refuse(format!(
-                "target_modules selects {other}: LoRA on BERT's {other} is not implemented"
+                "target_modules selects {other}: LoRA on {kind}'s {other} is not implemented"
             )));
         }
     }
@@ -179,7 +231,7 @@ mod tests {
     fn write(json: &str) -> (tempfile::TempDir, Result<LoraConfig, ModelError>) {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(PEFT_CONFIG_FILE), json).unwrap();
-        let config = lora_config_from_peft(dir.path());
+        let config = lora_config_from_peft(dir.path(), EncoderKind::Bert);
         (dir, config)
     }
 
@@ -202,6 +254,40 @@ mod tests {
             vec![LoraTarget::AttentionOutput, LoraTarget::Intermediate]
         );
         assert!(c.use_rslora);
+    }
+
+    #[test]
+    fn gpt_names_select_its_conv1d_projections() {
+        let dir = tempfile::tempdir().unwrap();
+        let read = |json: &str| {
+            std::fs::write(dir.path().join(PEFT_CONFIG_FILE), json).unwrap();
+            lora_config_from_peft(dir.path(), EncoderKind::Gpt)
+        };
+        let all = read(
+            r#"{"peft_type": "LORA", "r": 2, "lora_alpha": 6, "fan_in_fan_out": true,
+                "target_modules": ["c_attn", "c_proj", "c_fc"]}"#,
+        )
+        .unwrap();
+        assert_eq!(all.target_modules, LoraTarget::ALL.to_vec());
+        let mlp = read(
+            r#"{"peft_type": "LORA", "r": 2, "lora_alpha": 6, "target_modules": ["mlp.c_proj"]}"#,
+        )
+        .unwrap();
+        assert_eq!(mlp.target_modules, vec![LoraTarget::Output]);
+        let default = read(r#"{"peft_type": "LORA", "r": 2, "lora_alpha": 6}"#).unwrap();
+        assert_eq!(
+            default.target_modules,
+            vec![LoraTarget::Query, LoraTarget::Key, LoraTarget::Value]
+        );
+        let err = read(
+            r#"{"peft_type": "LORA", "r": 2, "lora_alpha": 6, "target_modules": ["lm_head"]}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("lm_head"), "{err}");
+        let (_d, bert) =
+            write(r#"{"peft_type": "LORA", "r": 4, "lora_alpha": 8, "fan_in_fan_out": true}"#);
+        assert!(bert.unwrap_err().to_string().contains("fan_in_fan_out"));
     }
 
     #[test]
