@@ -205,6 +205,27 @@ fn adapters_carry_from_the_intermediate_to_the_target_phase() {
     );
     assert_eq!(target.meta.peft, inter.meta.peft);
 
+    // Another experiment starting from the intermediate's saved model (a grid's target run)
+    // continues its adapters too: the same modules, with the intermediate's weights.
+    use stilts_train::config::LoadMode;
+    use stilts_train::config::source::ModelSource;
+    let start = stilts_train::model::build::build_initial(
+        &ModelSource::Checkpoint {
+            dir: out.join("00-inter/seed-7/model"),
+            load: LoadMode::Encoder,
+        },
+        0,
+        &Device::flex(),
+    )
+    .unwrap();
+    assert_eq!(start.meta.peft, inter.meta.peft);
+    let start = start.with_peft(&inter.meta.peft, &Device::flex()).unwrap();
+    assert_eq!(
+        adapter_of(&start),
+        adapter_of(&inter),
+        "the intermediate's adapters, not fresh ones"
+    );
+
     // A phase asking for other adapters than the model carries is refused, naming both.
     let text = common::experiment_toml(
         &root,

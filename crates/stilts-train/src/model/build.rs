@@ -3,6 +3,7 @@
 
 use burn::nn::DropoutConfig;
 use burn::tensor::Device;
+use stilts_models::peft::PeftConfig;
 use stilts_models::{Encoder, EncoderConfig};
 
 use super::{Carried, ModelMeta, TaskModel, load_model};
@@ -12,8 +13,11 @@ use crate::error::{Result, TrainError};
 /// Builds the starting model of an experiment over a tokenizer of `vocab_size` ids (GPT's
 /// fine-tuning tokens get fresh embedding rows). Heads are only present when loading a stilts
 /// model with [`LoadMode::EncoderHead`]; a pretrained directory's task head (a hub model
-/// fine-tuned on MNLI, say), of any width, is ignored: phases add their own.
+/// fine-tuned on MNLI, say), of any width, is ignored: phases add their own. A saved model's
+/// parameter-efficient modules come with its encoder, trained weights included, so a phase
+/// asking for the same modules continues them (STILTs with modules across experiments).
 pub fn build_initial(source: &ModelSource, vocab_size: usize, device: &Device) -> Result<Carried> {
+    let mut peft = PeftConfig::default();
     let (encoder, config, heads, infos) = match source {
         ModelSource::Pretrained { dir, .. } => {
             let config = EncoderConfig::from_hf_dir(dir)?;
@@ -42,6 +46,7 @@ pub fn build_initial(source: &ModelSource, vocab_size: usize, device: &Device) -
         ModelSource::Checkpoint { dir, load } => {
             let carried = load_model(dir, device)?;
             let meta = carried.meta;
+            peft = meta.peft;
             match load {
                 LoadMode::Encoder => (carried.model.encoder, meta.encoder, Vec::new(), Vec::new()),
                 LoadMode::EncoderHead => (
@@ -64,8 +69,7 @@ pub fn build_initial(source: &ModelSource, vocab_size: usize, device: &Device) -
         dropout: DropoutConfig::new(config.classifier_dropout()).init(),
         heads,
     };
-    Ok(Carried {
-        model,
-        meta: ModelMeta::new(config, infos),
-    })
+    let mut meta = ModelMeta::new(config, infos);
+    meta.peft = peft;
+    Ok(Carried { model, meta })
 }
