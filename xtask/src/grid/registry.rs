@@ -149,6 +149,17 @@ impl Registry {
                 ],
             )
             .map_err(|e| sql(&path, e))?;
+            if !plan.is_finished(&node.id) {
+                // No result file (never finished, or removed to be run again): no outcome.
+                tx.execute(
+                    "UPDATE runs SET outcome = NULL WHERE run_id = ?1",
+                    params![node.id],
+                )
+                .map_err(|e| sql(&path, e))?;
+                tx.execute("DELETE FROM metrics WHERE run_id = ?1", params![node.id])
+                    .map_err(|e| sql(&path, e))?;
+                continue;
+            }
             let known: Option<String> = tx
                 .query_row(
                     "SELECT outcome FROM runs WHERE run_id = ?1",
@@ -567,6 +578,36 @@ mod tests {
         assert!(reader.rows("g").unwrap().is_empty());
         reader.connection().execute_batch("COMMIT").unwrap();
         assert_eq!(reader.rows("g").unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_run_removed_to_be_run_again_loses_its_outcome_until_it_finishes_again() {
+        let tmp = tempfile::tempdir().unwrap();
+        let plan = Plan {
+            grid: "g".into(),
+            output_dir: tmp.path().to_path_buf(),
+            nodes: vec![multitask_node()],
+        };
+        let id = plan.nodes[0].id.clone();
+        let dir = plan.run_dir(&id);
+        std::fs::create_dir_all(&dir).unwrap();
+        multitask_run(&dir, 0.55);
+        let mut reg = Registry::open(&tmp.path().join("registry.sqlite")).unwrap();
+        let score = |reg: &Registry| {
+            reg.rows("g").unwrap()[0]
+                .outcome
+                .as_ref()
+                .map(|o| o.dev_score)
+        };
+        assert_eq!(reg.sync(&plan).unwrap(), 1);
+        assert_eq!(score(&reg), Some(0.55));
+        std::fs::remove_dir_all(&dir).unwrap();
+        reg.sync(&plan).unwrap();
+        assert_eq!(score(&reg), None, "a stale outcome would hide the rerun");
+        std::fs::create_dir_all(&dir).unwrap();
+        multitask_run(&dir, 0.70);
+        assert_eq!(reg.sync(&plan).unwrap(), 1);
+        assert_eq!(score(&reg), Some(0.70));
     }
 
     #[test]
