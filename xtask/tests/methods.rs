@@ -66,6 +66,22 @@ fn seed_json(plan: &Plan, id: &str, file: &str) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
 }
 
+/// `cargo xtask reproduce GRID --output-dir OUT` with two workers, to the end.
+fn reproduce(grid: &Path, out: &Path, stilts: &Path) {
+    let status = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["reproduce"])
+        .arg(grid)
+        .arg("--output-dir")
+        .arg(out)
+        .arg("--stilts")
+        .arg(stilts)
+        .args(["--jobs", "2"])
+        .env("STILTS_LOG", "warn")
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
 #[test]
 fn methods_train_beside_full_fine_tuning_and_the_report_compares_their_costs() {
     let Some(stilts) = stilts_bin() else {
@@ -121,17 +137,7 @@ fn methods_train_beside_full_fine_tuning_and_the_report_compares_their_costs() {
         "the method's intermediate_recipe wins"
     );
 
-    let status = Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args(["reproduce"])
-        .arg(&grid_path)
-        .arg("--output-dir")
-        .arg(&out)
-        .arg("--stilts")
-        .arg(&stilts)
-        .env("STILTS_LOG", "warn")
-        .status()
-        .unwrap();
-    assert!(status.success());
+    reproduce(&grid_path, &out, &stilts);
     let registry = Registry::open(&out.join("registry.sqlite")).unwrap();
     let rows = registry.rows("methods").unwrap();
     assert!(
@@ -263,18 +269,7 @@ fn a_fusion_method_trains_over_the_adapters_another_method_trained() {
         1
     );
 
-    let status = Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args(["reproduce"])
-        .arg(&grid_path)
-        .arg("--output-dir")
-        .arg(&out)
-        .arg("--stilts")
-        .arg(&stilts)
-        .args(["--jobs", "2"])
-        .env("STILTS_LOG", "warn")
-        .status()
-        .unwrap();
-    assert!(status.success());
+    reproduce(&grid_path, &out, &stilts);
     let registry = Registry::open(&out.join("registry.sqlite")).unwrap();
     let rows = registry.rows("fusion").unwrap();
     assert!(

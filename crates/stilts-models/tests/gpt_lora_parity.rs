@@ -4,12 +4,10 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-
 use burn::module::Module;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor};
-use common::{Fixture, fixtures, max_abs, max_abs_diff, named_params, values};
+use common::{Fixture, check_module_grads, fixtures, max_abs, max_abs_diff, named_params};
 use stilts_models::bert::is_peft_path;
 use stilts_models::gpt::{GptConfig, GptModel, map_gpt_peft_key};
 use stilts_models::peft::{BottleneckConfig, LoraConfig, LoraTarget, PeftConfig};
@@ -66,44 +64,14 @@ fn check(case: &str, peft: &PeftConfig) -> GptModel {
     let projection: Tensor<3> = expected.float("projection", &device);
     let loss = (out.last_hidden_state * projection).sum();
     let grads = GradientsParams::from_grads(loss.backward(), &model);
-    let ours: BTreeMap<String, String> = expected
-        .names()
-        .filter_map(|n| n.strip_prefix("grad."))
-        .map(|hf| (map_gpt_peft_key(hf).expect("mapped"), hf.to_owned()))
-        .collect();
-    let mut worst = 0.0f32;
-    for (path, id, value) in named_params(&model) {
-        let grad = match value.1.len() {
-            1 => grads.get::<1>(id).map(values),
-            2 => grads.get::<2>(id).map(values),
-            rank => panic!("{path} has rank {rank}"),
-        };
-        let Some(hf) = ours.get(&path) else {
-            assert!(grad.is_none(), "{path} is frozen but has a gradient");
-            continue;
-        };
-        let (grad, shape) = grad.unwrap_or_else(|| panic!("no gradient for {path}"));
-        let (want, want_shape) = expected.f32(&format!("grad.{hf}"));
-        // peft's `lora_A`/`lora_B` are PyTorch Linear weights, `[out, in]`.
-        assert_eq!(shape, [want_shape[1], want_shape[0]], "{path}");
-        let diff = (0..shape[0])
-            .flat_map(|r| (0..shape[1]).map(move |c| (r, c)))
-            .map(|(r, c)| (grad[r * shape[1] + c] - want[c * shape[0] + r]).abs())
-            .fold(0.0, f32::max);
-        let rel = diff / max_abs(&want).max(1e-6);
-        assert!(
-            rel < GRAD_REL_TOL,
-            "{case}: gradient of {path}: relative {rel:e}"
-        );
-        worst = worst.max(rel);
-    }
-    assert_eq!(
-        named_params(&model)
-            .iter()
-            .filter(|(p, ..)| ours.contains_key(p))
-            .count(),
-        ours.len(),
-        "{case}: every LoRA matrix of peft's is ours"
+    let worst = check_module_grads(
+        case,
+        &model,
+        &grads,
+        &expected,
+        map_gpt_peft_key,
+        |_, want| max_abs(want),
+        GRAD_REL_TOL,
     );
     println!("{case}: hidden {hidden:e}, gradients (relative) {worst:e}");
     assert!(hidden < TOL, "{case}");

@@ -4,13 +4,12 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use burn::module::Module;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor};
-use common::{Fixture, fixtures, max_abs, max_abs_diff, named_params, values};
+use common::{Fixture, check_module_grads, fixtures, max_abs, max_abs_diff, named_params, values};
 use stilts_models::bert::{BertConfig, BertInput, BertModel, is_peft_path, map_peft_key};
 use stilts_models::peft::{
     BottleneckConfig, FusedAdapters, FusionConfig, LoraConfig, LoraTarget, PeftConfig,
@@ -67,69 +66,31 @@ fn check(case: &str, peft: &PeftConfig, file: &str) -> BertModel {
     let projection: Tensor<3> = expected.float("projection", &device);
     let loss = (out.last_hidden_state * projection).sum();
     let grads = GradientsParams::from_grads(loss.backward(), &model);
-    let ours: BTreeMap<String, String> = expected
-        .names()
-        .filter_map(|n| n.strip_prefix("grad."))
-        .map(|hf| (map_peft_key(hf).expect("mapped"), hf.to_owned()))
-        .collect();
     // The fusion key's bias has a zero gradient in exact arithmetic (softmax ignores a shift
     // shared by all adapters): both sides give rounding noise, judged on the largest gradient.
-    let largest = ours
-        .values()
-        .map(|hf| max_abs(&expected.f32(&format!("grad.{hf}")).0))
+    let largest = expected
+        .names()
+        .filter(|n| n.starts_with("grad."))
+        .map(|n| max_abs(&expected.f32(n).0))
         .fold(0.0, f32::max);
-    let mut worst = 0.0f32;
-    let mut checked = 0;
-    for (path, id, value) in named_params(&model) {
-        let grad = match value.1.len() {
-            1 => grads.get::<1>(id).map(values),
-            2 => grads.get::<2>(id).map(values),
-            rank => panic!("{path} has rank {rank}"),
-        };
-        let Some(hf) = ours.get(&path) else {
-            assert!(grad.is_none(), "{path} is frozen but has a gradient");
-            continue;
-        };
-        let (grad, shape) = grad.unwrap_or_else(|| panic!("no gradient for {path}"));
-        let (want, want_shape) = expected.f32(&format!("grad.{hf}"));
-        let want = if shape.len() == 2 {
-            assert_eq!(shape, [want_shape[1], want_shape[0]], "{path}");
-            transpose(&want, want_shape[0], want_shape[1])
-        } else {
-            want
-        };
-        let diff = grad
-            .iter()
-            .zip(&want)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0, f32::max);
-        let scale = if path.ends_with("fusion.key.bias") {
-            largest
-        } else {
-            max_abs(&want)
-        };
-        let rel = diff / scale.max(1e-6);
-        assert!(
-            rel < GRAD_REL_TOL,
-            "{case}: gradient of {path}: relative {rel:e}"
-        );
-        worst = worst.max(rel);
-        checked += 1;
-    }
-    assert_eq!(checked, ours.len(), "{case}: every module gradient checked");
+    let worst = check_module_grads(
+        case,
+        &model,
+        &grads,
+        &expected,
+        map_peft_key,
+        |path, want| {
+            if path.ends_with("fusion.key.bias") {
+                largest
+            } else {
+                max_abs(want)
+            }
+        },
+        GRAD_REL_TOL,
+    );
     println!("{case}: hidden {hidden:e}, pooled {pooled:e}, gradients (relative) {worst:e}");
     assert!(hidden < TOL && pooled < TOL, "{case}");
     model
-}
-
-fn transpose(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    let mut out = vec![0.0; values.len()];
-    for r in 0..rows {
-        for c in 0..cols {
-            out[c * rows + r] = values[r * cols + c];
-        }
-    }
-    out
 }
 
 fn lora(config: LoraConfig) -> PeftConfig {

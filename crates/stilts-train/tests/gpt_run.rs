@@ -121,27 +121,6 @@ fn without_the_aux_objective_no_lm_loss_is_logged() {
     assert!(r["history"][0].get("aux_loss").is_none_or(Value::is_null));
 }
 
-/// The logits of two fixed pairs from a model directory, with a module directory attached
-/// when one is given.
-fn logits(dir: &Path, adapter: Option<&Path>) -> Vec<Vec<f32>> {
-    use stilts_train::predict::{PredictOptions, PredictRecord, Predictor};
-    let records = [("cats sing", "dogs yes"), ("a b c", "no")].map(|(a, b)| PredictRecord {
-        text_a: a.into(),
-        text_b: Some(b.into()),
-    });
-    let options = PredictOptions {
-        adapter: adapter.map(Path::to_path_buf),
-        ..PredictOptions::default()
-    };
-    let device = burn::tensor::Device::flex();
-    let (p, _) = Predictor::load(dir, &options, &device).unwrap();
-    p.predict(&records)
-        .unwrap()
-        .into_iter()
-        .map(|p| p.logits)
-        .collect()
-}
-
 #[test]
 fn lora_on_gpt_trains_its_updates_and_heads_and_its_module_attaches_to_the_base() {
     let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -169,8 +148,8 @@ fn lora_on_gpt_trains_its_updates_and_heads_and_its_module_attaches_to_the_base(
     let base = out.join("00-full/seed-11/model");
     let adapter = out.join("01-lora/seed-11/adapter");
     assert_eq!(
-        logits(&base, Some(&adapter)),
-        logits(&out.join("01-lora/seed-11/model"), None)
+        common::logits(&base, Some(&adapter)),
+        common::logits(&out.join("01-lora/seed-11/model"), None)
     );
     // Adapters are BERT's only: a GPT phase with them is refused, naming the key.
     let refused =

@@ -16,7 +16,6 @@ use stilts_train::model::peft_file::{ADAPTER_WEIGHTS_FILE, attach_adapter};
 use stilts_train::model::store::weights_sha256;
 use stilts_train::model::{Carried, META_FILE, load_model, param_counts};
 use stilts_train::observer::NoopObserver;
-use stilts_train::predict::{PredictOptions, PredictRecord, Predictor};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -52,25 +51,6 @@ fn base_hashes(m: &BertModel) -> (Vec<String>, Vec<String>) {
 /// The last layer's feed-forward output block.
 fn out(c: &Carried) -> &BertOutput {
     &bert(c).encoder.layers[1].output
-}
-
-/// The logits of two fixed pairs from a model directory, with a module directory attached
-/// when one is given.
-fn logits(dir: &Path, adapter: Option<&Path>) -> Vec<Vec<f32>> {
-    let records = [("cats sing", "dogs yes"), ("a b c", "no")].map(|(a, b)| PredictRecord {
-        text_a: a.into(),
-        text_b: Some(b.into()),
-    });
-    let options = PredictOptions {
-        adapter: adapter.map(Path::to_path_buf),
-        ..PredictOptions::default()
-    };
-    let (p, _) = Predictor::load(dir, &options, &Device::flex()).unwrap();
-    p.predict(&records)
-        .unwrap()
-        .into_iter()
-        .map(|p| p.logits)
-        .collect()
 }
 
 fn model(out: &Path, phase: &str) -> Carried {
@@ -128,8 +108,8 @@ fn lora_trains_only_its_updates_and_the_head_and_resumes_exactly() {
     );
     let full_dir = out.join("00-full/seed-7/model");
     assert_eq!(
-        logits(&full_dir, Some(&adapter)),
-        logits(&out.join("01-lora/seed-7/model"), None)
+        common::logits(&full_dir, Some(&adapter)),
+        common::logits(&out.join("01-lora/seed-7/model"), None)
     );
     // On another base, the modules are refused, naming both hashes.
     let mut other = load_model(&full_dir, &Device::flex()).unwrap();
@@ -349,8 +329,8 @@ fn a_fusion_mixes_adapters_trained_before_and_trains_alone() {
     // Its modules alone, on the base, predict as the whole model.
     let fused_dir = root.join("fused/00-f/seed-7");
     assert_eq!(
-        logits(&base_dir, Some(&fused_dir.join("adapter"))),
-        logits(&fused_dir.join("model"), None)
+        common::logits(&base_dir, Some(&fused_dir.join("adapter"))),
+        common::logits(&fused_dir.join("model"), None)
     );
 
     // Adapters that trained the LayerNorms cannot be fused; the error names the fix.
@@ -427,11 +407,11 @@ fn modules_to_save_train_beside_lora_and_travel_with_it() {
     assert_eq!(before, after, "the rest of the encoder stays");
     // The module directory holds the pooler, and attached to the base gives the model.
     assert_eq!(
-        logits(
+        common::logits(
             &out.join("00-full/seed-7/model"),
             Some(&out.join("01-lora/seed-7/adapter"))
         ),
-        logits(&out.join("01-lora/seed-7/model"), None)
+        common::logits(&out.join("01-lora/seed-7/model"), None)
     );
     // An unknown group is refused by key before training.
     let text = common::experiment_toml(

@@ -156,3 +156,73 @@ pub fn named_params<M: Module>(module: &M) -> Vec<NamedParam> {
     module.visit(&mut collect);
     collect.out
 }
+
+/// Compares the gradients of a module's trained parameters with a reference fixture's
+/// `grad.<reference key>` tensors (PyTorch `Linear` weights, `[out, in]`, transposed to burn's
+/// layout): every parameter `map` names must have a gradient within `tolerance` relative to
+/// the reference's largest value (`scale` may widen that for a parameter), every other one none.
+/// Returns the worst relative difference.
+pub fn check_module_grads<M: Module>(
+    case: &str,
+    model: &M,
+    grads: &burn::optim::GradientsParams,
+    expected: &Fixture,
+    map: impl Fn(&str) -> Option<String>,
+    scale: impl Fn(&str, &[f32]) -> f32,
+    tolerance: f32,
+) -> f32 {
+    let ours: BTreeMap<String, String> = expected
+        .names()
+        .filter_map(|n| n.strip_prefix("grad."))
+        .map(|hf| (map(hf).expect("mapped"), hf.to_owned()))
+        .collect();
+    let mut worst = 0.0f32;
+    let mut checked = 0;
+    for (path, id, value) in named_params(model) {
+        let grad = match value.1.len() {
+            1 => grads.get::<1>(id).map(values),
+            2 => grads.get::<2>(id).map(values),
+            rank => panic!("{path} has rank {rank}"),
+        };
+        let Some(hf) = ours.get(&path) else {
+            assert!(
+                grad.is_none(),
+                "{case}: {path} is frozen but has a gradient"
+            );
+            continue;
+        };
+        let (grad, shape) = grad.unwrap_or_else(|| panic!("{case}: no gradient for {path}"));
+        let (want, want_shape) = expected.f32(&format!("grad.{hf}"));
+        let want = if shape.len() == 2 {
+            assert_eq!(shape, [want_shape[1], want_shape[0]], "{path}");
+            transpose(&want, want_shape[0], want_shape[1])
+        } else {
+            want
+        };
+        let diff = grad
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max);
+        let rel = diff / scale(&path, &want).max(1e-6);
+        assert!(
+            rel < tolerance,
+            "{case}: gradient of {path}: relative {rel:e}"
+        );
+        worst = worst.max(rel);
+        checked += 1;
+    }
+    assert_eq!(checked, ours.len(), "{case}: every module gradient checked");
+    worst
+}
+
+/// A `rows x cols` row-major matrix transposed.
+pub fn transpose(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut out = vec![0.0; values.len()];
+    for r in 0..rows {
+        for c in 0..cols {
+            out[c * rows + r] = values[r * cols + c];
+        }
+    }
+    out
+}

@@ -184,3 +184,23 @@ impl stilts_train::observer::Observer for KillAt {
         }
     }
 }
+
+/// The logits of two fixed pairs from a model directory, with a module directory attached
+/// when one is given.
+pub fn logits(dir: &Path, adapter: Option<&Path>) -> Vec<Vec<f32>> {
+    use stilts_train::predict::{PredictOptions, PredictRecord, Predictor};
+    let records = [("cats sing", "dogs yes"), ("a b c", "no")].map(|(a, b)| PredictRecord {
+        text_a: a.into(),
+        text_b: Some(b.into()),
+    });
+    let options = PredictOptions {
+        adapter: adapter.map(Path::to_path_buf),
+        ..PredictOptions::default()
+    };
+    let (p, _) = Predictor::load(dir, &options, &burn::tensor::Device::flex()).unwrap();
+    p.predict(&records)
+        .unwrap()
+        .into_iter()
+        .map(|p| p.logits)
+        .collect()
+}
