@@ -133,6 +133,35 @@ fn ranks_candidates_with_each_method_reproducibly() {
     assert!(table.contains("SST-2 > MRPC"), "{table}");
 }
 
+/// Every encoder family ranks with every pooling, mean included: ELMo's token states are its
+/// words, not its character input, and the mean is over its word mask.
+#[test]
+fn gpt_and_elmo_rank_too() {
+    if std::env::var_os("GLUE_DIR").is_none() {
+        eprintln!("skipped: GLUE_DIR unset");
+        return;
+    }
+    let fixtures =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../stilts-models/tests/fixtures");
+    // (model, width of its token states, width of its summary)
+    for (model, dims) in [("tiny-gpt", [32, 32]), ("tiny-elmo", [16, 512])] {
+        let dir = fixtures.join(model).display().to_string();
+        for (pooling, dim) in ["mean", "summary"].into_iter().zip(dims) {
+            let v = rank_json(&dir, &["--methods", "semb", "--pooling", pooling]);
+            assert_eq!(v["dim"], dim, "{model} {pooling}");
+            let ranking = v["methods"][0]["ranking"].as_array().unwrap();
+            assert_eq!(ranking.len(), 3, "{model} {pooling}");
+            for e in ranking {
+                let s = e["score"].as_f64().unwrap();
+                assert!(
+                    (-1.0..=1.0).contains(&s),
+                    "{model} {pooling}: a cosine: {s}"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn bad_requests_are_named() {
     let model = std::env::var("STILTS_MINILM_DIR").unwrap_or_else(|_| "unused".into());

@@ -107,6 +107,9 @@ pub struct EncoderOutput {
     pub summary: Tensor<2>,
     /// The last layer's per-token states, `[batch, seq, hidden]`.
     pub tokens: Tensor<3>,
+    /// The mask of `tokens` (1 for a token, 0 for padding), `[batch, seq]`, where it is not the
+    /// input's attention mask (ELMo: its words, over a character input); `None` where it is.
+    pub token_mask: Option<Tensor<2>>,
     /// A loss the encoder adds to the task's in training (GPT's language model), `[1]`.
     pub aux_loss: Option<Tensor<1>>,
 }

@@ -30,6 +30,7 @@ impl SentenceEncoder for BertModel {
             pooled: out.pooled_output,
             summary,
             tokens: out.last_hidden_state,
+            token_mask: None,
             aux_loss: None,
         }
     }

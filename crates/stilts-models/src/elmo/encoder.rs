@@ -89,13 +89,14 @@ impl SentenceEncoder for ElmoEncoder {
             // Padding gets a very negative value so the max is over words only; a sentence
             // without words (an empty text) pools to zero.
             let padding = (mask.clone().neg() + 1.0).reshape([batch, seq, 1]) * -1e9;
-            let any_word = mask.sum_dim(1).clamp_max(1.0); // [batch, 1]
+            let any_word = mask.clone().sum_dim(1).clamp_max(1.0); // [batch, 1]
             (projected + padding).max_dim(1).reshape([batch, width]) * any_word
         };
         EncoderOutput {
             pooled: pooled.clone(),
             summary: pooled,
             tokens: words,
+            token_mask: Some(mask),
             aux_loss: None,
         }
     }

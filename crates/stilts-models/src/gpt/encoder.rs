@@ -37,6 +37,7 @@ impl SentenceEncoder for GptModel {
             pooled: summary.clone(),
             summary,
             tokens: hidden,
+            token_mask: None,
             aux_loss,
         }
     }

@@ -4,7 +4,7 @@
 use std::str::FromStr;
 use std::time::Instant;
 
-use burn::tensor::{Int, Tensor};
+use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use stilts_data::sample::downsample;
@@ -242,7 +242,10 @@ pub fn encode_sample(
             let mask = input.attention_mask.clone();
             let out = predictor.model().model.encoder.encode(input);
             let pooled = match options.pooling {
-                Pooling::Mean => mean_pool(out.tokens, mask).map_err(&failed)?,
+                Pooling::Mean => {
+                    let mask = out.token_mask.unwrap_or_else(|| mask.float());
+                    mean_pool(out.tokens, mask).map_err(&failed)?
+                }
                 Pooling::Pooled => out.pooled,
                 Pooling::Summary => out.summary,
             };
@@ -283,14 +286,14 @@ pub fn encode_sample(
     })
 }
 
-/// The mean of token states over the attention mask.
+/// The mean of token states over their mask (the encoder's token mask, else the input's).
 ///
 /// # Shapes
 ///
 /// - tokens: `[batch, seq, hidden]`
 /// - mask: `[batch, seq]`
 /// - output: `[batch, hidden]`
-fn mean_pool(tokens: Tensor<3>, mask: Tensor<2, Int>) -> Result<Tensor<2>, String> {
+fn mean_pool(tokens: Tensor<3>, mask: Tensor<2>) -> Result<Tensor<2>, String> {
     let [batch, seq, hidden] = tokens.dims();
     if mask.dims() != [batch, seq] {
         return Err(format!(
@@ -299,7 +302,7 @@ fn mean_pool(tokens: Tensor<3>, mask: Tensor<2, Int>) -> Result<Tensor<2>, Strin
             mask.dims()
         ));
     }
-    let mask = mask.float().reshape([batch, seq, 1]);
+    let mask = mask.reshape([batch, seq, 1]);
     let sum = (tokens * mask.clone()).sum_dim(1).reshape([batch, hidden]);
     let count = mask.sum_dim(1).reshape([batch, 1]).clamp_min(1e-9);
     Ok(sum / count)
