@@ -92,6 +92,34 @@ pub(crate) struct KeyRouting<'a> {
     pub may_be_fresh: &'a dyn Fn(&str, &BTreeSet<&str>) -> bool,
 }
 
+/// A name map kept as data (anchored regex pattern, replacement with `${n}` groups), compiled
+/// once: the first pattern that matches a key gives its path.
+pub(crate) struct KeyMap(Vec<(regex::Regex, &'static str)>);
+
+impl KeyMap {
+    /// Compiles `rules`; `name` says which map a bad pattern is in.
+    pub(crate) fn new(rules: &[(&str, &'static str)], name: &str) -> KeyMap {
+        KeyMap(
+            rules
+                .iter()
+                .map(|(pattern, path)| {
+                    let re = regex::Regex::new(pattern)
+                        .unwrap_or_else(|e| panic!("{name} pattern {pattern}: {e}"));
+                    (re, *path)
+                })
+                .collect(),
+        )
+    }
+
+    /// The path of `key`, if a rule matches it.
+    pub(crate) fn map(&self, key: &str) -> Option<String> {
+        self.0
+            .iter()
+            .find(|(re, _)| re.is_match(key))
+            .map(|(re, path)| re.replace(key, *path).into_owned())
+    }
+}
+
 /// Loads a Hugging Face checkpoint (`.safetensors`, or a PyTorch pickle otherwise) into
 /// `module`, routing every key through `routing`. PyTorch `Linear` weights are transposed and
 /// LayerNorm `weight`/`bias` read as `gamma`/`beta` (burn's adapter); modules that store

@@ -6,7 +6,7 @@ use burn::module::Module;
 use regex::Regex;
 
 use crate::ModelError;
-use crate::hf::{KeyRouting, load_hf_checkpoint};
+use crate::hf::{KeyMap, KeyRouting, load_hf_checkpoint};
 pub use crate::hf::{LoadReport, weights_file};
 
 /// How Hugging Face BERT checkpoint keys map onto our module paths, as `(key pattern, path)`.
@@ -73,12 +73,7 @@ pub const BERT_KEY_MAP: &[(&str, &str)] = &[
 /// next sentence prediction; the MLM decoder is tied to the word embeddings).
 pub const BERT_IGNORED_KEYS: &[&str] = &[r"^(?:bert\.)?embeddings\.position_ids$", r"^cls\."];
 
-static KEY_MAP: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
-    BERT_KEY_MAP
-        .iter()
-        .map(|(pattern, path)| (Regex::new(pattern).expect("BERT_KEY_MAP pattern"), *path))
-        .collect()
-});
+static KEY_MAP: LazyLock<KeyMap> = LazyLock::new(|| KeyMap::new(BERT_KEY_MAP, "BERT_KEY_MAP"));
 
 static IGNORED: LazyLock<Vec<Regex>> = LazyLock::new(|| {
     BERT_IGNORED_KEYS
@@ -90,10 +85,7 @@ static IGNORED: LazyLock<Vec<Regex>> = LazyLock::new(|| {
 /// Maps a Hugging Face checkpoint key to our module path through [`BERT_KEY_MAP`]
 /// (paths relative to [`BertModel`](super::BertModel), `classifier.*` for the head).
 pub fn map_hf_key(key: &str) -> Option<String> {
-    KEY_MAP
-        .iter()
-        .find(|(re, _)| re.is_match(key))
-        .map(|(re, path)| re.replace(key, *path).into_owned())
+    KEY_MAP.map(key)
 }
 
 fn is_ignored(key: &str) -> bool {
@@ -200,24 +192,12 @@ pub const BERT_PEFT_KEY_MAP: &[(&str, &str)] = &[
     ),
 ];
 
-static PEFT_KEY_MAP: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
-    BERT_PEFT_KEY_MAP
-        .iter()
-        .map(|(pattern, path)| {
-            (
-                Regex::new(pattern).expect("BERT_PEFT_KEY_MAP pattern"),
-                *path,
-            )
-        })
-        .collect()
-});
+static PEFT_KEY_MAP: LazyLock<KeyMap> =
+    LazyLock::new(|| KeyMap::new(BERT_PEFT_KEY_MAP, "BERT_PEFT_KEY_MAP"));
 
 /// Maps a `peft` or `adapters` key to our module path through [`BERT_PEFT_KEY_MAP`].
 pub fn map_peft_key(key: &str) -> Option<String> {
-    PEFT_KEY_MAP
-        .iter()
-        .find(|(re, _)| re.is_match(key))
-        .map(|(re, path)| re.replace(key, *path).into_owned())
+    PEFT_KEY_MAP.map(key)
 }
 
 /// Whether a module path of [`BertModel`](super::BertModel) belongs to a parameter-efficient

@@ -8,7 +8,7 @@ use regex::Regex;
 use super::config::GptConfig;
 use super::model::GptModel;
 use crate::ModelError;
-use crate::hf::{KeyRouting, LoadReport, load_hf_checkpoint};
+use crate::hf::{KeyMap, KeyRouting, LoadReport, load_hf_checkpoint};
 
 /// How Hugging Face OpenAI GPT checkpoint keys map onto our module paths (relative to
 /// [`GptModel`]), as `(key pattern, path)`; the first match wins. The `transformer.` prefix
@@ -49,12 +49,7 @@ pub const GPT_IGNORED_KEYS: &[&str] = &[
     r"^score\.",
 ];
 
-static KEY_MAP: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
-    GPT_KEY_MAP
-        .iter()
-        .map(|(pattern, path)| (Regex::new(pattern).expect("GPT_KEY_MAP pattern"), *path))
-        .collect()
-});
+static KEY_MAP: LazyLock<KeyMap> = LazyLock::new(|| KeyMap::new(GPT_KEY_MAP, "GPT_KEY_MAP"));
 
 static IGNORED: LazyLock<Vec<Regex>> = LazyLock::new(|| {
     GPT_IGNORED_KEYS
@@ -65,10 +60,7 @@ static IGNORED: LazyLock<Vec<Regex>> = LazyLock::new(|| {
 
 /// Our module path of a Hugging Face GPT key, through [`GPT_KEY_MAP`].
 pub fn map_gpt_key(key: &str) -> Option<String> {
-    KEY_MAP
-        .iter()
-        .find(|(re, _)| re.is_match(key))
-        .map(|(re, path)| re.replace(key, *path).into_owned())
+    KEY_MAP.map(key)
 }
 
 impl GptModel {

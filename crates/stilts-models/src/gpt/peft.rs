@@ -8,12 +8,11 @@ use std::sync::LazyLock;
 
 use burn::module::Module;
 use burn::tensor::Device;
-use regex::Regex;
 
 use super::model::{Block, GptModel};
 use crate::ModelError;
 use crate::bert::is_peft_path;
-use crate::hf::{KeyRouting, LoadReport, load_hf_checkpoint};
+use crate::hf::{KeyMap, KeyRouting, LoadReport, load_hf_checkpoint};
 use crate::peft::{Lora, LoraConfig, LoraTarget, PeftConfig};
 
 /// `peft` keys of LoRA on a GPT (`adapter_model.safetensors`) and our module paths: regex
@@ -29,24 +28,12 @@ pub const GPT_PEFT_KEY_MAP: &[(&str, &str)] = &[
     ),
 ];
 
-static PEFT_KEY_MAP: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
-    GPT_PEFT_KEY_MAP
-        .iter()
-        .map(|(pattern, path)| {
-            (
-                Regex::new(pattern).expect("GPT_PEFT_KEY_MAP pattern"),
-                *path,
-            )
-        })
-        .collect()
-});
+static PEFT_KEY_MAP: LazyLock<KeyMap> =
+    LazyLock::new(|| KeyMap::new(GPT_PEFT_KEY_MAP, "GPT_PEFT_KEY_MAP"));
 
 /// Our module path of a `peft` key of LoRA on a GPT, through [`GPT_PEFT_KEY_MAP`].
 pub fn map_gpt_peft_key(key: &str) -> Option<String> {
-    PEFT_KEY_MAP
-        .iter()
-        .find(|(re, _)| re.is_match(key))
-        .map(|(re, path)| re.replace(key, *path).into_owned())
+    PEFT_KEY_MAP.map(key)
 }
 
 /// Whether LoRA adapts a GPT projection: `c_attn` for any of query, key and value.
