@@ -414,6 +414,14 @@ fn a_fusion_that_cannot_work_is_an_error_naming_the_key() {
         (
             fusion_grid(
                 FUSABLE,
+                "fuse = { adapters = \"pfeiffer\", over = [\"MNLI\", \"MNLI\"] }",
+            ),
+            "methods[1].fuse.over[1]",
+            "fused twice",
+        ),
+        (
+            fusion_grid(
+                FUSABLE,
                 "fuse = { adapters = \"pfeiffer\" }\nintermediates = [\"MNLI\"]",
             ),
             "methods[1].fuse",
@@ -441,8 +449,8 @@ fn a_fusion_that_cannot_work_is_an_error_naming_the_key() {
                 FUSABLE,
                 "fuse = { adapters = \"pfeiffer\", dropout = \"a\" }",
             ),
-            "fuse",
-            "",
+            "methods.fuse.dropout",
+            "expected f64",
         ),
     ];
     for (text, key, why) in cases {

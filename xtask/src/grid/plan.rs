@@ -432,10 +432,10 @@ fn run_id(experiment: &ExperimentFile) -> String {
 }
 
 /// A run; its dependencies are the runs its experiment names paths into.
-fn node(meta: RunMeta, experiment: ExperimentFile) -> RunNode {
-    let mut exp = experiment.clone();
+fn node(meta: RunMeta, mut experiment: ExperimentFile) -> RunNode {
+    let id = run_id(&experiment);
     let mut depends_on: Vec<String> = Vec::new();
-    for value in run_paths(&mut exp) {
+    for value in run_paths(&mut experiment) {
         if let Some(id) = placeholder_run(value)
             && !depends_on.iter().any(|d| d == id)
         {
@@ -443,7 +443,7 @@ fn node(meta: RunMeta, experiment: ExperimentFile) -> RunNode {
         }
     }
     RunNode {
-        id: run_id(&experiment),
+        id,
         meta,
         depends_on,
         experiment,
@@ -567,18 +567,14 @@ impl Expander<'_> {
         nodes: &mut Vec<RunNode>,
     ) {
         let f = &self.grid.file;
+        // A target phase's own keys: none (the grid's and the encoder's apply).
+        let phase = RecipeFile::default();
         for target in &f.targets {
             for &regime in &self.regimes {
                 for restart in 0..self.grid.restarts(target) {
                     let mut add = |condition: &str, dep: Option<&Source>| {
-                        let default = RecipeFile::default();
-                        nodes.push(self.target(
-                            target,
-                            condition,
-                            (regime, restart),
-                            dep,
-                            &default,
-                        ));
+                        let n = self.target(target, condition, (regime, restart), dep, &phase);
+                        nodes.push(n);
                     };
                     if f.baseline {
                         add("none", None);

@@ -159,6 +159,12 @@ impl LoadedGrid {
         }
         let over = self.fused_intermediates(fuse);
         for (j, x) in over.iter().enumerate() {
+            if over[..j].contains(x) {
+                return Err(self.err(
+                    key(&format!("fuse.over[{j}]")),
+                    format!("`{x}` is fused twice"),
+                ));
+            }
             if !vf.intermediates.iter().any(|y| y.name == *x) {
                 return Err(self.err(
                     key(&format!("fuse.over[{j}]")),
