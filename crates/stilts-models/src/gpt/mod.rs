@@ -13,4 +13,4 @@ pub use config::{GptActivation, GptConfig};
 pub use encoder::param_groups;
 pub use hf::{GPT_IGNORED_KEYS, GPT_KEY_MAP, map_gpt_key};
 pub use model::{Attention, Block, Conv1D, GptModel, GptOutput, Mlp};
-pub use peft::{GPT_PEFT_KEY_MAP, map_gpt_peft_key};
+pub use peft::{GPT_LORA_PROJECTIONS, GPT_PEFT_KEY_MAP, map_gpt_peft_key};

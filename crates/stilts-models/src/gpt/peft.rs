@@ -36,16 +36,24 @@ pub fn map_gpt_peft_key(key: &str) -> Option<String> {
     PEFT_KEY_MAP.map(key)
 }
 
-/// Whether LoRA adapts a GPT projection: `c_attn` for any of query, key and value.
+/// The projections of a GPT block LoRA adapts (`peft`'s module names inside `h.<i>`), with the
+/// targets that name each: query, key and value are one projection, `c_attn`.
+pub const GPT_LORA_PROJECTIONS: [(&str, &[LoraTarget]); 4] = [
+    (
+        "attn.c_attn",
+        &[LoraTarget::Query, LoraTarget::Key, LoraTarget::Value],
+    ),
+    ("attn.c_proj", &[LoraTarget::AttentionOutput]),
+    ("mlp.c_fc", &[LoraTarget::Intermediate]),
+    ("mlp.c_proj", &[LoraTarget::Output]),
+];
+
+/// Whether LoRA adapts the block's `projection` ([`GPT_LORA_PROJECTIONS`]).
 fn adapts(config: &LoraConfig, projection: &str) -> bool {
-    let any = |targets: &[LoraTarget]| targets.iter().any(|t| config.targets(*t));
-    match projection {
-        "c_attn" => any(&[LoraTarget::Query, LoraTarget::Key, LoraTarget::Value]),
-        "attn.c_proj" => config.targets(LoraTarget::AttentionOutput),
-        "c_fc" => config.targets(LoraTarget::Intermediate),
-        "mlp.c_proj" => config.targets(LoraTarget::Output),
-        _ => false,
-    }
+    GPT_LORA_PROJECTIONS
+        .iter()
+        .find(|(name, _)| *name == projection)
+        .is_some_and(|(_, targets)| targets.iter().any(|t| config.targets(*t)))
 }
 
 impl GptModel {
@@ -61,9 +69,9 @@ impl GptModel {
             let fresh = |projection, d_input, d_output| {
                 adapts(l, projection).then(|| l.init(d_input, d_output, device))
             };
-            block.attn.lora_c_attn = fresh("c_attn", width, qkv);
+            block.attn.lora_c_attn = fresh("attn.c_attn", width, qkv);
             block.attn.lora_c_proj = fresh("attn.c_proj", width, width);
-            block.mlp.lora_c_fc = fresh("c_fc", width, inner);
+            block.mlp.lora_c_fc = fresh("mlp.c_fc", width, inner);
             block.mlp.lora_c_proj = fresh("mlp.c_proj", inner, width);
         }
         self

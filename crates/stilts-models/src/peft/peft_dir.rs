@@ -17,7 +17,9 @@ pub const PEFT_CONFIG_FILE: &str = "adapter_config.json";
 
 /// How one family's Hugging Face modules look to `peft`'s `target_modules`.
 struct Layout {
-    /// The projections of the first layer (the base model's names), with the targets each is.
+    /// The first layer's module name (the base model's).
+    block: &'static str,
+    /// The projections inside a layer, with the targets each is.
     projections: &'static [(&'static str, &'static [LoraTarget])],
     /// The prefix of the base model inside a task model (`BertFor*`, `OpenAIGPTLMHeadModel`).
     prefix: &'static str,
@@ -33,19 +35,14 @@ struct Layout {
 
 // transformers/models/bert/modeling_bert.py: BertModel
 const BERT: Layout = Layout {
+    block: "encoder.layer.0.",
     projections: &[
-        ("encoder.layer.0.attention.self.query", &[LoraTarget::Query]),
-        ("encoder.layer.0.attention.self.key", &[LoraTarget::Key]),
-        ("encoder.layer.0.attention.self.value", &[LoraTarget::Value]),
-        (
-            "encoder.layer.0.attention.output.dense",
-            &[LoraTarget::AttentionOutput],
-        ),
-        (
-            "encoder.layer.0.intermediate.dense",
-            &[LoraTarget::Intermediate],
-        ),
-        ("encoder.layer.0.output.dense", &[LoraTarget::Output]),
+        ("attention.self.query", &[LoraTarget::Query]),
+        ("attention.self.key", &[LoraTarget::Key]),
+        ("attention.self.value", &[LoraTarget::Value]),
+        ("attention.output.dense", &[LoraTarget::AttentionOutput]),
+        ("intermediate.dense", &[LoraTarget::Intermediate]),
+        ("output.dense", &[LoraTarget::Output]),
     ],
     prefix: "bert.",
     layers: ("layer.0.", "layer.11."),
@@ -57,15 +54,8 @@ const BERT: Layout = Layout {
 // transformers/models/openai/modeling_openai.py: OpenAIGPTModel (query, key and value are one
 // Conv1D; peft has no default for openai-gpt and uses gpt2's, c_attn)
 const GPT: Layout = Layout {
-    projections: &[
-        (
-            "h.0.attn.c_attn",
-            &[LoraTarget::Query, LoraTarget::Key, LoraTarget::Value],
-        ),
-        ("h.0.attn.c_proj", &[LoraTarget::AttentionOutput]),
-        ("h.0.mlp.c_fc", &[LoraTarget::Intermediate]),
-        ("h.0.mlp.c_proj", &[LoraTarget::Output]),
-    ],
+    block: "h.0.",
+    projections: &crate::gpt::GPT_LORA_PROJECTIONS,
     prefix: "transformer.",
     layers: ("h.0.", "h.11."),
     others: &["lm_head", "multiple_choice_head.summary"],
@@ -190,10 +180,11 @@ pub fn lora_config_from_peft(dir: &Path, kind: EncoderKind) -> Result<LoraConfig
         Ok(selects(&targets, name)? || selects(&targets, &format!("{}{name}", layout.prefix))?)
     };
     let mut target_modules = Vec::new();
-    for (name, these) in layout.projections {
+    for (projection, these) in layout.projections {
+        let name = format!("{}{projection}", layout.block);
         let last_layer = name.replace(layout.layers.0, layout.layers.1);
         let (first, last) = (
-            chosen(name).map_err(&refuse)?,
+            chosen(&name).map_err(&refuse)?,
             chosen(&last_layer).map_err(&refuse)?,
         );
         if first != last {
