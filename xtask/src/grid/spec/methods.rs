@@ -215,7 +215,7 @@ impl LoadedGrid {
     /// grid has only its intermediates and targets, no multitask pairs, no methods, and its
     /// recipe keys over the grid's. A fusion method's grid has no intermediates and no
     /// baseline, and keeps its own method entry ([`LoadedGrid::fusion`]). Its runs are the
-    /// method's runs of [`super::Plan::expand`].
+    /// method's runs of [`crate::grid::Plan::expand`].
     pub fn for_method(&self, name: &str) -> Option<LoadedGrid> {
         if name == FULL_METHOD {
             let mut grid = self.clone();
