@@ -326,17 +326,27 @@ impl Precision {
         if self == Precision::F32 {
             return Ok(());
         }
-        let name = format!("{device:?}");
-        let error = |message: String| DeviceError::Precision {
-            device: name.clone(),
+        self.check(device)?;
+        let result = device.configure(self.dtype());
+        result.map_err(|e| self.error(device, e.to_string()))
+    }
+
+    /// Whether `device` computes in this precision (f32 everywhere); the error names the
+    /// device and the precision. Changes nothing: mixed-precision training casts its compute
+    /// copy explicitly ([`crate::mixed`]).
+    pub fn check(self, device: &Device) -> Result<(), DeviceError> {
+        if self == Precision::F32 || device.supports_dtype(self.dtype()) {
+            return Ok(());
+        }
+        Err(self.error(device, "not supported by this backend".to_owned()))
+    }
+
+    fn error(self, device: &Device, message: String) -> DeviceError {
+        DeviceError::Precision {
+            device: format!("{device:?}"),
             precision: self,
             message,
-        };
-        if !device.supports_dtype(self.dtype()) {
-            return Err(error("not supported by this backend".to_owned()));
         }
-        let result = device.configure(self.dtype());
-        result.map_err(|e| error(e.to_string()))
     }
 }
 

@@ -78,6 +78,7 @@ pub mod gpt;
 pub mod hf;
 pub mod kernels;
 pub mod loss;
+pub mod mixed;
 pub mod peft;
 pub mod pickle_guard;
 

@@ -203,6 +203,35 @@ pub struct RecipeFile {
     /// modules (`peft`'s `modules_to_save`; BERT: `pooler`, `embeddings`, `layer.N`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub modules_to_save: Option<Vec<String>>,
+    /// The float type training computes in: `f32` (default) or `bf16` (mixed precision: fp32
+    /// master weights and optimizer state, the forward and backward passes in bf16, softmax,
+    /// LayerNorm and the losses in fp32).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub precision: Option<TrainPrecision>,
+}
+
+/// The float type a phase trains in (`precision` in `[recipe]`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrainPrecision {
+    /// 32-bit floats throughout.
+    #[default]
+    #[serde(alias = "fp32", alias = "float32")]
+    F32,
+    /// Mixed precision in bfloat16 (fp32's exponent range: no loss scaling).
+    #[serde(alias = "bfloat16")]
+    Bf16,
+    /// Half precision: accepted by the parser so that the refusal can say why (its range needs
+    /// loss scaling, which stilts does not do).
+    #[serde(alias = "fp16", alias = "float16", alias = "half")]
+    F16,
+}
+
+impl TrainPrecision {
+    /// Whether this is the default ([`TrainPrecision::F32`]).
+    pub fn is_f32(&self) -> bool {
+        *self == TrainPrecision::F32
+    }
 }
 
 /// Which epoch's model a run ends with (and reports, predicts with and passes on).
@@ -423,7 +452,8 @@ impl RecipeFile {
             lora,
             adapter,
             fusion,
-            modules_to_save
+            modules_to_save,
+            precision
         )
     }
 }

@@ -15,9 +15,10 @@
 
 use burn::module::Module;
 use burn::optim::GradientsParams;
-use burn::tensor::Device;
+use burn::tensor::{Device, FloatDType};
 use stilts_data::rng::derive_seed;
 use stilts_models::loss::sequence_loss;
+use stilts_models::mixed;
 
 use crate::batching::{PlannedBatch, collate_views};
 use crate::model::TaskModel;
@@ -63,12 +64,19 @@ pub(crate) fn micro_step(
             None => loss,
         }
     };
-    let out = model.forward(views, task); // logits [batch, outputs]
-    let task_loss = weigh(sequence_loss(out.logits, labels)); // [1]
+    let dtype = recipe.compute_dtype();
+    let out = if dtype == FloatDType::F32 {
+        model.forward(views, task)
+    } else {
+        // Mixed precision: the gradients flow back through the casts to `model`'s f32 weights.
+        mixed::compute_copy(model.clone(), dtype).forward(views, task)
+    }; // logits [batch, outputs]
+    let logits = out.logits.cast(FloatDType::F32);
+    let task_loss = weigh(sequence_loss(logits, labels)); // [1]
     let mut aux_value = None;
     let total = match out.aux_loss {
         Some(aux) if recipe.aux_lm_weight > 0.0 => {
-            let aux = weigh(aux); // [1]
+            let aux = weigh(aux.cast(FloatDType::F32)); // [1]
             aux_value = Some(scalar(aux.clone()));
             task_loss.clone() + aux.mul_scalar(recipe.aux_lm_weight)
         }

@@ -11,6 +11,7 @@ use burn::optim::{GradientsAccumulator, ModuleOptimizer};
 use burn::tensor::Device;
 use stilts_data::encoding::Tokenizer;
 use stilts_data::rng::derive_seed;
+use stilts_models::mixed;
 use stilts_models::peft::PeftConfig;
 
 use crate::batching::{PlannedBatch, plan_epoch};
@@ -138,6 +139,15 @@ impl<'s, 'a> Trainer<'s, 'a> {
     pub fn start(spec: &'s RunSpec<'a>, start: &Carried) -> Result<Self> {
         let recipe = &spec.phase.recipe;
         std::fs::create_dir_all(&spec.run_dir).map_err(|e| TrainError::io(&spec.run_dir, e))?;
+        for device in std::iter::once(&spec.device).chain(&spec.replicas) {
+            recipe
+                .compute_precision()
+                .check(device)
+                .map_err(|source| TrainError::Device {
+                    device: format!("{device:?}"),
+                    source: Box::new(source),
+                })?;
+        }
         let ad = spec.device.clone().autodiff();
         let lengths: Vec<Vec<usize>> = spec.data.iter().map(|d| d.train.lengths()).collect();
         let batches_per_epoch = plan_epoch(
@@ -391,7 +401,7 @@ impl<'s, 'a> Trainer<'s, 'a> {
         let spec = self.spec;
         let recipe = &spec.phase.recipe;
         let epoch = self.state.next_epoch;
-        let eval_model = self.model.valid();
+        let eval_model = mixed::compute_copy(self.model.valid(), recipe.compute_dtype());
         let dev_examples: usize = spec.data.iter().map(|d| d.dev.data.len()).sum();
         observer.eval_start(dev_examples);
         let mut dev = Vec::new();

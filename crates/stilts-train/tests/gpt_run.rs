@@ -216,3 +216,38 @@ fn gpt_reads_symmetric_pairs_in_both_orders_unless_told() {
     let r = result(&tmp.path().join("gpt"), "00-SYM/seed-11");
     assert!(r["dev_score"].as_f64().unwrap().is_finite());
 }
+
+/// GPT in bf16 mixed precision: its language-model loss (computed in f32 from bf16 logits)
+/// and its task loss follow the f32 run of the same seed within bf16's rounding.
+#[test]
+fn gpt_trains_in_bf16_as_in_f32() {
+    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let root = common::world(tmp.path(), 96, 24);
+    let losses = |precision: &str| -> (Vec<f64>, Vec<f64>) {
+        let phase = format!(
+            "[[phases]]\ntasks = [\"RTE\"]\nrecipe = {{ dropout = 0.0, precision = \"{precision}\" }}\n"
+        );
+        let exp = common::resolve(&gpt_toml(&root, precision, &phase)).unwrap();
+        run_experiment(&exp, &mut NoopObserver).unwrap();
+        let r = result(&tmp.path().join(precision), "00-RTE/seed-11");
+        let history = r["history"].as_array().unwrap().clone();
+        let get =
+            |k: &str| -> Vec<f64> { history.iter().map(|e| e[k].as_f64().unwrap()).collect() };
+        (get("train_loss"), get("aux_loss"))
+    };
+    let (task_32, aux_32) = losses("f32");
+    let (task_16, aux_16) = losses("bf16");
+    eprintln!("f32 {task_32:?} {aux_32:?}\nbf16 {task_16:?} {aux_16:?}");
+    assert!(
+        aux_16[2] < aux_16[0] - 0.5,
+        "the bf16 language model learns: {aux_16:?}"
+    );
+    for (a, b) in aux_32
+        .iter()
+        .zip(&aux_16)
+        .chain(task_32.iter().zip(&task_16))
+    {
+        assert!((a - b).abs() <= 0.05, "f32 {a} vs bf16 {b}");
+    }
+}

@@ -8,6 +8,7 @@ use burn::tensor::{Device, Int, Tensor};
 use super::config::{BertClassifierConfig, BertConfig};
 use crate::kernels::{self, Norm};
 use crate::loss::{Labels, sequence_loss};
+use crate::mixed;
 use crate::peft::{Bottleneck, Fusion, Lora, fusion, lora};
 
 /// The three id tensors a BERT forward pass reads.
@@ -614,6 +615,7 @@ impl BertModel {
         let embedded = self
             .embeddings
             .forward(input.input_ids, input.token_type_ids); // [batch, seq, hidden]
+        let mask_bias = mixed::like(mask_bias, &embedded);
         let last_hidden_state = self.encoder.forward(embedded, mask_bias); // [batch, seq, hidden]
         let pooled_output = self.pooler.forward(last_hidden_state.clone()); // [batch, hidden]
         BertModelOutput {

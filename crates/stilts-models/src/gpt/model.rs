@@ -3,10 +3,11 @@ use burn::nn::{
     Dropout, DropoutConfig, Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig,
 };
 use burn::tensor::activation::{log_softmax, relu, silu};
-use burn::tensor::{Device, Int, Tensor};
+use burn::tensor::{Device, FloatDType, Int, Tensor};
 
 use super::config::{GptActivation, GptConfig};
 use crate::kernels::{self, Norm};
+use crate::mixed;
 use crate::peft::Lora;
 
 fn normal(std: f64) -> Initializer {
@@ -346,12 +347,14 @@ impl GptModel {
         let causal = Tensor::<2>::ones([seq, seq], &device)
             .tril(0)
             .reshape([1, 1, seq, seq]); // [1, 1, seq, seq]
+        let causal = mixed::like(causal, &hidden);
         let mask_bias = attention_mask
             .float() // [batch, seq]
             .neg()
             .add_scalar(1.0)
             .mul_scalar(f32::MIN)
             .reshape([batch, 1, 1, seq]);
+        let mask_bias = mixed::like(mask_bias, &hidden);
         let last_hidden_state = self.h.iter().fold(hidden, |h, block| {
             block.forward(h, causal.clone(), mask_bias.clone())
         });
@@ -390,6 +393,7 @@ impl GptModel {
         }
         let states = hidden.narrow(1, 0, seq - 1); // [batch, seq - 1, n_embd]
         let logits = self.lm_logits(states.reshape([batch * (seq - 1), width])); // [B(S-1), V]
+        let logits = logits.cast(FloatDType::F32); // the loss in fp32 under mixed precision
         let targets = input_ids
             .narrow(1, 1, seq - 1)
             .reshape([batch * (seq - 1), 1]);

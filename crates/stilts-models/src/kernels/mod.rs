@@ -27,7 +27,7 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, AutodiffBackend, Backend, DispatchDevice, Flex, backend_extension};
 use burn::nn::{Dropout, LayerNorm, Linear};
 use burn::tensor::activation;
-use burn::tensor::{DType, Distribution, Tensor, TensorData};
+use burn::tensor::{DType, Distribution, FloatDType, Tensor, TensorData};
 
 /// The fused operations, on every backend that implements them (flex, and autodiff over it).
 ///
@@ -497,12 +497,16 @@ fn gelu_form<const D: usize>(x: Tensor<D>, tanh: bool) -> Tensor<D> {
     ))
 }
 
-/// Softmax over the last dimension.
+/// Softmax over the last dimension; a bf16 or f16 input is computed in fp32 and returned in its
+/// type ([`crate::mixed`]).
 ///
 /// # Shapes
 ///
 /// - x: `[..., n]`; the output has its shape.
 pub fn softmax_last<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    if crate::mixed::reduced(&x).is_some() {
+        return crate::mixed::in_f32(x, softmax_last);
+    }
     if !fused(&x) {
         return activation::softmax(x, D - 1);
     }
@@ -511,7 +515,8 @@ pub fn softmax_last<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     ))
 }
 
-/// LayerNorm over the last dimension with a scale and a shift (biased variance, as PyTorch).
+/// LayerNorm over the last dimension with a scale and a shift (biased variance, as PyTorch); a
+/// bf16 or f16 input is normalised in fp32 and returned in its type ([`crate::mixed`]).
 ///
 /// # Shapes
 ///
@@ -523,6 +528,10 @@ pub fn layer_norm<const D: usize>(
     beta: Tensor<1>,
     epsilon: f64,
 ) -> Tensor<D> {
+    if crate::mixed::reduced(&x).is_some() {
+        let (gamma, beta) = (gamma.cast(FloatDType::F32), beta.cast(FloatDType::F32));
+        return crate::mixed::in_f32(x, |x| layer_norm(x, gamma, beta, epsilon));
+    }
     if !fused(&x) || gamma.dtype() != DType::F32 || beta.dtype() != DType::F32 {
         return burn::tensor::module::layer_norm(x, gamma, Some(beta), epsilon);
     }
@@ -557,6 +566,9 @@ impl Norm<'_> {
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
         let training = x.device().is_autodiff();
         match &self.module.beta {
+            Some(beta) if crate::mixed::reduced(&x).is_some() => {
+                layer_norm(x, self.module.gamma.val(), beta.val(), self.epsilon)
+            }
             Some(beta)
                 if training && fused(&x) && self.module.gamma.val().dtype() == DType::F32 =>
             {

@@ -25,7 +25,7 @@ use stilts_models::EncoderKind;
 use stilts_models::device::{DeviceChoice, DeviceError};
 pub use stilts_schema::experiment::{
     DataFile, ExperimentFile, HeadKind, Keep, LoadMode, ModelFile, OptimizerKind, PairMode,
-    PhaseFile, RecipeFile, SamplerKind, ScheduleKind, TaskEntryFile, TaskTableFile,
+    PhaseFile, RecipeFile, SamplerKind, ScheduleKind, TaskEntryFile, TaskTableFile, TrainPrecision,
 };
 
 pub use recipe::Recipe;

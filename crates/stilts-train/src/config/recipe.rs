@@ -1,12 +1,14 @@
 //! The training recipe: one definition of each hyper-parameter and its default (the encoder's
 //! preset), merged with the experiment's and the phase's `[recipe]` keys, and range-checked.
 
+use burn::tensor::FloatDType;
 use serde::{Deserialize, Serialize};
 use stilts_data::tokenize::DEFAULT_MAX_SEQ_LEN;
 use stilts_models::EncoderKind;
+use stilts_models::device::Precision;
 use stilts_models::peft::{BottleneckConfig, FusionConfig, LoraConfig, PeftConfig};
 
-use super::{Keep, OptimizerKind, RecipeFile, ScheduleKind};
+use super::{Keep, OptimizerKind, RecipeFile, ScheduleKind, TrainPrecision};
 
 fn is_zero(v: &f64) -> bool {
     *v == 0.0
@@ -91,6 +93,10 @@ pub struct Recipe {
     /// empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub modules_to_save: Vec<String>,
+    /// The float type the forward and backward passes compute in (the weights and optimizer
+    /// state stay f32); left out of the JSON when `f32`.
+    #[serde(default, skip_serializing_if = "TrainPrecision::is_f32")]
+    pub precision: TrainPrecision,
 }
 
 /// The recipe's `fusion` table: the module directories of the adapters to fuse (paths
@@ -143,6 +149,7 @@ impl Recipe {
             adapter: None,
             fusion: None,
             modules_to_save: Vec::new(),
+            precision: TrainPrecision::F32,
         }
     }
 
@@ -197,6 +204,20 @@ impl Recipe {
         }
     }
 
+    /// The float type the forward and backward passes compute in.
+    pub fn compute_dtype(&self) -> FloatDType {
+        self.compute_precision().dtype()
+    }
+
+    /// [`Recipe::precision`] as a device precision.
+    pub fn compute_precision(&self) -> Precision {
+        match self.precision {
+            TrainPrecision::F32 => Precision::F32,
+            TrainPrecision::Bf16 => Precision::Bf16,
+            TrainPrecision::F16 => Precision::F16,
+        }
+    }
+
     /// Applies the values set in `file`.
     pub fn merged(&self, file: &RecipeFile) -> Recipe {
         let mut r = self.clone();
@@ -215,7 +236,8 @@ impl Recipe {
             epochs,
             grad_accum_steps,
             bucket_by_length,
-            keep
+            keep,
+            precision
         );
         for (v, f) in [
             (&mut r.beta_1, file.beta_1),
@@ -258,13 +280,14 @@ impl Recipe {
     }
 
     /// Checks every value's range; `key` prefixes the key path in the error (`phases[1].recipe`),
-    /// `min_seq_len` is the tokenizer family's fewest tokens (BERT: `[CLS] [SEP] [SEP]`).
+    /// `encoder` the family it trains (its fewest tokens, [`min_seq_len`], and what it supports).
     pub fn validate(
         &self,
         key: &str,
-        min_seq_len: usize,
+        encoder: EncoderKind,
     ) -> std::result::Result<(), (String, String)> {
         let err = |k: &str, m: String| Err((format!("{key}.{k}"), m));
+        let min_seq_len = min_seq_len(encoder);
         for (k, v, max) in [
             ("batch_size", self.batch_size, MAX_COUNT),
             ("eval_batch_size", self.eval_batch_size, MAX_COUNT),
@@ -350,6 +373,24 @@ impl Recipe {
                 "modules_to_save",
                 "names groups that train beside LoRA, adapters or a fusion, and the phase has none (without them the whole encoder trains)".into(),
             );
+        }
+        match (self.precision, encoder) {
+            (TrainPrecision::F16, _) => {
+                return err(
+                    "precision",
+                    "f16 training is not supported: its range needs loss scaling, which stilts \
+                     does not do; use bf16 (mixed precision with f32's range)"
+                        .into(),
+                );
+            }
+            (TrainPrecision::Bf16, EncoderKind::Elmo) => {
+                return err(
+                    "precision",
+                    "bf16 training is for the transformer encoders (BERT, GPT); ELMo trains in f32"
+                        .into(),
+                );
+            }
+            _ => {}
         }
         if !(self.aux_lm_weight.is_finite() && self.aux_lm_weight >= 0.0) {
             return err(

@@ -4,7 +4,6 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use super::recipe::min_seq_len;
 use super::source::{expand, resolve_model};
 use super::tasks::{Roots, data_roots, resolve_task};
 use super::{
@@ -54,9 +53,8 @@ pub(super) fn resolve(
     };
     let seed = file.seed.unwrap_or(1);
     let model = resolve_model(origin, &file.model)?;
-    let min_seq_len = min_seq_len(model.encoder);
     let base = Recipe::preset(model.encoder).merged(&file.recipe);
-    base.validate("recipe", min_seq_len)
+    base.validate("recipe", model.encoder)
         .map_err(|(k, m)| TrainError::config(origin, k, m))?;
     if file.phases.is_empty() {
         return Err(TrainError::config(origin, "phases", "no phases"));
@@ -67,7 +65,6 @@ pub(super) fn resolve(
     for (i, p) in file.phases.iter().enumerate() {
         let defaults = PhaseDefaults {
             recipe: &base,
-            min_seq_len,
             seed,
             roots: &roots,
             encoder: model.encoder,
@@ -128,8 +125,6 @@ const MAX_RESTARTS: usize = 10_000;
 struct PhaseDefaults<'a> {
     /// The experiment's recipe (the encoder's preset with `[recipe]`).
     recipe: &'a Recipe,
-    /// The tokenizer family's fewest tokens.
-    min_seq_len: usize,
     /// The base seed.
     seed: u64,
     /// The data roots.
@@ -146,7 +141,6 @@ fn resolve_phase(
 ) -> Result<Phase> {
     let PhaseDefaults {
         recipe: base,
-        min_seq_len,
         seed,
         roots,
         encoder,
@@ -296,7 +290,7 @@ fn resolve_phase(
         }
     }
     recipe
-        .validate(&key("recipe"), min_seq_len)
+        .validate(&key("recipe"), encoder)
         .map_err(|(k, m)| TrainError::config(origin, k, m))?;
     let name = p.name.clone().unwrap_or_else(|| {
         tasks
