@@ -10,6 +10,12 @@ crates/stilts-models/benches/bert.rs (BERT-base 12x768 and MiniLM 6x384, seq 128
   0.01 except biases and LayerNorm weights; dropout 0.1 on, as in fine-tuning), split into phases;
 - peak RSS of a child process per (shape, measurement) (ru_maxrss).
 
+`--device cuda` runs on the GPU (synchronising before each clock read; TF32 off, so fp32 is
+fp32) and adds the peak GPU memory; `--dtype bf16` runs the passes under
+`torch.autocast(dtype=torch.bfloat16)` with fp32 weights and AdamW state, the loss in fp32 (what
+`scripts/device-check.sh` compares with stilts' `precision = "bf16"`). BERT-large (`--shape
+large`) is the device check's.
+
 Make the venv once (CPU wheels are enough):
 
     python3 -m venv .venv/ref
@@ -31,7 +37,22 @@ SEQ, BATCH, VOCAB, GEMM_N = 128, 8, 30522, 2048
 SHAPES = {
     "base": dict(layers=12, hidden=768, heads=12, intermediate=3072),
     "minilm": dict(layers=6, hidden=384, heads=12, intermediate=1536),
+    "large": dict(layers=24, hidden=1024, heads=16, intermediate=4096),
 }
+# Where and in what precision (`--device`, `--dtype`): set by main() before a child runs.
+DEVICE, BF16 = "cpu", False
+
+
+def autocast(torch):
+    """bf16 mixed precision as `torch.autocast` gives it (fp32 weights), else nothing."""
+    import contextlib
+
+    return torch.autocast(DEVICE, dtype=torch.bfloat16) if BF16 else contextlib.nullcontext()
+
+
+def sync(torch):
+    if DEVICE == "cuda":
+        torch.cuda.synchronize()
 
 
 def peak_rss_mib():
@@ -60,7 +81,7 @@ def build(torch, s):
         attn_implementation="eager",
     )
     torch.manual_seed(0)
-    return BertForSequenceClassification(config)
+    return BertForSequenceClassification(config).to(DEVICE)
 
 
 def inputs(torch):
@@ -69,7 +90,13 @@ def inputs(torch):
     types = torch.zeros(BATCH, SEQ, dtype=torch.long)
     types[:, SEQ // 2 :] = 1
     mask = torch.ones(BATCH, SEQ, dtype=torch.long)
-    return dict(input_ids=ids, token_type_ids=types, attention_mask=mask)
+    return {k: v.to(DEVICE) for k, v in dict(input_ids=ids, token_type_ids=types, attention_mask=mask).items()}
+
+
+def peak_gpu(torch):
+    if DEVICE != "cuda":
+        return {}
+    return {"peak_gpu_mib": torch.cuda.max_memory_allocated() / 2**20}
 
 
 def median(xs):
@@ -78,12 +105,15 @@ def median(xs):
 
 
 def child_gemm(torch):
-    a = torch.rand(GEMM_N, GEMM_N)
-    b = torch.rand(GEMM_N, GEMM_N)
+    dtype = torch.bfloat16 if BF16 else torch.float32
+    a = torch.rand(GEMM_N, GEMM_N, device=DEVICE, dtype=dtype)
+    b = torch.rand(GEMM_N, GEMM_N, device=DEVICE, dtype=dtype)
     best = math.inf
     for _ in range(6):
+        sync(torch)
         t = time.perf_counter()
         torch.mm(a, b)
+        sync(torch)
         best = min(best, time.perf_counter() - t)
     return {"gflops": 2 * GEMM_N**3 / best / 1e9, "n": GEMM_N}
 
@@ -97,6 +127,7 @@ def instrumented(torch, model, x):
     def timed(name, fn):
         t = time.perf_counter()
         out = fn()
+        sync(torch)
         dt = time.perf_counter() - t
         if name not in ops:
             ops[name] = 0.0
@@ -144,10 +175,11 @@ def child_infer(torch, s, iters):
     model = build(torch, s).eval()
     x = inputs(torch)
     times = []
-    with torch.no_grad():
+    with torch.no_grad(), autocast(torch):
         for i in range(iters + 1):
             t = time.perf_counter()
             model(**x).logits
+            sync(torch)
             if i > 0:
                 times.append(time.perf_counter() - t)
         for _ in range(2):
@@ -160,6 +192,7 @@ def child_infer(torch, s, iters):
         "examples_per_s": BATCH / secs,
         "gflops": forward_flops(s) / secs / 1e9,
         "peak_rss_mib": peak_rss_mib(),
+        **peak_gpu(torch),
         "ops_ms": {k: v * 1e3 for k, v in ops.items()},
         "ops_order": order,
         "ops_total_ms": total * 1e3,
@@ -169,7 +202,7 @@ def child_infer(torch, s, iters):
 def child_train(torch, s, iters):
     model = build(torch, s).train()
     x = inputs(torch)
-    labels = torch.arange(BATCH) % 2
+    labels = (torch.arange(BATCH) % 2).to(DEVICE)
     no_decay = lambda n: n.endswith(".bias") or "LayerNorm.weight" in n
     groups = [
         {"params": [p for n, p in model.named_parameters() if not no_decay(n)], "weight_decay": 0.01},
@@ -179,12 +212,17 @@ def child_train(torch, s, iters):
     fwd, bwd, step, total = [], [], [], []
     for i in range(iters + 1):
         t0 = time.perf_counter()
-        loss = model(**x, labels=labels).loss
+        with autocast(torch):
+            logits = model(**x).logits
+        loss = torch.nn.functional.cross_entropy(logits.float(), labels)
+        sync(torch)
         t1 = time.perf_counter()
         loss.backward()
+        sync(torch)
         t2 = time.perf_counter()
         opt.step()
         opt.zero_grad(set_to_none=True)
+        sync(torch)
         t3 = time.perf_counter()
         if i > 0:
             fwd.append(t1 - t0)
@@ -197,6 +235,7 @@ def child_train(torch, s, iters):
         "examples_per_s": BATCH / secs,
         "gflops": 3 * forward_flops(s) / secs / 1e9,
         "peak_rss_mib": peak_rss_mib(),
+        **peak_gpu(torch),
         "phases_ms": {
             "forward + loss": median(fwd) * 1e3,
             "backward": median(bwd) * 1e3,
@@ -208,13 +247,21 @@ def child_train(torch, s, iters):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--child", required=True, choices=["gemm", "infer", "train"])
-    ap.add_argument("--shape", default="-", help="base or minilm (not read by gemm)")
+    ap.add_argument("--shape", default="-", help="base, large or minilm (not read by gemm)")
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    ap.add_argument("--dtype", default="f32", choices=["f32", "bf16"], help="bf16: torch.autocast")
     ap.add_argument("--iters", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
 
     import torch
     import transformers
+
+    global DEVICE, BF16
+    DEVICE, BF16 = args.device, args.dtype == "bf16"
+    if DEVICE == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = False  # fp32 means fp32, as on the stilts side
+        torch.backends.cudnn.allow_tf32 = False
 
     torch.set_num_threads(args.threads)
     torch.set_num_interop_threads(1)

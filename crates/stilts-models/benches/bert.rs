@@ -1,4 +1,7 @@
-//! BERT speed and memory on the CPU backend (burn-flex), for `cargo xtask bench bert`.
+//! BERT speed and memory on the CPU backend (burn-flex), for `cargo xtask bench bert`, and on
+//! any device (`STILTS_BENCH_DEVICE`, `STILTS_BENCH_PRECISION`: [`common::bench_device`]) for
+//! `scripts/device-check.sh`; the shapes are BERT-base, BERT-large (the device check's) and
+//! MiniLM.
 //!
 //! A custom harness (`harness = false`). The parent process runs one child process per
 //! (shape, measurement), so each child's peak RSS (`VmHWM` of `/proc/self/status`) is its own:
@@ -21,14 +24,15 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use burn::optim::GradientsParams;
-use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
-use common::{bench_main, median, peak_rss_mib, random_ids, sync};
+use burn::tensor::{Device, Distribution, FloatDType, Int, Tensor, TensorData};
+use common::{bench_device, bench_main, median, peak_rss_mib, random_ids, sync};
 use serde_json::{Value, json};
 use stilts_models::bert::{
     AdamWGroupsConfig, BertClassifierConfig, BertConfig, BertForSequenceClassification, BertInput,
     Labels,
 };
 use stilts_models::kernels::{self, Norm};
+use stilts_models::mixed;
 
 const SEQ: usize = 128;
 const BATCH: usize = 8;
@@ -44,13 +48,20 @@ struct Shape {
     intermediate: usize,
 }
 
-const SHAPES: [Shape; 2] = [
+const SHAPES: [Shape; 3] = [
     Shape {
         name: "base",
         layers: 12,
         hidden: 768,
         heads: 12,
         intermediate: 3072,
+    },
+    Shape {
+        name: "large",
+        layers: 24,
+        hidden: 1024,
+        heads: 16,
+        intermediate: 4096,
     },
     Shape {
         name: "minilm",
@@ -145,6 +156,7 @@ fn instrumented_forward(
         sync(&e);
         e
     });
+    let mask_bias = mixed::like(mask_bias, &hidden);
     for layer in &bert.encoder.layers {
         let sa = &layer.attention.self_attention;
         let width = hidden.dims()[2];
@@ -228,9 +240,9 @@ fn instrumented_forward(
 }
 
 fn child_gemm() -> Value {
-    let device = Device::flex();
-    let a = Tensor::<2>::random([GEMM_N, GEMM_N], Distribution::Default, &device);
-    let b = Tensor::<2>::random([GEMM_N, GEMM_N], Distribution::Default, &device);
+    let (device, dtype) = bench_device();
+    let a = Tensor::<2>::random([GEMM_N, GEMM_N], Distribution::Default, &device).cast(dtype);
+    let b = Tensor::<2>::random([GEMM_N, GEMM_N], Distribution::Default, &device).cast(dtype);
     let mut best = f64::INFINITY;
     for _ in 0..6 {
         let start = Instant::now();
@@ -243,8 +255,8 @@ fn child_gemm() -> Value {
 }
 
 fn child_infer(shape: Shape, iters: usize) -> Value {
-    let device = Device::flex();
-    let model = shape.config().init(&device);
+    let (device, dtype) = bench_device();
+    let model = mixed::compute_copy(shape.config().init(&device), dtype);
     let input = input(&device);
     let mut times = Vec::new();
     for i in 0..=iters {
@@ -276,7 +288,8 @@ fn child_infer(shape: Shape, iters: usize) -> Value {
 }
 
 fn child_train(shape: Shape, iters: usize) -> Value {
-    let device = Device::flex().autodiff();
+    let (device, dtype) = bench_device();
+    let device = device.autodiff();
     let mut model = shape.config().init(&device);
     let mut optimizer = AdamWGroupsConfig::new().init();
     let input = input(&device);
@@ -290,8 +303,14 @@ fn child_train(shape: Shape, iters: usize) -> Value {
     let (mut fwd, mut bwd, mut opt, mut total) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for i in 0..=iters {
         let t0 = Instant::now();
-        let logits = model.forward(input.clone());
-        let loss = model.loss(logits, Labels::Classes(labels.clone()));
+        let logits = match dtype {
+            FloatDType::F32 => model.forward(input.clone()),
+            _ => mixed::compute_copy(model.clone(), dtype).forward(input.clone()),
+        };
+        let loss = model.loss(
+            logits.cast(FloatDType::F32),
+            Labels::Classes(labels.clone()),
+        );
         sync(&loss);
         let t1 = Instant::now();
         let grads = GradientsParams::from_grads(loss.backward(), &model);
@@ -329,7 +348,7 @@ fn child(what: &str, shape: &str, iters: usize) -> Result<Value, String> {
         .iter()
         .find(|s| s.name == shape)
         .copied()
-        .ok_or_else(|| format!("unknown shape `{shape}` (known: base, minilm)"))?;
+        .ok_or_else(|| format!("unknown shape `{shape}` (known: base, large, minilm)"))?;
     match what {
         "infer" => Ok(child_infer(shape, iters)),
         "train" => Ok(child_train(shape, iters)),
@@ -340,6 +359,11 @@ fn child(what: &str, shape: &str, iters: usize) -> Result<Value, String> {
 }
 
 fn main() {
-    let shapes: Vec<&str> = SHAPES.iter().map(|s| s.name).collect();
+    // BERT-large is the device check's (one train step takes minutes on two cores).
+    let shapes: Vec<&str> = SHAPES
+        .iter()
+        .map(|s| s.name)
+        .filter(|&n| n != "large")
+        .collect();
     bench_main(&shapes, &["gemm", "infer", "train"], child);
 }

@@ -13,6 +13,31 @@ pub fn peak_rss_mib() -> Option<f64> {
     Some(kib / 1024.0)
 }
 
+/// The device a child measures on: `STILTS_BENCH_DEVICE` (a `--device` spelling: `cpu`,
+/// `wgpu`, `tch-cuda:0`, ...; default `cpu`) in the precision `STILTS_BENCH_PRECISION` (`f32`,
+/// default, or `bf16`: the weights stay f32 and each pass runs on a bf16 copy,
+/// [`stilts_models::mixed`]). Exits 2 with the reason when the device cannot be opened.
+pub fn bench_device() -> (Device, burn::tensor::FloatDType) {
+    use stilts_models::device::{DeviceChoice, Precision};
+    let fail = |e: String| -> ! {
+        eprintln!("{e}");
+        std::process::exit(2)
+    };
+    let choice: DeviceChoice = std::env::var("STILTS_BENCH_DEVICE")
+        .unwrap_or_else(|_| "cpu".into())
+        .parse()
+        .unwrap_or_else(|e: stilts_models::device::DeviceError| fail(e.to_string()));
+    let precision: Precision = std::env::var("STILTS_BENCH_PRECISION")
+        .unwrap_or_else(|_| "f32".into())
+        .parse()
+        .unwrap_or_else(|e: stilts_models::device::DeviceError| fail(e.to_string()));
+    let device = choice.device().unwrap_or_else(|e| fail(e.to_string()));
+    precision
+        .check(&device)
+        .unwrap_or_else(|e| fail(e.to_string()));
+    (device, precision.dtype())
+}
+
 /// Waits for `t`: flex computes eagerly; reading one element makes sure nothing is pending.
 pub fn sync<const D: usize>(t: &Tensor<D>) {
     let _ = t.clone().flatten::<1>(0, D - 1).narrow(0, 0, 1).into_data();

@@ -7,8 +7,13 @@ use burn::module::{Module, ModuleVisitor, Param, ParamId};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use safetensors::{Dtype, SafeTensors};
 
+/// The fixtures directory: `STILTS_FIXTURES_DIR` where a test binary runs away from its
+/// checkout (`scripts/device-check.sh`), else this crate's `tests/fixtures`.
 pub fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+    match std::env::var_os("STILTS_FIXTURES_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures"),
+    }
 }
 
 /// The all-MiniLM-L6-v2 directory named by `STILTS_MINILM_DIR`; `None` (the test skips) when
