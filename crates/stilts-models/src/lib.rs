@@ -45,13 +45,13 @@
 //! # Backends and features
 //!
 //! The default build runs on burn's `flex` backend (pure Rust, rayon and SIMD through burn's
-//! default features) and needs no system library. The opt-in `x86-v4` feature adds AVX-512
-//! matrix kernels to flex (gemm's `x86-v4`), 1.2-1.6x faster on CPUs with AVX-512. gemm picks
-//! them at run time only where `avx512f` is detected and falls back to its FMA/AVX2 or scalar
-//! kernels elsewhere, so a binary built with it still runs on older CPUs (the parity tests pass
-//! with it on an AVX2-only CPU, with identical numbers). It is off by default because it changes
-//! burn's feature set (a full rebuild) and its AVX-512 path has not been parity-checked; enable
-//! it with `cargo build --release --features stilts-models/x86-v4`.
+//! default features) and needs no system library. Its default `x86-v4` feature adds AVX-512
+//! matrix kernels to flex (gemm's `x86-v4`): gemm picks them at run time only where `avx512f`
+//! is detected and falls back to its FMA/AVX2 or scalar kernels elsewhere, so a binary built
+//! with it still runs on older CPUs (the parity tests pass on AVX2-only and on AVX-512 CPUs).
+//! On a Sapphire Rapids core pair they double peak f32 GEMM (437 against 230 GFLOP/s) and take
+//! MiniLM training from 0.75x to 1.04x PyTorch's rate; on Zen 4, whose AVX-512 units are two
+//! 256-bit halves, they change little. `default-features = false` leaves them out.
 //!
 //! Other backends are cargo features, chosen at run time with [`device::DeviceChoice`]
 //! (`"cpu"`, `"wgpu"`, `"cuda:0"`, `"tch-cpu"`, `"tch-cuda:0"`); a choice whose feature is
