@@ -50,8 +50,9 @@
 //! is detected and falls back to its FMA/AVX2 or scalar kernels elsewhere, so a binary built
 //! with it still runs on older CPUs (the parity tests pass on AVX2-only and on AVX-512 CPUs).
 //! On a Sapphire Rapids core pair they double peak f32 GEMM (437 against 230 GFLOP/s) and take
-//! MiniLM training from 0.75x to 1.04x PyTorch's rate; on Zen 4, whose AVX-512 units are two
-//! 256-bit halves, they change little. `default-features = false` leaves them out.
+//! MiniLM training from 0.76x to 1.03x PyTorch's rate (docs/benchmarks.md); on the AMD EPYC
+//! measured before, gemm's AVX2 kernels already ran at PyTorch's rate. `default-features =
+//! false` leaves them out.
 //!
 //! Other backends are cargo features, chosen at run time with [`device::DeviceChoice`]
 //! (`"cpu"`, `"wgpu"`, `"cuda:0"`, `"tch-cpu"`, `"tch-cuda:0"`); a choice whose feature is
