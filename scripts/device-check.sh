@@ -4,14 +4,15 @@
 #   scripts/device-check.sh prepare   here: builds the stripped wgpu binaries (the BERT bench
 #                                     and the backend parity test) and downloads the Vulkan
 #                                     loader packages into $STILTS_DEVICE_CHECK_DIR
-#                                     (default target/device-check, about 40 MiB)
+#                                     (default target/device-check, about 34 MiB with
+#                                     the binaries compressed)
 #   scripts/device-check.sh run       on the GPU machine (no network, no Rust): parity of the
 #                                     tiny BERT on each backend, then BERT-base and BERT-large,
 #                                     inference and train step, f32 and bf16, stilts against
 #                                     that machine's PyTorch (python3 with torch and
 #                                     transformers), interleaved; writes device-check.md
 #                                     and the raw records into $OUT (default
-#                                     $STILTS_DEVICE_CHECK_DIR/out)
+#                                     target/device-check-out)
 #
 # The device run carries the prepared directory (the device tool's `carry`) and the working tree
 # (the fixtures and scripts/bench_bert_torch.py). It stops starting measurements once
@@ -37,6 +38,7 @@ FEATURES=${STILTS_DEVICE_CHECK_FEATURES-wgpu}
 DEBS="libvulkan1 libglvnd0 libglx0 libgl1 libegl1 libx11-6 libxext6 libxcb1 libxau6 libxdmcp6"
 
 prepare() {
+    rm -rf "$STAGE/bin" "$STAGE/debs"
     mkdir -p "$STAGE/bin" "$STAGE/debs"
     local target=$ROOT/target
     local features=()
@@ -62,6 +64,8 @@ shutil.copy(found["bert"], f"{sys.argv[2]}/bert-bench")
 shutil.copy(found["backend_parity"], f"{sys.argv[2]}/backend-parity")
 EOF
     strip "$STAGE/bin/bert-bench" "$STAGE/bin/backend-parity"
+    # 88 MiB each with wgpu, 16 MiB each compressed: a run carries at most 64 MiB.
+    xz -T0 -6 -f "$STAGE/bin/bert-bench" "$STAGE/bin/backend-parity"
     rm -f "$STAGE/build.json"
     if [ -n "$FEATURES" ]; then
         (cd "$STAGE/debs" && rm -f ./*.deb && { apt-get download $DEBS >/dev/null 2>&1 ||
@@ -75,15 +79,29 @@ EOF
 # Unpacks the carried packages' libraries that this machine lacks, and points the Vulkan loader
 # at NVIDIA's driver when the container has the driver's library but no ICD file for it.
 vulkan_setup() {
-    local prefix=$STAGE/root lib
+    local prefix=$WORK/root lib
     rm -rf "$prefix" && mkdir -p "$prefix"
-    for deb in "$STAGE"/debs/*.deb; do
-        [ -e "$deb" ] && dpkg-deb -x "$deb" "$prefix"
-    done
+    # A .deb is an ar archive holding data.tar.*: unpacked with Python alone (no dpkg needed).
+    python3 - "$prefix" "$STAGE"/debs/*.deb <<'EOF'
+import io, sys, tarfile
+for deb in sys.argv[2:]:
+    try:
+        data = open(deb, "rb").read()
+    except FileNotFoundError:
+        continue
+    pos = 8
+    while pos + 60 <= len(data):
+        name = data[pos:pos + 16].decode().strip().rstrip("/")
+        size = int(data[pos + 48:pos + 58].decode().strip())
+        pos += 60
+        if name.startswith("data.tar"):
+            tarfile.open(fileobj=io.BytesIO(data[pos:pos + size])).extractall(sys.argv[1])
+        pos += size + size % 2
+EOF
     lib=$prefix/usr/lib/x86_64-linux-gnu
     if [ -d "$lib" ]; then
         for so in "$lib"/*.so.*; do
-            if ldconfig -p | grep -q " $(basename "$so") "; then rm -f "$so"; fi
+            if ldconfig -p | awk '{print $1}' | grep -qxF "$(basename "$so")"; then rm -f "$so"; fi
         done
         export LD_LIBRARY_PATH=$lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
     fi
@@ -108,8 +126,20 @@ EOF
 }
 
 run() {
-    local out=${OUT:-$STAGE/out}
+    local out=${OUT:-$ROOT/target/device-check-out}
     mkdir -p "$out"
+    # The unpacked binaries and libraries go to a scratch directory, never into $STAGE (which
+    # is carried).
+    WORK=$(mktemp -d)
+    trap 'rm -rf "$WORK"' EXIT
+    python3 - "$STAGE" "$WORK" <<'EOF'
+import lzma, os, sys
+stage, work = sys.argv[1], sys.argv[2]
+for name in ("bert-bench", "backend-parity"):
+    with lzma.open(f"{stage}/bin/{name}.xz") as src, open(f"{work}/{name}", "wb") as dst:
+        dst.write(src.read())
+    os.chmod(f"{work}/{name}", 0o755)
+EOF
     local start=$SECONDS budget=${STILTS_DEVICE_CHECK_BUDGET_S:-420}
     local device=${STILTS_DEVICE_CHECK_DEVICE:-wgpu}
     local torch_device=${STILTS_DEVICE_CHECK_TORCH_DEVICE:-}
@@ -132,7 +162,7 @@ run() {
 
     echo "== parity: the tiny BERT against Hugging Face's fixture on cpu and $device"
     STILTS_FIXTURES_DIR=$ROOT/crates/stilts-models/tests/fixtures STILTS_TEST_DEVICES=cpu,$device \
-        timeout 240 "$STAGE/bin/backend-parity" --test-threads 1 --nocapture >"$out/parity.txt" 2>&1 &&
+        timeout 240 "$WORK/backend-parity" --test-threads 1 --nocapture >"$out/parity.txt" 2>&1 &&
         echo "parity: passed" >>"$out/parity.txt" || echo "parity: FAILED (exit $?)" >>"$out/parity.txt"
     grep -E "^[a-z0-9:-]+: logits max abs diff|^parity: |panicked" "$out/parity.txt" || true
 
@@ -170,15 +200,15 @@ measure() {
     local line status=0
     if [ "$side" = stilts ]; then
         line=$(RUST_BACKTRACE=0 STILTS_BENCH_DEVICE=$device STILTS_BENCH_PRECISION=$precision \
-            timeout 180 "$STAGE/bin/bert-bench" --child "$what" "$shape" "$iters" 2>"$STAGE/last.err") || status=$?
+            timeout 180 "$WORK/bert-bench" --child "$what" "$shape" "$iters" 2>"$WORK/last.err") || status=$?
     else
         line=$(timeout 180 python3 "$ROOT/scripts/bench_bert_torch.py" --child "$what" --shape "$shape" \
             --iters "$iters" --device "$torch_device" --dtype "$precision" --threads "$(nproc)" \
-            2>"$STAGE/last.err") || status=$?
+            2>"$WORK/last.err") || status=$?
     fi
     line=$(printf '%s\n' "$line" | tail -1)
     if [ "$status" != 0 ] || [ "${line:0:1}" != "{" ]; then
-        line="{\"error\": $(tail -3 "$STAGE/last.err" | python3 -c 'import json,sys; print(json.dumps(sys.stdin.read().strip() or "no output"))'), \"exit\": $status}"
+        line="{\"error\": $(grep -v XDG_RUNTIME_DIR "$WORK/last.err" | tail -2 | python3 -c 'import json,sys; print(json.dumps(sys.stdin.read().strip() or "no output"))'), \"exit\": $status}"
     fi
     echo "{\"side\":\"$side\",\"shape\":\"$shape\",\"what\":\"$what\",\"precision\":\"$precision\",\"round\":$round,\"result\":$line}"
 }

@@ -39,8 +39,8 @@ def main():
     for line in env:
         print(f"- {line}")
     print("\n## Parity (tiny BERT logits against Hugging Face's fixture)\n")
-    wanted = re.compile(r"^[a-z0-9:-]+: logits max abs diff|^parity: |panicked")
-    shown = list(dict.fromkeys(l.strip() for l in parity if wanted.search(l.strip())))
+    wanted = re.compile(r"([a-z][a-z0-9:-]*: logits max abs diff.*|^parity: .*|.*panicked.*)")
+    shown = list(dict.fromkeys(m.group(1).strip() for l in parity if (m := wanted.search(l.strip()))))
     print("```\n" + ("\n".join(shown) or "no output") + "\n```\n")
 
     groups = defaultdict(lambda: {"stilts": {}, "torch": {}, "notes": []})
@@ -56,7 +56,9 @@ def main():
             continue
         result = rec["result"]
         if "error" in result:
-            g["notes"].append(f"round {rec['round']} {rec['side']}: failed: {result['error'][:160]}")
+            lines = [l for l in result["error"].splitlines() if "XDG_RUNTIME_DIR" not in l]
+            error = " ".join(" ".join(lines).split())[-200:]
+            g["notes"].append(f"round {rec['round']} {rec['side']}: failed: {error}")
             continue
         g[rec["side"]][rec["round"]] = result
 
