@@ -11,7 +11,7 @@ use std::sync::Mutex;
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{DType, Device, Tensor};
-use common::{KillAt, comparable, result};
+use common::{KillAt, comparable, result, train_losses};
 use serde_json::Value;
 use stilts_train::experiment::run_experiment;
 use stilts_train::observer::NoopObserver;
@@ -34,15 +34,6 @@ fn experiment(root: &Path, out: &str, phases: &str) -> stilts_train::config::Exp
         phases,
     ))
     .unwrap()
-}
-
-fn train_losses(r: &Value) -> Vec<f64> {
-    r["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| h["train_loss"].as_f64().unwrap())
-        .collect()
 }
 
 fn dev_logits(r: &Value) -> Vec<f64> {

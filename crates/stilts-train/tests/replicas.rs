@@ -50,14 +50,7 @@ fn two_replicas_train_as_one_device_with_the_same_batch() {
     let two = run(&root, "two", Some("[\"cpu\", \"cpu\"]"), 0.0);
     assert_eq!(one["steps"], two["steps"]);
     assert!(one["steps"].as_u64().unwrap() >= 10, "several steps");
-    let losses = |r: &Value| -> Vec<f64> {
-        r["history"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|h| h["train_loss"].as_f64().unwrap())
-            .collect()
-    };
+    let losses = common::train_losses;
     for (a, b) in losses(&one).iter().zip(losses(&two)) {
         assert!(
             (a - b).abs() <= 1e-5 * a.abs().max(1.0),

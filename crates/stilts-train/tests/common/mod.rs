@@ -161,6 +161,16 @@ pub fn result(out: &Path, dir: &str) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
 }
 
+/// Each epoch's training loss of a run's result.
+pub fn train_losses(result: &serde_json::Value) -> Vec<f64> {
+    result["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["train_loss"].as_f64().unwrap())
+        .collect()
+}
+
 /// The result without what differs between an uninterrupted and a resumed run.
 pub fn comparable(mut v: serde_json::Value) -> serde_json::Value {
     let o = v.as_object_mut().unwrap();

@@ -1,8 +1,8 @@
 //! The fused kernels on `f32` slices: GELU (erf form) and its derivative, softmax over rows and
 //! its backward, LayerNorm over rows and its backward, dropout, and an AdamW step.
 //!
-//! Each kernel is a plain loop that LLVM vectorises; a macro (`simd!`) compiles it twice, once
-//! for the baseline target and once with AVX2 + FMA enabled, and picks at run time. No
+//! Each kernel is a plain loop that LLVM vectorises; a macro (`simd!`) compiles it three times,
+//! for the baseline target, with AVX2 + FMA and with AVX-512F, and picks at run time. No
 //! `mul_add` is written and Rust never contracts `a * b + c` on its own, so both versions round
 //! identically: results do not depend on the CPU. Reductions keep eight partial sums in a fixed
 //! order for the same reason, and rows are split into fixed-size chunks for rayon, so the thread count
@@ -20,7 +20,8 @@ const LANES: usize = 8;
 /// Elements per rayon task for elementwise kernels.
 const ELEMENTS_PER_TASK: usize = 16 * 1024;
 
-/// Compiles `$body` as a baseline function and as one with AVX2 + FMA, choosing at run time.
+/// Compiles `$body` as a baseline function, one with AVX2 + FMA and one with AVX-512F, choosing at
+/// run time.
 macro_rules! simd {
     ($(#[$meta:meta])* fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $body:block) => {
         $(#[$meta])*
@@ -30,11 +31,27 @@ macro_rules! simd {
 
             #[cfg(target_arch = "x86_64")]
             {
+                #[target_feature(enable = "avx512f,avx2,fma")]
+                fn avx512($($arg: $ty),*) {
+                    body($($arg),*)
+                }
                 #[target_feature(enable = "avx2,fma")]
                 fn avx2($($arg: $ty),*) {
                     body($($arg),*)
                 }
-                if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+                let widest = $crate::kernels::cpu::widest();
+                if widest >= 2
+                    && std::is_x86_feature_detected!("avx512f")
+                    && std::is_x86_feature_detected!("avx2")
+                    && std::is_x86_feature_detected!("fma")
+                {
+                    // SAFETY: the CPU has the features `avx512` was compiled for.
+                    return unsafe { avx512($($arg),*) };
+                }
+                if widest >= 1
+                    && std::is_x86_feature_detected!("avx2")
+                    && std::is_x86_feature_detected!("fma")
+                {
                     // SAFETY: the CPU has the features `avx2` was compiled for.
                     return unsafe { avx2($($arg),*) };
                 }
@@ -47,6 +64,14 @@ macro_rules! simd {
 mod adamw;
 mod elementwise;
 mod rows;
+
+/// The widest variant the kernels may pick (0 baseline, 1 AVX2, 2 AVX-512), where the CPU has it;
+/// the tests lower it to check that every variant computes the same bits.
+static WIDEST: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(2);
+
+fn widest() -> u8 {
+    WIDEST.load(std::sync::atomic::Ordering::Relaxed)
+}
 
 /// `2^23 * 1.5`: adding and subtracting it rounds an `f32` below `2^22` to the nearest integer.
 const ROUND_MAGIC: f32 = 12_582_912.0;
@@ -268,5 +293,51 @@ mod tests {
             .unwrap()
             .install(run);
         assert_eq!(one, three);
+    }
+
+    #[test]
+    fn every_instruction_set_variant_computes_the_same_bits() {
+        let row = 384;
+        let x: Vec<f32> = (0..row * 40)
+            .map(|i| ((i * 7919) % 977) as f32 / 97.0 - 5.0)
+            .collect();
+        let gamma: Vec<f32> = (0..row).map(|i| 1.0 + i as f32 / 1000.0).collect();
+        let beta: Vec<f32> = (0..row).map(|i| i as f32 / 500.0).collect();
+        let run = || {
+            let f = layer_norm(&x, &gamma, &beta, 1e-12);
+            let b = layer_norm_backward(&x, &gamma, &f.mean, &f.rstd, &x);
+            let y = softmax(&x, row);
+            let s = softmax_backward(&y, &x, row);
+            let g = (gelu(&x), gelu_backward(&x, &x), gelu_tanh(&x));
+            let (mut w, mut m, mut v) = (x.clone(), vec![0.0; x.len()], vec![0.0; x.len()]);
+            let step = AdamWStep {
+                lr: 1e-3,
+                beta_1: 0.9,
+                beta_2: 0.999,
+                epsilon: 1e-6,
+                decay: 1.0 - 1e-5,
+                correction_1: 0.1,
+                correction_2: 0.001,
+                first: true,
+            };
+            adamw(&mut w, &x, &mut m, &mut v, &step);
+            let step = AdamWStep {
+                first: false,
+                correction_1: 0.19,
+                correction_2: 0.002,
+                ..step
+            };
+            adamw(&mut w, &x, &mut m, &mut v, &step);
+            (f, b, y, s, g, w, m, v)
+        };
+        let at = |level: u8| {
+            WIDEST.store(level, std::sync::atomic::Ordering::Relaxed);
+            let out = run();
+            WIDEST.store(2, std::sync::atomic::Ordering::Relaxed);
+            out
+        };
+        let (baseline, avx2, avx512) = (at(0), at(1), at(2));
+        assert!(baseline == avx2, "AVX2 differs from the baseline");
+        assert!(baseline == avx512, "AVX-512 differs from the baseline");
     }
 }
