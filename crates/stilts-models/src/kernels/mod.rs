@@ -183,8 +183,10 @@ impl FusedOps for Flex {
 
     fn fused_softmax(x: FlexTensor) -> FlexTensor {
         let shape = dims(&x);
-        let out = with_f32(&x, |x| cpu::softmax(x, last_dim(&shape)));
-        flex_tensor(out, shape)
+        let n = shape.iter().product();
+        let mut x = exclusive(x); // the scores are usually this op's alone: no copy
+        cpu::softmax_in_place(&mut x.storage_mut::<f32>()[..n], last_dim(&shape));
+        x
     }
 
     fn fused_softmax_backward(y: FlexTensor, grad: FlexTensor) -> FlexTensor {

@@ -12,6 +12,7 @@ pub use adamw::{AdamWStep, adamw};
 pub use elementwise::{DropoutMask, dropout, gelu, gelu_backward, gelu_tanh, gelu_tanh_backward};
 pub use rows::{
     LayerNormForward, LayerNormGrads, layer_norm, layer_norm_backward, softmax, softmax_backward,
+    softmax_in_place,
 };
 
 /// Partial sums per reduction (one AVX2 register of `f32`).

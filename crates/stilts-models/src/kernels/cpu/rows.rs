@@ -47,15 +47,15 @@ fn max_of(x: &[f32]) -> f32 {
 }
 
 simd! {
-    fn softmax_rows(x: &[f32], out: &mut [f32], row: usize) {
-        for (x, o) in x.chunks_exact(row).zip(out.chunks_exact_mut(row)) {
+    fn softmax_rows(x: &mut [f32], row: usize) {
+        for x in x.chunks_exact_mut(row) {
             let m = max_of(x);
-            for (o, &x) in o.iter_mut().zip(x) {
-                *o = exp(x - m);
+            for v in x.iter_mut() {
+                *v = exp(*v - m);
             }
-            let inv = 1.0 / sum_by(row, |i| o[i]);
-            for o in o.iter_mut() {
-                *o *= inv;
+            let inv = 1.0 / sum_by(row, |i| x[i]);
+            for v in x.iter_mut() {
+                *v *= inv;
             }
         }
     }
@@ -75,17 +75,20 @@ simd! {
 
 /// Softmax of every row of `row` elements (`x.len()` a multiple of `row`).
 pub fn softmax(x: &[f32], row: usize) -> Vec<f32> {
+    let mut out = x.to_vec();
+    softmax_in_place(&mut out, row);
+    out
+}
+
+/// [`softmax`] over `x` itself: no output buffer to allocate and fill.
+pub fn softmax_in_place(x: &mut [f32], row: usize) {
     assert!(
         row > 0 && x.len() % row == 0,
         "softmax: {} elements in rows of {row}",
         x.len()
     );
-    let mut out = vec![0.0; x.len()];
     let chunk = rows_per_task(row) * row;
-    out.par_chunks_mut(chunk)
-        .zip(x.par_chunks(chunk))
-        .for_each(|(o, x)| softmax_rows(x, o, row));
-    out
+    x.par_chunks_mut(chunk).for_each(|x| softmax_rows(x, row));
 }
 
 /// The gradient of softmax's input from its output `y` and the output's gradient:
