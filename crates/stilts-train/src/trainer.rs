@@ -139,7 +139,11 @@ impl<'s, 'a> Trainer<'s, 'a> {
     pub fn start(spec: &'s RunSpec<'a>, start: &Carried) -> Result<Self> {
         let recipe = &spec.phase.recipe;
         std::fs::create_dir_all(&spec.run_dir).map_err(|e| TrainError::io(&spec.run_dir, e))?;
-        for device in std::iter::once(&spec.device).chain(&spec.replicas) {
+        let devices = match spec.replicas.is_empty() {
+            true => std::slice::from_ref(&spec.device),
+            false => &spec.replicas[..], // the first is `spec.device`
+        };
+        for device in devices {
             recipe
                 .compute_precision()
                 .check(device)

@@ -269,14 +269,20 @@ mod tests {
         );
     }
 
-    #[test]
-    fn results_do_not_depend_on_the_thread_count() {
+    /// `rows` rows of 384 deterministic values, and a LayerNorm scale and shift for them.
+    fn row_inputs(rows: usize) -> (usize, Vec<f32>, Vec<f32>, Vec<f32>) {
         let row = 384;
-        let x: Vec<f32> = (0..row * 300)
+        let x: Vec<f32> = (0..row * rows)
             .map(|i| ((i * 7919) % 977) as f32 / 97.0 - 5.0)
             .collect();
         let gamma: Vec<f32> = (0..row).map(|i| 1.0 + i as f32 / 1000.0).collect();
         let beta: Vec<f32> = (0..row).map(|i| i as f32 / 500.0).collect();
+        (row, x, gamma, beta)
+    }
+
+    #[test]
+    fn results_do_not_depend_on_the_thread_count() {
+        let (row, x, gamma, beta) = row_inputs(300);
         let run = || {
             let f = layer_norm(&x, &gamma, &beta, 1e-12);
             let b = layer_norm_backward(&x, &gamma, &f.mean, &f.rstd, &x);
@@ -298,12 +304,7 @@ mod tests {
 
     #[test]
     fn every_instruction_set_variant_computes_the_same_bits() {
-        let row = 384;
-        let x: Vec<f32> = (0..row * 40)
-            .map(|i| ((i * 7919) % 977) as f32 / 97.0 - 5.0)
-            .collect();
-        let gamma: Vec<f32> = (0..row).map(|i| 1.0 + i as f32 / 1000.0).collect();
-        let beta: Vec<f32> = (0..row).map(|i| i as f32 / 500.0).collect();
+        let (row, x, gamma, beta) = row_inputs(40);
         let run = || {
             let f = layer_norm(&x, &gamma, &beta, 1e-12);
             let b = layer_norm_backward(&x, &gamma, &f.mean, &f.rstd, &x);
