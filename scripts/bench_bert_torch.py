@@ -5,7 +5,7 @@ crates/stilts-models/benches/bert.rs (BERT-base 12x768 and MiniLM 6x384, seq 128
 
 - peak f32 GEMM (2048^3 torch.mm, best of 5);
 - inference examples/s (torch.no_grad, eval) and an instrumented forward that times the same op
-  classes as the Rust bench (Q/K/V projections, QK^T + scale + mask, softmax, ...);
+  classes as the Rust bench (Q/K/V projections, QK^T + scale, mask + softmax, ...);
 - train step examples/s (forward + cross-entropy, backward, torch.optim.AdamW with weight decay
   0.01 except biases and LayerNorm weights; dropout 0.1 on, as in fine-tuning), split into phases;
 - peak RSS of a child process per (shape, measurement) (ru_maxrss).
@@ -153,10 +153,10 @@ def instrumented(torch, model, x):
         q, k, v = timed("Q/K/V projections", lambda: (sa.query(h), sa.key(h), sa.value(h)))
         split = lambda t: t.view(b, s, heads, hs).transpose(1, 2)
         scores = timed(
-            "QK^T + scale + mask",
-            lambda: torch.matmul(split(q), split(k).transpose(2, 3)) / math.sqrt(hs) + mask,
+            "QK^T + scale",
+            lambda: torch.matmul(split(q), split(k).transpose(2, 3)) / math.sqrt(hs),
         )
-        probs = timed("softmax", lambda: torch.softmax(scores, dim=-1))
+        probs = timed("mask + softmax", lambda: torch.softmax(scores + mask, dim=-1))
         ctx = timed(
             "PV + merge heads",
             lambda: torch.matmul(probs, split(v)).transpose(1, 2).reshape(b, s, width),

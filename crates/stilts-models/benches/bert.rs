@@ -170,22 +170,22 @@ fn instrumented_forward(
             (q, k, v)
         });
         let split = |x: Tensor<3>| x.reshape([batch, seq, heads, head_size]).swap_dims(1, 2);
-        let scores = ops.time("QK^T + scale + mask", || {
-            let s = split(q)
-                .matmul(split(k).swap_dims(2, 3))
-                .div_scalar((head_size as f64).sqrt())
-                + mask_bias.clone();
+        let scores = ops.time("QK^T + scale", || {
+            let s = kernels::matmul_div(
+                split(q),
+                split(k).swap_dims(2, 3),
+                (head_size as f64).sqrt(),
+            );
             sync(&s);
             s
         });
-        let probs = ops.time("softmax", || {
-            let p = kernels::softmax_last(scores);
+        let probs = ops.time("mask + softmax", || {
+            let p = kernels::masked_softmax(scores, mask_bias.clone());
             sync(&p);
             p
         });
         let context = ops.time("PV + merge heads", || {
-            let c = probs
-                .matmul(split(v))
+            let c = kernels::matmul(probs, split(v))
                 .swap_dims(1, 2)
                 .reshape([batch, seq, width]);
             sync(&c);

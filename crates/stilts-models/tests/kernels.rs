@@ -255,3 +255,88 @@ fn dropout_trains_through_its_own_mask_and_follows_the_seed() {
         .unwrap();
     assert!(out.iter().all(|&v| v == 1.0), "no dropout at inference");
 }
+
+/// The gradients of `inputs` under a fixed upstream gradient `w` of `f`'s output.
+fn grads_of<const D: usize, const N: usize>(
+    inputs: [Tensor<D>; N],
+    w: &Tensor<D>,
+    f: impl Fn([Tensor<D>; N]) -> Tensor<D>,
+) -> (Tensor<D>, [Tensor<D>; N]) {
+    let inputs = inputs.map(|x| x.detach().require_grad());
+    let y = f(inputs.clone());
+    let grads = (y.clone() * w.clone()).sum().backward();
+    let each = inputs.map(|x| x.grad(&grads).expect("every input has a gradient"));
+    (y.inner(), each)
+}
+
+#[test]
+fn linear_with_its_bias_matches_burns_with_every_gradient() {
+    let _guard = SWITCH.lock().unwrap();
+    let weight = random([40, 24], 30);
+    let bias = random([24], 31);
+    let w = random([3, 17, 24], 32);
+    // A contiguous input, and one that is a transposed view.
+    for x in [
+        random([3, 17, 40], 33),
+        random([3, 40, 17], 34).swap_dims(1, 2),
+    ] {
+        let run = |fused: bool| {
+            kernels::set_enabled(fused);
+            let out = grads_of(
+                [
+                    x.clone(),
+                    weight.clone().unsqueeze(),
+                    bias.clone().unsqueeze(),
+                ],
+                &w,
+                |[x, wt, b]| {
+                    let (wt, b) = (wt.squeeze_dim::<2>(0), b.squeeze_dims::<1>(&[0, 1]));
+                    kernels::linear_rows(x, wt, Some(b))
+                },
+            );
+            kernels::set_enabled(true);
+            out
+        };
+        let ((y, [gx, gw, gb]), (y0, [gx0, gw0, gb0])) = (run(true), run(false));
+        close(y, y0, 1e-5, "linear");
+        close(gx, gx0, 1e-5, "linear: input gradient");
+        close(gw, gw0, 1e-5, "linear: weight gradient");
+        close(gb, gb0, 1e-5, "linear: bias gradient");
+    }
+}
+
+#[test]
+fn attention_products_match_burns_with_both_gradients() {
+    let _guard = SWITCH.lock().unwrap();
+    // Heads split out of `[batch, seq, heads, head]` as attention does: strided operands.
+    let q = random([2, 17, 3, 8], 40).swap_dims(1, 2);
+    let k = random([2, 17, 3, 8], 41).swap_dims(1, 2);
+    let v = random([2, 3, 17, 8], 42);
+    let w = random([2, 3, 17, 8], 43);
+    let attend = |[q, k, v]: [Tensor<4>; 3]| {
+        let scores = kernels::matmul_div(q, k.swap_dims(2, 3), 8f64.sqrt());
+        kernels::matmul(scores, v)
+    };
+    kernels::set_enabled(false);
+    let (y0, [gq0, gk0, gv0]) = grads_of([q.clone(), k.clone(), v.clone()], &w, attend);
+    kernels::set_enabled(true);
+    let (y, [gq, gk, gv]) = grads_of([q, k, v], &w, attend);
+    close(y, y0, 1e-5, "scaled scores times values");
+    close(gq, gq0, 1e-5, "query gradient");
+    close(gk, gk0, 1e-5, "key gradient");
+    close(gv, gv0, 1e-5, "value gradient");
+}
+
+#[test]
+fn masked_softmax_is_softmax_after_adding_the_mask() {
+    let _guard = SWITCH.lock().unwrap();
+    let scores = random([2, 3, 5, 129], 50);
+    let w = random([2, 3, 5, 129], 51);
+    // Padding at the end of the second sequence, as BERT's mask bias writes it.
+    let mask = Tensor::<4>::zeros([2, 1, 1, 129], &device())
+        .slice_fill([1..2, 0..1, 0..1, 90..129], f32::MIN);
+    let (y, g) = value_and_grad(&scores, &w, |s| kernels::masked_softmax(s, mask.clone()));
+    let (y0, g0) = value_and_grad(&scores, &w, |s| activation::softmax(s + mask.clone(), 3));
+    close(y, y0, 1e-6, "masked softmax");
+    close(g, g0, 1e-5, "masked softmax gradient");
+}

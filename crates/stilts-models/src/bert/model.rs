@@ -241,13 +241,10 @@ impl BertSelfAttention {
         ));
         let value = split(lora::forward(&self.value, self.lora_value.as_ref(), hidden));
 
-        let scores = query
-            .matmul(key.swap_dims(2, 3)) // [batch, heads, seq, seq]
-            .div_scalar((head_size as f64).sqrt());
-        let scores = scores + mask_bias; // [batch, heads, seq, seq]
-        let probs = kernels::dropout(&self.dropout, kernels::softmax_last(scores)); // [batch, heads, seq, seq]
-        probs
-            .matmul(value) // [batch, heads, seq, head_size]
+        let scores = kernels::matmul_div(query, key.swap_dims(2, 3), (head_size as f64).sqrt()); // [batch, heads, seq, seq]
+        let probs = kernels::masked_softmax(scores, mask_bias); // [batch, heads, seq, seq]
+        let probs = kernels::dropout(&self.dropout, probs);
+        kernels::matmul(probs, value) // [batch, heads, seq, head_size]
             .swap_dims(1, 2) // [batch, seq, heads, head_size]
             .reshape([batch, seq, width])
     }

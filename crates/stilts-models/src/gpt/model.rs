@@ -134,14 +134,11 @@ impl Attention {
                 .swap_dims(1, 2) // [batch, heads, seq, head_size]
         };
         let (query, key, value) = (split(0), split(1), split(2));
-        let scores = query
-            .matmul(key.swap_dims(2, 3)) // [batch, heads, seq, seq]
-            .div_scalar((head_size as f64).sqrt());
+        let scores = kernels::matmul_div(query, key.swap_dims(2, 3), (head_size as f64).sqrt()); // [batch, heads, seq, seq]
         let outside = causal.clone().neg().add_scalar(1.0).mul_scalar(-1e4); // [1, 1, seq, seq]
         let scores = scores * causal + outside + mask_bias; // [batch, heads, seq, seq]
         let probs = kernels::dropout(&self.attn_dropout, kernels::softmax_last(scores));
-        let attended = probs
-            .matmul(value) // [batch, heads, seq, head_size]
+        let attended = kernels::matmul(probs, value) // [batch, heads, seq, head_size]
             .swap_dims(1, 2) // [batch, seq, heads, head_size]
             .reshape([batch, seq, width]);
         let projected = self

@@ -10,11 +10,15 @@
 //! The functions below ([`gelu`], [`softmax_last`], [`layer_norm`]) are what models call. They
 //! take the fused path for `f32` tensors on flex (trained or not) and fall back to burn's own
 //! operations on every other backend and precision, so `wgpu`, `cuda` and `tch` builds compute
-//! what they computed before. [`linear`] folds a batch into one matrix product. [`set_enabled`]
+//! what they computed before. [`products`] does the same for matrix products: linear layers
+//! with their bias and attention's scaled scores, each written once. [`set_enabled`]
 //! (or `STILTS_FUSED_KERNELS=0`) turns all of this off, for the benchmark's comparison and the
 //! tests that check one against the other.
 
 pub mod cpu;
+pub mod products;
+
+pub use products::{ProductOps, linear, linear_rows, matmul, matmul_div};
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -25,7 +29,7 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, AutodiffBackend, Backend, DispatchDevice, Flex, backend_extension};
-use burn::nn::{Dropout, LayerNorm, Linear};
+use burn::nn::{Dropout, LayerNorm};
 use burn::tensor::activation;
 use burn::tensor::{DType, Distribution, FloatDType, Tensor, TensorData};
 
@@ -45,6 +49,10 @@ pub trait FusedOps: Backend {
     ) -> FloatTensor<Self>;
     /// Softmax over the last dimension.
     fn fused_softmax(x: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// Softmax of `x + mask` over the last dimension, `x` `[batch, ..., n]` and `mask`
+    /// `[batch, n]` (any shape with those elements), the mask row broadcast over the middle
+    /// dimensions. The mask gets no gradient.
+    fn fused_masked_softmax(x: FloatTensor<Self>, mask: FloatTensor<Self>) -> FloatTensor<Self>;
     /// The input's gradient from softmax's output `y` and its gradient.
     fn fused_softmax_backward(y: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self>;
     /// LayerNorm over the last dimension: the output, each row's mean and `1 / sqrt(var + eps)`.
@@ -186,6 +194,23 @@ impl FusedOps for Flex {
         let n = shape.iter().product();
         let mut x = exclusive(x); // the scores are usually this op's alone: no copy
         cpu::softmax_in_place(&mut x.storage_mut::<f32>()[..n], last_dim(&shape));
+        x
+    }
+
+    fn fused_masked_softmax(x: FlexTensor, mask: FlexTensor) -> FlexTensor {
+        let shape = dims(&x);
+        let n = shape.iter().product::<usize>();
+        let row = last_dim(&shape);
+        let groups = shape[0].max(1);
+        let mut x = exclusive(x);
+        with_f32(&mask, |mask| {
+            cpu::masked_softmax_in_place(
+                &mut x.storage_mut::<f32>()[..n],
+                row,
+                mask,
+                n / row / groups,
+            )
+        });
         x
     }
 
@@ -338,6 +363,13 @@ impl<B: Backend + FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
     fn fused_softmax(x: FloatTensor<Self>) -> FloatTensor<Self> {
         let node = x.node();
         let y = B::fused_softmax(x.into_primitive());
+        let kept = y.clone();
+        one_input::<B, C>(node, || Saved::SoftmaxOutput(kept), y)
+    }
+
+    fn fused_masked_softmax(x: FloatTensor<Self>, mask: FloatTensor<Self>) -> FloatTensor<Self> {
+        let node = x.node();
+        let y = B::fused_masked_softmax(x.into_primitive(), mask.into_primitive());
         let kept = y.clone();
         one_input::<B, C>(node, || Saved::SoftmaxOutput(kept), y)
     }
@@ -517,6 +549,29 @@ pub fn softmax_last<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     ))
 }
 
+/// `softmax_last(scores + mask)`, attention's masked softmax: on the fused path one pass that
+/// adds each batch's mask row and normalises, over the scores' own buffer. The mask gets no
+/// gradient there (it is built from token masks); a mask that requires one takes burn's path.
+///
+/// # Shapes
+///
+/// - scores: `[batch, heads, query, key]`; the output has its shape.
+/// - mask: `[batch, 1, 1, key]`
+pub fn masked_softmax(scores: Tensor<4>, mask: Tensor<4>) -> Tensor<4> {
+    let [batch, _, _, key] = scores.dims();
+    let fits = key > 0
+        && mask.dims() == [batch, 1, 1, key]
+        && mask.dtype() == DType::F32
+        && !mask.is_require_grad();
+    if !fused(&scores) || !fits {
+        return softmax_last(scores + mask);
+    }
+    Tensor::from_dispatch(<burn::backend::Dispatch as FusedOps>::fused_masked_softmax(
+        scores.into_dispatch(),
+        mask.into_dispatch(),
+    ))
+}
+
 /// LayerNorm over the last dimension with a scale and a shift (biased variance, as PyTorch); a
 /// bf16 or f16 input is normalised in fp32 and returned in its type ([`crate::mixed`]).
 ///
@@ -613,47 +668,6 @@ pub fn adamw<const D: usize>(
         Tensor::from_dispatch(m),
         Tensor::from_dispatch(v),
     )
-}
-
-/// `linear.forward(x)` with the batch folded into the rows: one `[batch * seq, d_input]` by
-/// `[d_input, d_output]` product (and one for each gradient) instead of `batch` of them. burn
-/// keeps the batches apart when `seq` already fills its row tiles (a multiple of 32), which on
-/// flex runs BERT's projections at about half the rate of the folded product.
-///
-/// # Shapes
-///
-/// - x: `[batch, seq, d_input]`
-/// - output: `[batch, seq, d_output]`
-pub fn linear(linear: &Linear, x: Tensor<3>) -> Tensor<3> {
-    linear_rows(
-        x,
-        linear.weight.val(),
-        linear.bias.as_ref().map(|b| b.val()),
-    )
-}
-
-/// `x W + b` with every leading dimension of `x` folded into the rows (see [`linear`]).
-///
-/// # Shapes
-///
-/// - x: `[..., d_input]`
-/// - weight: `[d_input, d_output]`
-/// - bias: `[d_output]`
-/// - output: `[..., d_output]`
-pub fn linear_rows<const D: usize>(
-    x: Tensor<D>,
-    weight: Tensor<2>,
-    bias: Option<Tensor<1>>,
-) -> Tensor<D> {
-    if !enabled() || D < 3 {
-        return burn::tensor::module::linear(x, weight, bias);
-    }
-    let mut dims = x.dims();
-    let d_input = dims[D - 1];
-    let rows = dims[..D - 1].iter().product::<usize>();
-    let y = burn::tensor::module::linear(x.reshape([rows, d_input]), weight, bias); // [rows, d_output]
-    dims[D - 1] = y.dims()[1];
-    y.reshape(dims)
 }
 
 /// `dropout.forward(x)`: in training (an autodiff device, the layer not frozen, `prob > 0`)

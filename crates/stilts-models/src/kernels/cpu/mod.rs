@@ -1,5 +1,6 @@
 //! The fused kernels on `f32` slices: GELU (erf form) and its derivative, softmax over rows and
-//! its backward, LayerNorm over rows and its backward, dropout, and an AdamW step.
+//! its backward (and with an attention mask added), LayerNorm over rows and its backward,
+//! dropout, an AdamW step, and matrix products with a bias or a scale (through gemm).
 //!
 //! Each kernel is a plain loop that LLVM vectorises; a macro (`simd!`) compiles it three times,
 //! for the baseline target, with AVX2 + FMA and with AVX-512F, and picks at run time. No
@@ -10,9 +11,10 @@
 
 pub use adamw::{AdamWStep, adamw};
 pub use elementwise::{DropoutMask, dropout, gelu, gelu_backward, gelu_tanh, gelu_tanh_backward};
+pub use products::{Operand, Start, matmul, sum_rows};
 pub use rows::{
-    LayerNormForward, LayerNormGrads, layer_norm, layer_norm_backward, softmax, softmax_backward,
-    softmax_in_place,
+    LayerNormForward, LayerNormGrads, layer_norm, layer_norm_backward, masked_softmax_in_place,
+    softmax, softmax_backward, softmax_in_place,
 };
 
 /// Partial sums per reduction (one AVX2 register of `f32`).
@@ -64,6 +66,7 @@ macro_rules! simd {
 
 mod adamw;
 mod elementwise;
+mod products;
 mod rows;
 
 /// The widest variant the kernels may pick (0 baseline, 1 AVX2, 2 AVX-512), where the CPU has it;

@@ -46,17 +46,35 @@ fn max_of(x: &[f32]) -> f32 {
     m
 }
 
+#[inline(always)]
+fn softmax_row(x: &mut [f32]) {
+    let m = max_of(x);
+    for v in x.iter_mut() {
+        *v = exp(*v - m);
+    }
+    let inv = 1.0 / sum_by(x.len(), |i| x[i]);
+    for v in x.iter_mut() {
+        *v *= inv;
+    }
+}
+
 simd! {
     fn softmax_rows(x: &mut [f32], row: usize) {
         for x in x.chunks_exact_mut(row) {
-            let m = max_of(x);
-            for v in x.iter_mut() {
-                *v = exp(*v - m);
+            softmax_row(x);
+        }
+    }
+}
+
+simd! {
+    /// Rows `first..` of a masked softmax: row `r` adds mask row `r / group` first.
+    fn masked_softmax_rows(x: &mut [f32], row: usize, mask: &[f32], group: usize, first: usize) {
+        for (r, x) in x.chunks_exact_mut(row).enumerate() {
+            let at = (first + r) / group * row;
+            for (v, &b) in x.iter_mut().zip(&mask[at..at + row]) {
+                *v += b;
             }
-            let inv = 1.0 / sum_by(row, |i| x[i]);
-            for v in x.iter_mut() {
-                *v *= inv;
-            }
+            softmax_row(x);
         }
     }
 }
@@ -89,6 +107,27 @@ pub fn softmax_in_place(x: &mut [f32], row: usize) {
     );
     let chunk = rows_per_task(row) * row;
     x.par_chunks_mut(chunk).for_each(|x| softmax_rows(x, row));
+}
+
+/// `softmax(x + mask)` over `x` itself, each row of `row` elements adding a row of `mask`:
+/// rows `0..group` the first, the next `group` rows the second, and so on (attention's scores
+/// `[batch, heads, query, key]` with a `[batch, key]` mask: `group = heads * query`). The same
+/// bits as adding the broadcast mask and then [`softmax_in_place`].
+pub fn masked_softmax_in_place(x: &mut [f32], row: usize, mask: &[f32], group: usize) {
+    assert!(
+        row > 0 && group > 0 && x.len().is_multiple_of(row * group),
+        "masked_softmax: {} elements in groups of {group} rows of {row}",
+        x.len()
+    );
+    assert_eq!(
+        mask.len() * group,
+        x.len(),
+        "masked_softmax: one mask row per group of {group} rows"
+    );
+    let per_task = rows_per_task(row);
+    x.par_chunks_mut(per_task * row)
+        .enumerate()
+        .for_each(|(t, x)| masked_softmax_rows(x, row, mask, group, t * per_task));
 }
 
 /// The gradient of softmax's input from its output `y` and the output's gradient:
