@@ -101,6 +101,15 @@ fn exclusive(t: FlexTensor) -> FlexTensor {
     flex_tensor(values, dims(&t))
 }
 
+/// `f` over the elements of `t` (row-major) in its own buffer, which it usually holds alone (an
+/// op's fresh output, a gradient passed on): no output buffer to allocate and fill.
+fn in_place(t: FlexTensor, f: impl FnOnce(&mut [f32])) -> FlexTensor {
+    let n = t.layout().num_elements();
+    let mut t = exclusive(t);
+    f(&mut t.storage_mut::<f32>()[..n]);
+    t
+}
+
 /// Runs `f` on a flex tensor's elements in row-major order (copying only a strided tensor).
 fn with_f32<R>(t: &FlexTensor, f: impl FnOnce(&[f32]) -> R) -> R {
     let contiguous;
@@ -134,7 +143,7 @@ fn last_dim(shape: &[usize]) -> usize {
 impl FusedOps for Flex {
     fn fused_dropout(x: FlexTensor, seed: u64, prob: f64) -> FlexTensor {
         let mask = cpu::DropoutMask::new(seed, prob);
-        flex_tensor(with_f32(&x, |x| cpu::dropout(x, &mask)), dims(&x))
+        in_place(x, |x| cpu::dropout_in_place(x, &mask))
     }
 
     fn fused_adamw(
@@ -175,51 +184,42 @@ impl FusedOps for Flex {
     }
 
     fn fused_gelu(x: FlexTensor, tanh: bool) -> FlexTensor {
-        let f = if tanh { cpu::gelu_tanh } else { cpu::gelu };
-        flex_tensor(with_f32(&x, f), dims(&x))
+        let f = if tanh {
+            cpu::gelu_tanh_in_place
+        } else {
+            cpu::gelu_in_place
+        };
+        in_place(x, f)
     }
 
     fn fused_gelu_backward(x: FlexTensor, grad: FlexTensor, tanh: bool) -> FlexTensor {
         let f = if tanh {
-            cpu::gelu_tanh_backward
+            cpu::gelu_tanh_backward_in_place
         } else {
-            cpu::gelu_backward
+            cpu::gelu_backward_in_place
         };
-        let out = with_f32(&x, |x| with_f32(&grad, |g| f(x, g)));
-        flex_tensor(out, dims(&x))
+        with_f32(&x, |x| in_place(grad, |g| f(x, g)))
     }
 
     fn fused_softmax(x: FlexTensor) -> FlexTensor {
-        let shape = dims(&x);
-        let n = shape.iter().product();
-        let mut x = exclusive(x); // the scores are usually this op's alone: no copy
-        cpu::softmax_in_place(&mut x.storage_mut::<f32>()[..n], last_dim(&shape));
-        x
+        let row = last_dim(&dims(&x));
+        in_place(x, |x| cpu::softmax_in_place(x, row))
     }
 
     fn fused_masked_softmax(x: FlexTensor, mask: FlexTensor) -> FlexTensor {
         let shape = dims(&x);
-        let n = shape.iter().product::<usize>();
         let row = last_dim(&shape);
-        let groups = shape[0].max(1);
-        let mut x = exclusive(x);
+        let group = shape.iter().product::<usize>() / row / shape[0].max(1);
         with_f32(&mask, |mask| {
-            cpu::masked_softmax_in_place(
-                &mut x.storage_mut::<f32>()[..n],
-                row,
-                mask,
-                n / row / groups,
-            )
-        });
-        x
+            in_place(x, |x| cpu::masked_softmax_in_place(x, row, mask, group))
+        })
     }
 
     fn fused_softmax_backward(y: FlexTensor, grad: FlexTensor) -> FlexTensor {
-        let shape = dims(&y);
-        let out = with_f32(&y, |y| {
-            with_f32(&grad, |g| cpu::softmax_backward(y, g, last_dim(&shape)))
-        });
-        flex_tensor(out, shape)
+        let row = last_dim(&dims(&y));
+        with_f32(&y, |y| {
+            in_place(grad, |g| cpu::softmax_backward_in_place(y, g, row))
+        })
     }
 
     fn fused_layer_norm(

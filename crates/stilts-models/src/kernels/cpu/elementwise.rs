@@ -9,19 +9,20 @@ const FRAC_1_SQRT_2: f32 = std::f32::consts::FRAC_1_SQRT_2;
 const FRAC_1_SQRT_2PI: f32 = 0.398_942_3;
 
 simd! {
-    fn gelu_chunk(x: &[f32], out: &mut [f32]) {
-        for (o, &x) in out.iter_mut().zip(x) {
-            *o = 0.5 * x * (1.0 + erf(x * FRAC_1_SQRT_2));
+    fn gelu_chunk(x: &mut [f32]) {
+        for v in x.iter_mut() {
+            let x = *v;
+            *v = 0.5 * x * (1.0 + erf(x * FRAC_1_SQRT_2));
         }
     }
 }
 
 simd! {
-    fn gelu_backward_chunk(x: &[f32], grad: &[f32], out: &mut [f32]) {
-        for ((o, &x), &g) in out.iter_mut().zip(x).zip(grad) {
+    fn gelu_backward_chunk(x: &[f32], grad: &mut [f32]) {
+        for (g, &x) in grad.iter_mut().zip(x) {
             let cdf = 0.5 * (1.0 + erf(x * FRAC_1_SQRT_2));
             let pdf = FRAC_1_SQRT_2PI * exp(-0.5 * x * x);
-            *o = g * (cdf + x * pdf);
+            *g = *g * (cdf + x * pdf);
         }
     }
 }
@@ -32,69 +33,87 @@ const SQRT_2_OVER_PI: f32 = 0.797_884_6;
 const GELU_TANH_CUBIC: f32 = 0.044_715;
 
 simd! {
-    fn gelu_tanh_chunk(x: &[f32], out: &mut [f32]) {
-        for (o, &x) in out.iter_mut().zip(x) {
+    fn gelu_tanh_chunk(x: &mut [f32]) {
+        for v in x.iter_mut() {
+            let x = *v;
             let t = tanh(SQRT_2_OVER_PI * (x + GELU_TANH_CUBIC * x * x * x));
-            *o = 0.5 * x * (1.0 + t);
+            *v = 0.5 * x * (1.0 + t);
         }
     }
 }
 
 simd! {
-    fn gelu_tanh_backward_chunk(x: &[f32], grad: &[f32], out: &mut [f32]) {
-        for ((o, &x), &g) in out.iter_mut().zip(x).zip(grad) {
+    fn gelu_tanh_backward_chunk(x: &[f32], grad: &mut [f32]) {
+        for (g, &x) in grad.iter_mut().zip(x) {
             let inner = SQRT_2_OVER_PI * (x + GELU_TANH_CUBIC * x * x * x);
             let t = tanh(inner);
             let d_inner = SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_TANH_CUBIC * x * x);
-            *o = g * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * d_inner);
+            *g = *g * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * d_inner);
         }
     }
 }
 
-/// `f` over `x` in parallel chunks of [`ELEMENTS_PER_TASK`]: `f(x_chunk, out_chunk)`.
-fn map_chunks(x: &[f32], f: impl Fn(&[f32], &mut [f32]) + Sync) -> Vec<f32> {
-    let mut out = vec![0.0; x.len()];
-    out.par_chunks_mut(ELEMENTS_PER_TASK)
-        .zip(x.par_chunks(ELEMENTS_PER_TASK))
-        .for_each(|(o, x)| f(x, o));
-    out
+/// `f` over `x` in place, in parallel chunks of [`ELEMENTS_PER_TASK`].
+fn map_in_place(x: &mut [f32], f: impl Fn(&mut [f32]) + Sync) {
+    x.par_chunks_mut(ELEMENTS_PER_TASK).for_each(|x| f(x));
 }
 
-/// `f` over `x` and `grad` in parallel chunks: `f(x_chunk, grad_chunk, out_chunk)`.
-fn map_chunks_with(
-    x: &[f32],
-    grad: &[f32],
-    what: &str,
-    f: impl Fn(&[f32], &[f32], &mut [f32]) + Sync,
-) -> Vec<f32> {
+/// `f(x_chunk, grad_chunk)` over `x` and `grad` in parallel chunks, `f` overwriting the
+/// gradient with the input's.
+fn map_into_grad(x: &[f32], grad: &mut [f32], what: &str, f: impl Fn(&[f32], &mut [f32]) + Sync) {
     assert_eq!(x.len(), grad.len(), "{what}: input and gradient lengths");
-    let mut out = vec![0.0; x.len()];
-    out.par_chunks_mut(ELEMENTS_PER_TASK)
+    grad.par_chunks_mut(ELEMENTS_PER_TASK)
         .zip(x.par_chunks(ELEMENTS_PER_TASK))
-        .zip(grad.par_chunks(ELEMENTS_PER_TASK))
-        .for_each(|((o, x), g)| f(x, g, o));
+        .for_each(|(g, x)| f(x, g));
+}
+
+/// `gelu(x) = x Φ(x)` (the erf form) of every element, over `x` itself.
+pub fn gelu_in_place(x: &mut [f32]) {
+    map_in_place(x, gelu_chunk);
+}
+
+/// [`gelu_in_place`] into a new buffer.
+pub fn gelu(x: &[f32]) -> Vec<f32> {
+    let mut out = x.to_vec();
+    gelu_in_place(&mut out);
     out
 }
 
-/// `gelu(x) = x Φ(x)` (the erf form) of every element.
-pub fn gelu(x: &[f32]) -> Vec<f32> {
-    map_chunks(x, gelu_chunk)
+/// `grad * gelu'(x)`, elementwise, over `grad` itself.
+pub fn gelu_backward_in_place(x: &[f32], grad: &mut [f32]) {
+    map_into_grad(x, grad, "gelu_backward", gelu_backward_chunk);
 }
 
-/// `grad * gelu'(x)`, elementwise.
+/// [`gelu_backward_in_place`] into a new buffer.
 pub fn gelu_backward(x: &[f32], grad: &[f32]) -> Vec<f32> {
-    map_chunks_with(x, grad, "gelu_backward", gelu_backward_chunk)
+    let mut out = grad.to_vec();
+    gelu_backward_in_place(x, &mut out);
+    out
 }
 
 /// `0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))` (GELU's tanh form, OpenAI GPT's) of every
-/// element.
-pub fn gelu_tanh(x: &[f32]) -> Vec<f32> {
-    map_chunks(x, gelu_tanh_chunk)
+/// element, over `x` itself.
+pub fn gelu_tanh_in_place(x: &mut [f32]) {
+    map_in_place(x, gelu_tanh_chunk);
 }
 
-/// `grad * d/dx gelu_tanh(x)`, elementwise.
+/// [`gelu_tanh_in_place`] into a new buffer.
+pub fn gelu_tanh(x: &[f32]) -> Vec<f32> {
+    let mut out = x.to_vec();
+    gelu_tanh_in_place(&mut out);
+    out
+}
+
+/// `grad * d/dx gelu_tanh(x)`, elementwise, over `grad` itself.
+pub fn gelu_tanh_backward_in_place(x: &[f32], grad: &mut [f32]) {
+    map_into_grad(x, grad, "gelu_tanh_backward", gelu_tanh_backward_chunk);
+}
+
+/// [`gelu_tanh_backward_in_place`] into a new buffer.
 pub fn gelu_tanh_backward(x: &[f32], grad: &[f32]) -> Vec<f32> {
-    map_chunks_with(x, grad, "gelu_tanh_backward", gelu_tanh_backward_chunk)
+    let mut out = grad.to_vec();
+    gelu_tanh_backward_in_place(x, &mut out);
+    out
 }
 
 /// The draw of one dropout call: which elements it keeps, from a seed and the element's
@@ -140,25 +159,29 @@ fn fmix32(mut h: u32) -> u32 {
 }
 
 simd! {
-    fn dropout_chunk(x: &[f32], out: &mut [f32], start: u32, mask: &DropoutMask, scale: f32) {
-        for (k, (o, &x)) in out.iter_mut().zip(x).enumerate() {
-            *o = if mask.keeps(start.wrapping_add(k as u32)) { x * scale } else { 0.0 };
+    fn dropout_chunk(x: &mut [f32], start: u32, mask: &DropoutMask, scale: f32) {
+        for (k, v) in x.iter_mut().enumerate() {
+            *v = if mask.keeps(start.wrapping_add(k as u32)) { *v * scale } else { 0.0 };
         }
     }
 }
 
-/// `x` with the elements `mask` drops zeroed and the rest scaled by `1 / (1 - prob)`; applied to
-/// an output's gradient it is dropout's backward pass.
-pub fn dropout(x: &[f32], mask: &DropoutMask) -> Vec<f32> {
+/// `x` with the elements `mask` drops zeroed and the rest scaled by `1 / (1 - prob)`, over `x`
+/// itself; applied to an output's gradient it is dropout's backward pass.
+pub fn dropout_in_place(x: &mut [f32], mask: &DropoutMask) {
     assert!(
         x.len() <= u32::MAX as usize,
         "dropout: more than 2^32 elements"
     );
     let scale = mask.scale();
-    let mut out = vec![0.0; x.len()];
-    out.par_chunks_mut(ELEMENTS_PER_TASK)
-        .zip(x.par_chunks(ELEMENTS_PER_TASK))
+    x.par_chunks_mut(ELEMENTS_PER_TASK)
         .enumerate()
-        .for_each(|(c, (o, x))| dropout_chunk(x, o, (c * ELEMENTS_PER_TASK) as u32, mask, scale));
+        .for_each(|(c, x)| dropout_chunk(x, (c * ELEMENTS_PER_TASK) as u32, mask, scale));
+}
+
+/// [`dropout_in_place`] into a new buffer.
+pub fn dropout(x: &[f32], mask: &DropoutMask) -> Vec<f32> {
+    let mut out = x.to_vec();
+    dropout_in_place(&mut out, mask);
     out
 }

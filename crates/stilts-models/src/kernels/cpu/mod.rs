@@ -10,11 +10,14 @@
 //! does not change a result either.
 
 pub use adamw::{AdamWStep, adamw};
-pub use elementwise::{DropoutMask, dropout, gelu, gelu_backward, gelu_tanh, gelu_tanh_backward};
+pub use elementwise::{
+    DropoutMask, dropout, dropout_in_place, gelu, gelu_backward, gelu_backward_in_place,
+    gelu_in_place, gelu_tanh, gelu_tanh_backward, gelu_tanh_backward_in_place, gelu_tanh_in_place,
+};
 pub use products::{Operand, Start, matmul, sum_rows};
 pub use rows::{
     LayerNormForward, LayerNormGrads, layer_norm, layer_norm_backward, masked_softmax_in_place,
-    softmax, softmax_backward, softmax_in_place,
+    softmax, softmax_backward, softmax_backward_in_place, softmax_in_place,
 };
 
 /// Partial sums per reduction (one AVX2 register of `f32`).

@@ -80,12 +80,11 @@ simd! {
 }
 
 simd! {
-    fn softmax_backward_rows(y: &[f32], grad: &[f32], out: &mut [f32], row: usize) {
-        let rows = y.chunks_exact(row).zip(grad.chunks_exact(row));
-        for ((y, g), o) in rows.zip(out.chunks_exact_mut(row)) {
+    fn softmax_backward_rows(y: &[f32], grad: &mut [f32], row: usize) {
+        for (y, g) in y.chunks_exact(row).zip(grad.chunks_exact_mut(row)) {
             let dot = sum_by(row, |i| y[i] * g[i]);
-            for ((o, &y), &g) in o.iter_mut().zip(y).zip(g) {
-                *o = y * (g - dot);
+            for (g, &y) in g.iter_mut().zip(y) {
+                *g = y * (*g - dot);
             }
         }
     }
@@ -131,24 +130,28 @@ pub fn masked_softmax_in_place(x: &mut [f32], row: usize, mask: &[f32], group: u
 }
 
 /// The gradient of softmax's input from its output `y` and the output's gradient:
-/// `y * (grad - sum(grad * y))` per row.
-pub fn softmax_backward(y: &[f32], grad: &[f32], row: usize) -> Vec<f32> {
+/// `y * (grad - sum(grad * y))` per row, over `grad` itself.
+pub fn softmax_backward_in_place(y: &[f32], grad: &mut [f32], row: usize) {
     assert_eq!(
         y.len(),
         grad.len(),
         "softmax_backward: output and gradient lengths"
     );
     assert!(
-        row > 0 && y.len() % row == 0,
+        row > 0 && y.len().is_multiple_of(row),
         "softmax_backward: {} elements in rows of {row}",
         y.len()
     );
-    let mut out = vec![0.0; y.len()];
     let chunk = rows_per_task(row) * row;
-    out.par_chunks_mut(chunk)
+    grad.par_chunks_mut(chunk)
         .zip(y.par_chunks(chunk))
-        .zip(grad.par_chunks(chunk))
-        .for_each(|((o, y), g)| softmax_backward_rows(y, g, o, row));
+        .for_each(|(g, y)| softmax_backward_rows(y, g, row));
+}
+
+/// [`softmax_backward_in_place`] into a new buffer.
+pub fn softmax_backward(y: &[f32], grad: &[f32], row: usize) -> Vec<f32> {
+    let mut out = grad.to_vec();
+    softmax_backward_in_place(y, &mut out, row);
     out
 }
 
