@@ -202,7 +202,7 @@ fn instrumented_forward(
                 module: &out.layer_norm,
                 epsilon: out.layer_norm_eps,
             };
-            let a = norm.forward(projected + hidden.clone());
+            let a = norm.forward_residual(projected, hidden.clone());
             sync(&a);
             a
         });
@@ -226,7 +226,7 @@ fn instrumented_forward(
                 module: &layer.output.layer_norm,
                 epsilon: layer.output.layer_norm_eps,
             };
-            let h = norm.forward(down + attended);
+            let h = norm.forward_residual(down, attended);
             sync(&h);
             h
         });

@@ -91,7 +91,7 @@ impl OutputBlock<'_> {
             (None, Some(f)) => {
                 fusion::forward_fused(self.fused, f, projected, residual, self.layer_norm)
             }
-            (None, None) => self.layer_norm.forward(projected + residual),
+            (None, None) => self.layer_norm.forward_residual(projected, residual),
         }
     }
 }

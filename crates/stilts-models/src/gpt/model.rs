@@ -239,9 +239,9 @@ impl Block {
             module,
             epsilon: self.layer_norm_epsilon,
         };
-        let n = norm(&self.ln_1).forward(hidden + attended); // [batch, seq, n_embd]
+        let n = norm(&self.ln_1).forward_residual(attended, hidden); // [batch, seq, n_embd]
         let m = self.mlp.forward(n.clone());
-        norm(&self.ln_2).forward(n + m)
+        norm(&self.ln_2).forward_residual(m, n)
     }
 }
 

@@ -27,6 +27,7 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
 use burn::backend::flex::FlexTensor;
+use burn::backend::ops::FloatTensorOps;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, AutodiffBackend, Backend, DispatchDevice, Flex, backend_extension};
 use burn::nn::{Dropout, LayerNorm};
@@ -62,6 +63,15 @@ pub trait FusedOps: Backend {
         beta: FloatTensor<Self>,
         epsilon: f64,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+    /// `LayerNorm(x + residual)` for a forward pass alone (no statistics kept): on flex one pass
+    /// over `x`'s own buffer.
+    fn fused_add_layer_norm(
+        x: FloatTensor<Self>,
+        residual: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> FloatTensor<Self>;
     /// LayerNorm's gradients (input, gamma, beta) from the forward's input, gamma and statistics.
     fn fused_layer_norm_backward(
         x: FloatTensor<Self>,
@@ -242,6 +252,24 @@ impl FusedOps for Flex {
         )
     }
 
+    fn fused_add_layer_norm(
+        x: FlexTensor,
+        residual: FlexTensor,
+        gamma: FlexTensor,
+        beta: FlexTensor,
+        epsilon: f64,
+    ) -> FlexTensor {
+        with_f32(&residual, |res| {
+            with_f32(&gamma, |g| {
+                with_f32(&beta, |b| {
+                    in_place(x, |x| {
+                        cpu::add_layer_norm_in_place(x, res, g, b, epsilon as f32)
+                    })
+                })
+            })
+        })
+    }
+
     fn fused_layer_norm_backward(
         x: FlexTensor,
         gamma: FlexTensor,
@@ -402,6 +430,18 @@ impl<B: Backend + FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
             OpsKind::UnTracked(prep) => prep.finish(y),
         };
         (y, stats.0, stats.1)
+    }
+
+    fn fused_add_layer_norm(
+        x: FloatTensor<Self>,
+        residual: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> FloatTensor<Self> {
+        // Callers take this path without autodiff; tracked, it is the sum and the fused node.
+        let sum = <Self as FloatTensorOps<Self>>::float_add(x, residual);
+        Self::fused_layer_norm(sum, gamma, beta, epsilon).0
     }
 
     fn fused_adamw(
@@ -632,6 +672,33 @@ impl Norm<'_> {
                 layer_norm(x, self.module.gamma.val(), beta.val(), self.epsilon)
             }
             _ => self.module.forward(x),
+        }
+    }
+
+    /// `forward(x + residual)`; without autodiff on the fused path, one pass over `x`'s buffer
+    /// ([`FusedOps::fused_add_layer_norm`]).
+    ///
+    /// # Shapes
+    ///
+    /// - x, residual: `[..., d_model]`; the output has their shape.
+    pub fn forward_residual<const D: usize>(&self, x: Tensor<D>, residual: Tensor<D>) -> Tensor<D> {
+        let gamma = self.module.gamma.val();
+        let plain = !x.device().is_autodiff()
+            && fused(&x)
+            && residual.dtype() == DType::F32
+            && gamma.dtype() == DType::F32
+            && x.dims() == residual.dims();
+        match &self.module.beta {
+            Some(beta) if plain && beta.val().dtype() == DType::F32 => {
+                Tensor::from_dispatch(<burn::backend::Dispatch as FusedOps>::fused_add_layer_norm(
+                    x.into_dispatch(),
+                    residual.into_dispatch(),
+                    gamma.into_dispatch(),
+                    beta.val().into_dispatch(),
+                    self.epsilon,
+                ))
+            }
+            _ => self.forward(x + residual),
         }
     }
 }

@@ -16,8 +16,9 @@ pub use elementwise::{
 };
 pub use products::{Operand, Start, matmul, sum_rows};
 pub use rows::{
-    LayerNormForward, LayerNormGrads, layer_norm, layer_norm_backward, masked_softmax_in_place,
-    softmax, softmax_backward, softmax_backward_in_place, softmax_in_place,
+    LayerNormForward, LayerNormGrads, add_layer_norm_in_place, layer_norm, layer_norm_backward,
+    masked_softmax_in_place, softmax, softmax_backward, softmax_backward_in_place,
+    softmax_in_place,
 };
 
 /// Partial sums per reduction (one AVX2 register of `f32`).
@@ -284,6 +285,30 @@ mod tests {
         let gamma: Vec<f32> = (0..row).map(|i| 1.0 + i as f32 / 1000.0).collect();
         let beta: Vec<f32> = (0..row).map(|i| i as f32 / 500.0).collect();
         (row, x, gamma, beta)
+    }
+
+    #[test]
+    fn the_inference_variants_give_the_bits_of_the_training_kernels() {
+        let (row, x, gamma, beta) = row_inputs(70);
+        let residual: Vec<f32> = x.iter().rev().map(|v| v * 0.5).collect();
+        let sum: Vec<f32> = x.iter().zip(&residual).map(|(a, b)| a + b).collect();
+        let mut fused = x.clone();
+        add_layer_norm_in_place(&mut fused, &residual, &gamma, &beta, 1e-12);
+        assert_eq!(fused, layer_norm(&sum, &gamma, &beta, 1e-12).output);
+
+        // Two sequences, each mask row shared by half the rows (as heads x queries share it).
+        let mask: Vec<f32> = (0..2 * row)
+            .map(|i| if i % 7 == 0 { f32::MIN } else { 0.0 })
+            .collect();
+        let group = x.len() / row / 2;
+        let masked: Vec<f32> = x
+            .iter()
+            .enumerate()
+            .map(|(i, v)| v + mask[(i / row / group) * row + i % row])
+            .collect();
+        let mut fused = x.clone();
+        masked_softmax_in_place(&mut fused, row, &mask, group);
+        assert_eq!(fused, softmax(&masked, row));
     }
 
     #[test]

@@ -177,12 +177,9 @@ simd! {
         rstd: &mut [f32],
     ) {
         let row = gamma.len();
-        let n = row as f32;
         let rows = x.chunks_exact(row).zip(out.chunks_exact_mut(row));
         for (((x, o), mu), rs) in rows.zip(mean.iter_mut()).zip(rstd.iter_mut()) {
-            let m = sum_by(row, |i| x[i]) / n;
-            let var = sum_by(row, |i| (x[i] - m) * (x[i] - m)) / n;
-            let r = 1.0 / (var + eps).sqrt();
+            let (m, r) = row_stats(x, eps);
             for (((o, &x), &g), &b) in o.iter_mut().zip(x).zip(gamma).zip(beta) {
                 *o = (x - m) * r * g + b;
             }
@@ -190,6 +187,58 @@ simd! {
             *rs = r;
         }
     }
+}
+
+/// A row's mean and `1 / sqrt(var + eps)` (biased variance).
+#[inline(always)]
+fn row_stats(x: &[f32], eps: f32) -> (f32, f32) {
+    let n = x.len() as f32;
+    let m = sum_by(x.len(), |i| x[i]) / n;
+    let var = sum_by(x.len(), |i| (x[i] - m) * (x[i] - m)) / n;
+    (m, 1.0 / (var + eps).sqrt())
+}
+
+simd! {
+    fn add_layer_norm_rows(x: &mut [f32], residual: &[f32], gamma: &[f32], beta: &[f32], eps: f32) {
+        let row = gamma.len();
+        for (x, res) in x.chunks_exact_mut(row).zip(residual.chunks_exact(row)) {
+            for (v, &r) in x.iter_mut().zip(res) {
+                *v += r;
+            }
+            let (m, r) = row_stats(x, eps);
+            for ((v, &g), &b) in x.iter_mut().zip(gamma).zip(beta) {
+                *v = (*v - m) * r * g + b;
+            }
+        }
+    }
+}
+
+/// `LayerNorm(x + residual)` over rows of `gamma.len()` elements, over `x` itself and without
+/// the statistics (a forward pass with no backward): the same bits as adding and then
+/// [`layer_norm`].
+pub fn add_layer_norm_in_place(
+    x: &mut [f32],
+    residual: &[f32],
+    gamma: &[f32],
+    beta: &[f32],
+    eps: f32,
+) {
+    let row = gamma.len();
+    assert_eq!(beta.len(), row, "add_layer_norm: gamma and beta lengths");
+    assert_eq!(
+        x.len(),
+        residual.len(),
+        "add_layer_norm: input and residual lengths"
+    );
+    assert!(
+        row > 0 && x.len().is_multiple_of(row),
+        "add_layer_norm: {} elements in rows of {row}",
+        x.len()
+    );
+    let chunk = rows_per_task(row) * row;
+    x.par_chunks_mut(chunk)
+        .zip(residual.par_chunks(chunk))
+        .for_each(|(x, res)| add_layer_norm_rows(x, res, gamma, beta, eps));
 }
 
 /// LayerNorm over rows of `gamma.len()` elements, with the statistics kept for backward.
