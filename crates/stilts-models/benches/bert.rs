@@ -303,10 +303,7 @@ fn child_train(shape: Shape, iters: usize) -> Value {
     let (mut fwd, mut bwd, mut opt, mut total) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for i in 0..=iters {
         let t0 = Instant::now();
-        let logits = match dtype {
-            FloatDType::F32 => model.forward(input.clone()),
-            _ => mixed::compute_copy(model.clone(), dtype).forward(input.clone()),
-        };
+        let logits = mixed::compute_copy(model.clone(), dtype).forward(input.clone());
         let loss = model.loss(
             logits.cast(FloatDType::F32),
             Labels::Classes(labels.clone()),

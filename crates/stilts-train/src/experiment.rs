@@ -137,6 +137,7 @@ pub fn run_experiment(exp: &Experiment, observer: &mut dyn Observer) -> Result<E
         .iter()
         .map(|d| d.device())
         .collect::<Result<_>>()?;
+    check_precisions(exp, &device, &replicas)?;
     device.seed(derive_seed(exp.seed, &["init".into()]));
     let mut carried: Carried = build_initial(&exp.model, base_tokenizer.vocab_size(), &device)?;
     let mut upstream = fingerprint(&[
@@ -239,6 +240,35 @@ fn with_modules(
         (Some(fusion), true) => load_fused(start, fusion),
         _ => Ok(start),
     }
+}
+
+/// Refuses, before anything trains, a phase whose `precision` one of the experiment's devices
+/// does not compute in, naming the phase's key and the device as the experiment spells it.
+fn check_precisions(
+    exp: &Experiment,
+    device: &burn::tensor::Device,
+    replicas: &[burn::tensor::Device],
+) -> Result<()> {
+    let devices: Vec<_> = match replicas.is_empty() {
+        true => vec![(exp.device, device)],
+        false => exp.replicas.iter().copied().zip(replicas).collect(),
+    };
+    for (index, phase) in exp.phases.iter().enumerate() {
+        let precision = phase.recipe.compute_precision();
+        for (kind, device) in &devices {
+            if precision.check(device).is_err() {
+                return Err(TrainError::config(
+                    &exp.source,
+                    format!("phases[{index}].recipe.precision"),
+                    format!(
+                        "device `{}` does not compute in {precision} (its backend has no {precision} type); use f32 there",
+                        kind.0
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// What can only be checked once the model is built: `max_seq_len` against its positions, the

@@ -64,13 +64,9 @@ pub(crate) fn micro_step(
             None => loss,
         }
     };
-    let dtype = recipe.compute_dtype();
-    let out = if dtype == FloatDType::F32 {
-        model.forward(views, task)
-    } else {
-        // Mixed precision: the gradients flow back through the casts to `model`'s f32 weights.
-        mixed::compute_copy(model.clone(), dtype).forward(views, task)
-    }; // logits [batch, outputs]
+    // In mixed precision the gradients flow back through the casts to `model`'s f32 weights;
+    // in f32 the copy is `model` itself.
+    let out = mixed::compute_copy(model.clone(), recipe.compute_dtype()).forward(views, task); // logits [batch, outputs]
     let logits = out.logits.cast(FloatDType::F32);
     let task_loss = weigh(sequence_loss(logits, labels)); // [1]
     let mut aux_value = None;

@@ -84,7 +84,7 @@ fn widest() -> u8 {
 /// `2^23 * 1.5`: adding and subtracting it rounds an `f32` below `2^22` to the nearest integer.
 const ROUND_MAGIC: f32 = 12_582_912.0;
 
-/// `e^x` in `f32`, within 2 ulp of `f32::exp` on `[-87.3, 88]` (clamped outside), branch-free so that it vectorises.
+/// `e^x` in `f32`, within 2 ulp of `f32::exp` on `[-87.3, 88]` (0 below, clamped above), branch-free so that it vectorises.
 ///
 /// Cephes' `expf`: `x = n ln 2 + r` with `|r| <= ln 2 / 2` (ln 2 split in two for the
 /// reduction), a degree-6 polynomial for `e^r`, and `2^n` written into the exponent bits.
@@ -93,6 +93,7 @@ pub(crate) fn exp(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     const LN2_HI: f32 = 0.693_359_4;
     const LN2_LO: f32 = -2.121_944_4e-4;
+    let below = x < -87.3;
     let x = x.clamp(-87.3, 88.0);
     let t = x * LOG2E + ROUND_MAGIC;
     let n = t - ROUND_MAGIC;
@@ -105,7 +106,11 @@ pub(crate) fn exp(x: f32) -> f32 {
     p = p * r + 1.666_666_5e-1;
     p = p * r + 5.000_000_1e-1;
     let e = p * r * r + r + 1.0;
-    e * f32::from_bits(((bits + 127) as u32) << 23)
+    let y = e * f32::from_bits(((bits + 127) as u32) << 23);
+    // Below the smallest normal result, 0 (as `expf` reaches soon after): a masked score
+    // (`-1e4`, the lowest `f32`) must give an exact 0, not a tiny value that softmax's scaling
+    // turns subnormal, which slows every product it enters on Intel cores.
+    if below { 0.0 } else { y }
 }
 
 /// `erf(x)` in `f32`, within 1e-6 of `erf`, branch-free so that it vectorises.
@@ -173,9 +178,11 @@ mod tests {
             let ulp = (want.to_bits() as i64 - got.to_bits() as i64).abs();
             assert!(ulp <= 2, "exp({x}) = {got}, std {want} ({ulp} ulp)");
         }
-        assert!(exp(-1000.0) >= 0.0 && exp(-1000.0) < 1e-37);
+        assert_eq!(exp(-87.4), 0.0);
+        assert_eq!(exp(-1e4), 0.0);
+        assert_eq!(exp(f32::MIN), 0.0);
+        assert_eq!(exp(f32::NEG_INFINITY), 0.0);
         assert!(exp(1000.0).is_finite());
-        assert!(exp(f32::NEG_INFINITY) < 1e-37);
     }
 
     #[test]
@@ -285,6 +292,25 @@ mod tests {
         let gamma: Vec<f32> = (0..row).map(|i| 1.0 + i as f32 / 1000.0).collect();
         let beta: Vec<f32> = (0..row).map(|i| i as f32 / 500.0).collect();
         (row, x, gamma, beta)
+    }
+
+    #[test]
+    fn masked_scores_get_exact_zeros_never_subnormal_ones() {
+        let row = 64;
+        let x: Vec<f32> = (0..row)
+            .map(|i| if i % 3 == 0 { -1e4 } else { i as f32 / 10.0 })
+            .collect();
+        let mask: Vec<f32> = (0..row)
+            .map(|i| if i % 5 == 0 { f32::MIN } else { 0.0 })
+            .collect();
+        let mut masked = x.clone();
+        masked_softmax_in_place(&mut masked, row, &mask, 1);
+        for (i, (p, q)) in softmax(&x, row).iter().zip(&masked).enumerate() {
+            assert!(*p == 0.0 || p.is_normal(), "{i}: {p}");
+            assert!(*q == 0.0 || q.is_normal(), "{i}: {q}");
+            assert_eq!(*p == 0.0, i % 3 == 0, "{i}: {p}");
+            assert_eq!(*q == 0.0, i % 3 == 0 || i % 5 == 0, "{i}: {q}");
+        }
     }
 
     #[test]
