@@ -22,7 +22,7 @@ simd! {
         for (g, &x) in grad.iter_mut().zip(x) {
             let cdf = 0.5 * (1.0 + erf(x * FRAC_1_SQRT_2));
             let pdf = FRAC_1_SQRT_2PI * exp(-0.5 * x * x);
-            *g = *g * (cdf + x * pdf);
+            *g *= cdf + x * pdf;
         }
     }
 }
@@ -48,14 +48,14 @@ simd! {
             let inner = SQRT_2_OVER_PI * (x + GELU_TANH_CUBIC * x * x * x);
             let t = tanh(inner);
             let d_inner = SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_TANH_CUBIC * x * x);
-            *g = *g * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * d_inner);
+            *g *= 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * d_inner;
         }
     }
 }
 
 /// `f` over `x` in place, in parallel chunks of [`ELEMENTS_PER_TASK`].
-fn map_in_place(x: &mut [f32], f: impl Fn(&mut [f32]) + Sync) {
-    x.par_chunks_mut(ELEMENTS_PER_TASK).for_each(|x| f(x));
+fn map_in_place(x: &mut [f32], f: impl Fn(&mut [f32]) + Send + Sync) {
+    x.par_chunks_mut(ELEMENTS_PER_TASK).for_each(f);
 }
 
 /// `f(x_chunk, grad_chunk)` over `x` and `grad` in parallel chunks, `f` overwriting the
