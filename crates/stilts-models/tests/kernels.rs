@@ -340,3 +340,34 @@ fn masked_softmax_is_softmax_after_adding_the_mask() {
     close(y, y0, 1e-6, "masked softmax");
     close(g, g0, 1e-5, "masked softmax gradient");
 }
+
+#[test]
+fn cross_entropy_matches_log_softmax_and_gather_with_its_gradient() {
+    let _guard = SWITCH.lock().unwrap();
+    let [rows, classes] = [37, 1003];
+    let logits = random([rows, classes], 60);
+    let targets = Tensor::<1, burn::tensor::Int>::from_data(
+        burn::tensor::TensorData::new(
+            (0..rows as i64)
+                .map(|r| (r * 97) % classes as i64)
+                .collect::<Vec<_>>(),
+            [rows],
+        ),
+        &device(),
+    );
+    let w = random([rows], 61);
+    let run = |fused: bool| {
+        kernels::set_enabled(fused);
+        let x = logits.clone().detach().require_grad();
+        let nll = kernels::cross_entropy(x.clone(), targets.clone());
+        let grads = (nll.clone() * w.clone()).sum().backward();
+        kernels::set_enabled(true);
+        (
+            nll.inner(),
+            x.grad(&grads).expect("the logits have a gradient"),
+        )
+    };
+    let ((nll, g), (nll0, g0)) = (run(true), run(false));
+    close(nll, nll0, 1e-5, "cross-entropy");
+    close(g, g0, 1e-5, "cross-entropy gradient");
+}

@@ -2,7 +2,7 @@ use burn::module::{Module, Param};
 use burn::nn::{
     Dropout, DropoutConfig, Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig,
 };
-use burn::tensor::activation::{log_softmax, relu, silu};
+use burn::tensor::activation::{relu, silu};
 use burn::tensor::{Device, FloatDType, Int, Tensor};
 
 use super::config::{GptActivation, GptConfig};
@@ -366,7 +366,7 @@ impl GptModel {
     /// - output: `[..., vocab_size]`
     pub fn lm_logits<const D: usize>(&self, hidden: Tensor<D>) -> Tensor<D> {
         let embeddings = self.tokens_embed.weight.val(); // [vocab, n_embd]
-        burn::tensor::module::linear(hidden, embeddings.transpose(), None)
+        kernels::linear_rows(hidden, embeddings.transpose(), None)
     }
 
     /// The language-model loss of Radford et al.'s fine-tuning: each example's mean
@@ -391,13 +391,8 @@ impl GptModel {
         let states = hidden.narrow(1, 0, seq - 1); // [batch, seq - 1, n_embd]
         let logits = self.lm_logits(states.reshape([batch * (seq - 1), width])); // [B(S-1), V]
         let logits = logits.cast(FloatDType::F32); // the loss in fp32 under mixed precision
-        let targets = input_ids
-            .narrow(1, 1, seq - 1)
-            .reshape([batch * (seq - 1), 1]);
-        let nll = log_softmax(logits, 1)
-            .gather(1, targets) // [B(S-1), 1]
-            .neg()
-            .reshape([batch, seq - 1]);
+        let targets = input_ids.narrow(1, 1, seq - 1).reshape([batch * (seq - 1)]);
+        let nll = kernels::cross_entropy(logits, targets).reshape([batch, seq - 1]);
         let mask = attention_mask.narrow(1, 1, seq - 1).float(); // [batch, seq - 1]
         let per_example = (nll * mask.clone()).sum_dim(1) / mask.sum_dim(1).clamp_min(1.0); // [batch, 1]
         per_example.mean() // [1]

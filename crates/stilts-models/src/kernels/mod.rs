@@ -16,8 +16,10 @@
 //! tests that check one against the other.
 
 pub mod cpu;
+pub mod entropy;
 pub mod products;
 
+pub use entropy::{EntropyOps, cross_entropy};
 pub use products::{ProductOps, linear, linear_rows, matmul, matmul_div};
 
 use std::sync::atomic::{AtomicU8, Ordering};

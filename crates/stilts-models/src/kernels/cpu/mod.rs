@@ -16,9 +16,9 @@ pub use elementwise::{
 };
 pub use products::{Operand, Start, matmul, sum_rows};
 pub use rows::{
-    LayerNormForward, LayerNormGrads, add_layer_norm_in_place, layer_norm, layer_norm_backward,
-    masked_softmax_in_place, softmax, softmax_backward, softmax_backward_in_place,
-    softmax_in_place,
+    LayerNormForward, LayerNormGrads, add_layer_norm_in_place, cross_entropy,
+    cross_entropy_backward_in_place, layer_norm, layer_norm_backward, masked_softmax_in_place,
+    softmax, softmax_backward, softmax_backward_in_place, softmax_in_place,
 };
 
 /// Partial sums per reduction (one AVX2 register of `f32`).

@@ -155,6 +155,84 @@ pub fn softmax_backward(y: &[f32], grad: &[f32], row: usize) -> Vec<f32> {
     out
 }
 
+/// Each row's cross-entropy against its target class: `(nll, lse)`, where
+/// `lse = ln(sum(exp(row)))` (kept for the backward pass) and `nll = lse - row[target]`.
+///
+/// # Panics
+///
+/// If a target is not below `classes`.
+pub fn cross_entropy(logits: &[f32], classes: usize, targets: &[usize]) -> (Vec<f32>, Vec<f32>) {
+    assert!(
+        classes > 0 && logits.len() == targets.len() * classes,
+        "cross_entropy: {} logits for {} rows of {classes}",
+        logits.len(),
+        targets.len()
+    );
+    if let Some(t) = targets.iter().find(|&&t| t >= classes) {
+        panic!("cross_entropy: target {t} outside {classes} classes");
+    }
+    let per_task = rows_per_task(classes);
+    let mut nll = vec![0.0; targets.len()];
+    let mut lse = vec![0.0; targets.len()];
+    nll.par_chunks_mut(per_task)
+        .zip(lse.par_chunks_mut(per_task))
+        .zip(logits.par_chunks(per_task * classes))
+        .zip(targets.par_chunks(per_task))
+        .for_each(|(((nll, lse), x), t)| cross_entropy_rows(x, t, nll, lse));
+    (nll, lse)
+}
+
+simd! {
+    fn cross_entropy_rows(x: &[f32], targets: &[usize], nll: &mut [f32], lse: &mut [f32]) {
+        let classes = x.len() / targets.len();
+        for (((x, &t), nll), lse) in x.chunks_exact(classes).zip(targets).zip(nll).zip(lse) {
+            let m = max_of(x);
+            let s = sum_by(classes, |i| exp(x[i] - m));
+            *lse = m + s.ln();
+            *nll = *lse - x[t];
+        }
+    }
+}
+
+/// The logits' gradient of [`cross_entropy`] under `grad` (one value per row), written over
+/// the logits: `grad * (softmax(row) - onehot(target))`.
+pub fn cross_entropy_backward_in_place(
+    logits: &mut [f32],
+    classes: usize,
+    targets: &[usize],
+    lse: &[f32],
+    grad: &[f32],
+) {
+    assert!(
+        classes > 0 && logits.len() == targets.len() * classes,
+        "cross_entropy_backward: {} logits for {} rows of {classes}",
+        logits.len(),
+        targets.len()
+    );
+    assert!(
+        lse.len() == targets.len() && grad.len() == targets.len(),
+        "cross_entropy_backward: one lse and one gradient per row"
+    );
+    let per_task = rows_per_task(classes);
+    logits
+        .par_chunks_mut(per_task * classes)
+        .zip(targets.par_chunks(per_task))
+        .zip(lse.par_chunks(per_task).zip(grad.par_chunks(per_task)))
+        .for_each(|((x, t), (l, g))| cross_entropy_backward_rows(x, t, l, g));
+}
+
+simd! {
+    fn cross_entropy_backward_rows(x: &mut [f32], targets: &[usize], lse: &[f32], grad: &[f32]) {
+        let classes = x.len() / targets.len();
+        for (((x, &t), &l), &g) in x.chunks_exact_mut(classes).zip(targets).zip(lse).zip(grad) {
+            for v in x.iter_mut() {
+                *v = exp(*v - l) * g;
+            }
+            x[t] -= g;
+        }
+    }
+}
+
 /// LayerNorm's output and the per-row statistics its backward pass needs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LayerNormForward {
