@@ -16,7 +16,8 @@ use burn::backend::{Autodiff, AutodiffBackend, Backend, Flex, backend_extension}
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Int, Tensor};
 
-use super::{cpu, dims, flex_tensor, fused, in_place, with_f32};
+use super::flex::{dims, flex_tensor, in_place, with_f32};
+use super::{cpu, fused};
 
 /// The fused cross-entropy, on every backend that implements it (flex, and autodiff over it).
 ///

@@ -21,7 +21,8 @@ use burn::backend::{Autodiff, AutodiffBackend, Backend, Flex, TensorMetadata, ba
 use burn::nn::Linear;
 use burn::tensor::{DType, Tensor};
 
-use super::{cpu, dims, flex_tensor, fused, with_f32};
+use super::flex::{dims, flex_tensor, with_f32};
+use super::{cpu, fused};
 
 /// The fused products, on every backend that implements them (flex, and autodiff over it).
 ///
