@@ -25,7 +25,7 @@ use std::time::Instant;
 
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Distribution, FloatDType, Int, Tensor, TensorData};
-use common::{bench_device, bench_main, median, peak_rss_mib, random_ids, sync};
+use common::{bench_device, bench_main, median, peak_rss_mib, random_ids, sync, train_measurement};
 use serde_json::{Value, json};
 use stilts_models::bert::{
     AdamWGroupsConfig, BertClassifierConfig, BertConfig, BertForSequenceClassification, BertInput,
@@ -290,7 +290,7 @@ fn child_infer(shape: Shape, iters: usize) -> Value {
 fn child_train(shape: Shape, iters: usize) -> Value {
     let (device, dtype) = bench_device();
     let device = device.autodiff();
-    let mut model = shape.config().init(&device);
+    let model = shape.config().init(&device);
     let mut optimizer = AdamWGroupsConfig::new().init();
     let input = input(&device);
     let labels = Tensor::<1, Int>::from_data(
@@ -300,41 +300,32 @@ fn child_train(shape: Shape, iters: usize) -> Value {
         ),
         &device,
     );
-    let (mut fwd, mut bwd, mut opt, mut total) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for i in 0..=iters {
+    // In an Option so that each step can hand the model to the optimizer by value (a clone
+    // would share the weights, and the fused AdamW step would copy them to update them).
+    let mut model = Some(model);
+    let mut measured = train_measurement(iters, BATCH, "optimizer (AdamW)", || {
+        let m = model
+            .take()
+            .expect("the model is put back after every step");
         let t0 = Instant::now();
-        let logits = mixed::compute_copy(model.clone(), dtype).forward(input.clone());
-        let loss = model.loss(
+        let logits = mixed::compute_copy(m.clone(), dtype).forward(input.clone());
+        let loss = m.loss(
             logits.cast(FloatDType::F32),
             Labels::Classes(labels.clone()),
         );
         sync(&loss);
         let t1 = Instant::now();
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        let grads = GradientsParams::from_grads(loss.backward(), &m);
         let t2 = Instant::now();
-        model = optimizer.step(2e-5, model, grads);
+        let m = optimizer.step(2e-5, m, grads);
         // Make sure the update has happened before stopping the clock.
-        sync(&model.classifier.weight.val());
-        let t3 = Instant::now();
-        if i > 0 {
-            fwd.push((t1 - t0).as_secs_f64());
-            bwd.push((t2 - t1).as_secs_f64());
-            opt.push((t3 - t2).as_secs_f64());
-            total.push((t3 - t0).as_secs_f64());
-        }
-    }
-    let secs = median(total);
-    json!({
-        "secs": secs,
-        "examples_per_s": BATCH as f64 / secs,
-        "gflops": 3.0 * shape.forward_flops() / secs / 1e9,
-        "peak_rss_mib": peak_rss_mib(),
-        "phases_ms": {
-            "forward + loss": median(fwd) * 1e3,
-            "backward": median(bwd) * 1e3,
-            "optimizer (AdamW)": median(opt) * 1e3,
-        },
-    })
+        sync(&m.classifier.weight.val());
+        model = Some(m);
+        [t0, t1, t2, Instant::now()]
+    });
+    let secs = measured["secs"].as_f64().unwrap_or(f64::NAN);
+    measured["gflops"] = json!(3.0 * shape.forward_flops() / secs / 1e9);
+    measured
 }
 
 fn child(what: &str, shape: &str, iters: usize) -> Result<Value, String> {

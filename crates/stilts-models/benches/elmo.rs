@@ -135,7 +135,7 @@ fn child_train(config: &ElmoConfig, iters: usize) -> Value {
         ),
         &device,
     );
-    train_measurement(iters, BATCH, || {
+    train_measurement(iters, BATCH, "optimizer", || {
         let m = model
             .take()
             .expect("the model is put back after every step");

@@ -127,7 +127,7 @@ fn child_train(shape: Shape, iters: usize, aux: bool) -> Value {
         ),
         &device,
     );
-    train_measurement(iters, BATCH, || {
+    train_measurement(iters, BATCH, "optimizer", || {
         let m = model
             .take()
             .expect("the model is put back after every step");

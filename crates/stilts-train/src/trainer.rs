@@ -135,23 +135,11 @@ pub struct Trainer<'s, 'a> {
 
 impl<'s, 'a> Trainer<'s, 'a> {
     /// Starts the run from `start`, or resumes it from its checkpoint (refused when written by
-    /// another configuration).
+    /// another configuration). The devices compute in the recipe's precision:
+    /// [`crate::experiment::run_experiment`] refuses any other before a phase trains.
     pub fn start(spec: &'s RunSpec<'a>, start: &Carried) -> Result<Self> {
         let recipe = &spec.phase.recipe;
         std::fs::create_dir_all(&spec.run_dir).map_err(|e| TrainError::io(&spec.run_dir, e))?;
-        let devices = match spec.replicas.is_empty() {
-            true => std::slice::from_ref(&spec.device),
-            false => &spec.replicas[..], // the first is `spec.device`
-        };
-        for device in devices {
-            recipe
-                .compute_precision()
-                .check(device)
-                .map_err(|source| TrainError::Device {
-                    device: format!("{device:?}"),
-                    source: Box::new(source),
-                })?;
-        }
         let ad = spec.device.clone().autodiff();
         let lengths: Vec<Vec<usize>> = spec.data.iter().map(|d| d.train.lengths()).collect();
         let batches_per_epoch = plan_epoch(

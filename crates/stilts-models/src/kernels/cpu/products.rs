@@ -128,11 +128,13 @@ pub fn matmul(
             );
         }
     };
+    // Large products use every thread inside gemm, unless there are enough of them to give a
+    // thread each; burn-flex's choice.
     let work = m * n * k;
-    let by_batch = batch >= 4 && work * batch >= BATCH_PARALLEL_THRESHOLD;
-    if work >= PARALLEL_THRESHOLD && !by_batch {
+    let by_batch = batch > 1 && work * batch >= BATCH_PARALLEL_THRESHOLD;
+    if work >= PARALLEL_THRESHOLD && !(by_batch && batch >= 4) {
         (0..batch).for_each(|b| one(b, gemm::Parallelism::Rayon(0)));
-    } else if by_batch || (batch > 1 && work * batch >= BATCH_PARALLEL_THRESHOLD) {
+    } else if by_batch {
         (0..batch)
             .into_par_iter()
             .for_each(|b| one(b, gemm::Parallelism::None));
